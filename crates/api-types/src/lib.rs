@@ -1,0 +1,235 @@
+//! Wire types of the Cloud Manager Public API v1.0 subset that Rewind speaks, plus the
+//! few Rewind-only payloads under `/api/rewind/v1`.
+//!
+//! These structs are shared by the server, the CLI and the agent so that both sides of
+//! every call agree on field names. Fields are declared in alphabetical order, as the
+//! real server emits them, and optional fields are omitted rather than sent as `null`.
+
+use serde::{Deserialize, Serialize};
+
+/// The Cloud Manager error body: `{"detail","error","errorCode","parameters","reason"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub detail: String,
+    pub error: u16,
+    #[serde(rename = "errorCode")]
+    pub error_code: String,
+    #[serde(default)]
+    pub parameters: Vec<String>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One RFC 5988 web link as the API renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub href: String,
+    pub rel: String,
+}
+
+/// A list response page: `{"links","results","totalCount"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    #[serde(default)]
+    pub links: Vec<Link>,
+    pub results: Vec<T>,
+    #[serde(
+        rename = "totalCount",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub total_count: Option<u64>,
+}
+
+/// A BSON timestamp as the API renders it: an ISO-8601 date plus the ordinal within that second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BsonTimestamp {
+    /// ISO-8601 UTC second (`2018-09-15T15:53:00Z`), kept as seconds since the epoch.
+    #[serde(with = "iso_seconds")]
+    pub date: i64,
+    pub increment: u32,
+}
+
+/// Serde helper rendering Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub mod iso_seconds {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_iso(*secs))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_iso(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an ISO-8601 date: {text}")))
+    }
+
+    /// Formats Unix seconds as an ISO-8601 UTC timestamp with a `Z` suffix.
+    pub fn format_iso(secs: i64) -> String {
+        match DateTime::<Utc>::from_timestamp(secs, 0) {
+            Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            None => "invalid-date".to_owned(),
+        }
+    }
+
+    /// Parses an RFC 3339 timestamp (any offset; fractions of a second are dropped) or a bare
+    /// `YYYY-MM-DD` date (midnight UTC, as the Go client sends for snapshot expiry).
+    pub fn parse_iso(text: &str) -> Option<i64> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+            return Some(t.timestamp());
+        }
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+    }
+}
+
+/// A project (`group` in the API's paths).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub created: String,
+    pub id: String,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    pub name: String,
+    #[serde(rename = "orgId")]
+    pub org_id: String,
+}
+
+/// One role held by an API key: org-wide (`orgId`) or on one project (`groupId`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleAssignment {
+    #[serde(rename = "groupId", skip_serializing_if = "Option::is_none", default)]
+    pub group_id: Option<String>,
+    #[serde(rename = "orgId", skip_serializing_if = "Option::is_none", default)]
+    pub org_id: Option<String>,
+    #[serde(rename = "roleName")]
+    pub role_name: String,
+}
+
+/// A programmatic API key. `privateKey` is present only in the response that created it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub desc: String,
+    pub id: String,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(
+        rename = "privateKey",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub private_key: Option<String>,
+    #[serde(rename = "publicKey")]
+    pub public_key: String,
+    pub roles: Vec<RoleAssignment>,
+}
+
+/// One entry of an API key's access list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessListEntry {
+    #[serde(rename = "cidrBlock")]
+    pub cidr_block: String,
+    pub created: String,
+    #[serde(rename = "ipAddress", skip_serializing_if = "Option::is_none", default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+}
+
+/// A cluster as Cloud Manager lists it: a replica set, a sharded cluster, or a config server replica set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    #[serde(rename = "clusterName")]
+    pub cluster_name: String,
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    pub id: String,
+    #[serde(
+        rename = "lastHeartbeat",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub last_heartbeat: Option<String>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(
+        rename = "replicaSetName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub replica_set_name: Option<String>,
+    #[serde(rename = "shardName", skip_serializing_if = "Option::is_none", default)]
+    pub shard_name: Option<String>,
+    #[serde(rename = "typeName")]
+    pub type_name: String,
+}
+
+/// Body of `POST /api/rewind/v1/groups/{G}/clusters`: registers a replica set, or a sharded
+/// cluster with `shards` shards and a config server replica set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRegistration {
+    #[serde(rename = "clusterName")]
+    pub cluster_name: String,
+    #[serde(
+        rename = "featureCompatibilityVersion",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub feature_compatibility_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shards: Option<u32>,
+}
+
+/// A registered cluster with the Rewind-only details (FCV and members of a sharded cluster).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredCluster {
+    #[serde(rename = "featureCompatibilityVersion")]
+    pub feature_compatibility_version: String,
+    /// The top-level cluster first, then its shards and config server replica set.
+    pub members: Vec<Cluster>,
+}
+
+/// What `rewind init --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapCredentials {
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    #[serde(rename = "orgId")]
+    pub org_id: String,
+    #[serde(rename = "privateKey")]
+    pub private_key: String,
+    #[serde(rename = "publicKey")]
+    pub public_key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso_seconds::{format_iso, parse_iso};
+
+    #[test]
+    fn iso_dates_round_trip_across_leap_years_and_epoch() {
+        for secs in [0, 951_782_400, 1_536_610_288, 4_102_444_799, -1] {
+            assert_eq!(parse_iso(&format_iso(secs)), Some(secs));
+        }
+        assert_eq!(format_iso(1_536_610_288), "2018-09-10T20:11:28Z");
+        assert_eq!(parse_iso("2018-09-20T15:00:00.123Z"), Some(1_537_455_600));
+        assert_eq!(parse_iso("2018-09-20T16:00:00+01:00"), Some(1_537_455_600));
+        assert_eq!(parse_iso("2018-12-01"), Some(1_543_622_400));
+    }
+
+    #[test]
+    fn iso_parser_rejects_malformed_dates() {
+        for bad in [
+            "",
+            "2018-02-30T00:00:00Z",
+            "2018-09-20T15:00:00",
+            "2018-09-20T24:00:00Z",
+            "２018-09-20T15:00:00Z",
+            "yesterday",
+        ] {
+            assert_eq!(parse_iso(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `rewind serve` and `rewind init`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rewind_api_types::BootstrapCredentials;
+use rewind_server::config::{LogFormat, ServerConfig, Settings, DEFAULT_DATA_DIR};
+use rewind_server::server::{self, Storage};
+
+use super::{print_json, DataDirArg};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Optional TOML file with the same settings (flags and REWIND_* variables win).
+    #[arg(long, env = "REWIND_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, IP:PORT (port 0 picks a free one) [default: 127.0.0.1:8080].
+    #[arg(long, env = "REWIND_LISTEN")]
+    listen: Option<String>,
+    /// Data directory of the embedded store [default: ./rewind-data].
+    #[arg(long, env = "REWIND_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Base URL clients use to reach this server; used in every link and download URL.
+    #[arg(long, env = "REWIND_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Address of a reverse proxy whose X-Forwarded-For is trusted for access lists.
+    #[arg(long, env = "REWIND_TRUSTED_PROXY")]
+    trusted_proxy: Option<String>,
+    /// Refuse API keys with an empty access list [default: true].
+    #[arg(long, env = "REWIND_REQUIRE_ACCESS_LIST")]
+    require_access_list: Option<bool>,
+    /// Log format: human or json [default: human].
+    #[arg(long, env = "REWIND_LOG_FORMAT", value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+    /// Lifetime of Digest nonces in seconds [default: 300].
+    #[arg(long, env = "REWIND_NONCE_LIFETIME_SECS", hide = true)]
+    nonce_lifetime_secs: Option<i64>,
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{text:?} is not human or json")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// Print the credentials as JSON: {"orgId","groupId","publicKey","privateKey"}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn print_bootstrap(creds: &BootstrapCredentials, public_url: &str) {
+    println!("Rewind initialized a new data directory. Keep these credentials: the private key is shown only once.");
+    println!("  organization id: {}", creds.org_id);
+    println!("  project id:      {}", creds.group_id);
+    println!("  public key:      {}", creds.public_key);
+    println!("  private key:     {}", creds.private_key);
+    println!("  access list:     127.0.0.1, ::1");
+    println!("Try it:");
+    println!(
+        "  curl --user \"{}:{}\" --digest --header \"Accept: application/json\" \"{}/api/public/v1.0/groups/{}/clusters?pretty=true\"",
+        creds.public_key, creds.private_key, public_url, creds.group_id
+    );
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let flags = Settings {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        public_url: args.public_url,
+        trusted_proxy: args.trusted_proxy,
+        require_access_list: args.require_access_list,
+        log_format: args.log_format,
+        nonce_lifetime_secs: args.nonce_lifetime_secs,
+    };
+    let file = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let config = ServerConfig::resolve(flags.or(file))?;
+    init_tracing(config.log_format);
+    let storage = Storage::open_embedded(&config.data_dir).await?;
+    let bootstrapped = server::initialize(&storage).await?;
+    let bound = server::bind(&config, &storage).await?;
+    if let Some(creds) = &bootstrapped {
+        print_bootstrap(creds, &bound.public_url);
+    }
+    println!("Rewind listening on {}", bound.public_url);
+    tracing::info!(data_dir = %config.data_dir.display(), public_url = %bound.public_url, "server started");
+    bound.run(shutdown_signal()).await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+pub async fn init(args: InitArgs) -> Result<()> {
+    let dir = args
+        .data_dir
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let storage = Storage::open_embedded(&dir)
+        .await
+        .context("cannot open the data directory")?;
+    let Some(creds) = server::initialize(&storage).await? else {
+        bail!(
+            "{} is already initialized; its bootstrap key was shown when it was created and cannot be shown again",
+            dir.display()
+        );
+    };
+    if args.json {
+        print_json(&creds)?;
+    } else {
+        print_bootstrap(&creds, "http://127.0.0.1:8080");
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The `rewind` command line: the server (`serve`, `init`) and the client commands that
+//! talk to a running server over HTTP.
+
+pub mod client;
+pub mod commands;

@@ -1,0 +1,169 @@
+//! Server settings. The binary gathers flags and `REWIND_*` variables; this module adds the
+//! optional TOML file and the defaults, in that order of precedence.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./rewind-data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Settings as they may appear in the TOML file (or on the command line): all optional.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub trusted_proxy: Option<String>,
+    pub require_access_list: Option<bool>,
+    pub log_format: Option<LogFormat>,
+    pub nonce_lifetime_secs: Option<i64>,
+}
+
+impl Settings {
+    /// Reads the TOML file; unknown keys are an error so typos do not go unnoticed.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Fills every setting left unset here from `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            public_url: self.public_url.or(lower.public_url),
+            trusted_proxy: self.trusted_proxy.or(lower.trusted_proxy),
+            require_access_list: self.require_access_list.or(lower.require_access_list),
+            log_format: self.log_format.or(lower.log_format),
+            nonce_lifetime_secs: self.nonce_lifetime_secs.or(lower.nonce_lifetime_secs),
+        }
+    }
+}
+
+/// The resolved configuration of `rewind serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Base of every absolute URL the server writes; `None` means "the address it listens on".
+    pub public_url: Option<String>,
+    pub trusted_proxy: Option<IpAddr>,
+    pub require_access_list: bool,
+    pub log_format: LogFormat,
+    pub nonce_lifetime_secs: i64,
+}
+
+impl ServerConfig {
+    pub fn resolve(settings: Settings) -> Result<ServerConfig, ConfigError> {
+        let listen_text = settings.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            name: "listen",
+            message: format!("{listen_text:?} is not an IP:PORT address"),
+        })?;
+        let trusted_proxy = match settings.trusted_proxy {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                name: "trusted_proxy",
+                message: format!("{text:?} is not an IP address"),
+            })?),
+        };
+        if let Some(url) = &settings.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    name: "public_url",
+                    message: format!("{url:?} must start with http:// or https://"),
+                });
+            }
+        }
+        let nonce_lifetime_secs = settings
+            .nonce_lifetime_secs
+            .unwrap_or(DEFAULT_NONCE_LIFETIME_SECS);
+        if !(1..=86_400).contains(&nonce_lifetime_secs) {
+            return Err(ConfigError::Invalid {
+                name: "nonce_lifetime_secs",
+                message: "must be between 1 and 86400".into(),
+            });
+        }
+        Ok(ServerConfig {
+            listen,
+            data_dir: settings
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            public_url: settings
+                .public_url
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            trusted_proxy,
+            require_access_list: settings.require_access_list.unwrap_or(true),
+            log_format: settings.log_format.unwrap_or_default(),
+            nonce_lifetime_secs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn higher_settings_win_and_defaults_fill_the_rest() {
+        let flags = Settings {
+            listen: Some("127.0.0.1:9000".into()),
+            ..Default::default()
+        };
+        let file: Settings =
+            toml::from_str("listen = \"0.0.0.0:1\"\nrequire_access_list = false\n").unwrap();
+        let config = ServerConfig::resolve(flags.or(file)).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert!(!config.require_access_list);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_name() {
+        let bad = |s: Settings| ServerConfig::resolve(s).unwrap_err().to_string();
+        assert!(bad(Settings {
+            listen: Some("nowhere".into()),
+            ..Default::default()
+        })
+        .contains("listen"));
+        assert!(bad(Settings {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        })
+        .contains("public_url"));
+        assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! The domain's error type and the API's error codes.
+//!
+//! Error codes are part of the public contract (clients switch on them), so the domain names
+//! them; the HTTP layer alone decides which status line each one travels with.
+
+use crate::meta::MetaError;
+
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal,)*) => {
+        /// Every `errorCode` Rewind can answer with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $($variant,)* }
+
+        impl ErrorCode {
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => "INVALID_JSON",
+    InvalidJsonAttribute => "INVALID_JSON_ATTRIBUTE",
+    MissingAttribute => "MISSING_ATTRIBUTE",
+    InvalidAttribute => "INVALID_ATTRIBUTE",
+    AttributeNegativeOrZero => "ATTRIBUTE_NEGATIVE_OR_ZERO",
+    InvalidEnumValue => "INVALID_ENUM_VALUE",
+    UnsupportedDeliveryMethod => "UNSUPPORTED_DELIVERY_METHOD",
+    InvalidQueryParameter => "INVALID_QUERY_PARAMETER",
+    UserUnauthorized => "USER_UNAUTHORIZED",
+    NotInGroup => "NOT_IN_GROUP",
+    IpAddressNotOnAccessList => "IP_ADDRESS_NOT_ON_ACCESS_LIST",
+    InvalidOrgId => "INVALID_ORG_ID",
+    InvalidGroupId => "INVALID_GROUP_ID",
+    InvalidClusterId => "INVALID_CLUSTER_ID",
+    InvalidSnapshotId => "INVALID_SNAPSHOT_ID",
+    InvalidCheckpointId => "INVALID_CHECKPOINT_ID",
+    InvalidJobId => "INVALID_JOB_ID",
+    InvalidApiKeyId => "INVALID_API_KEY_ID",
+    GroupNotFound => "GROUP_NOT_FOUND",
+    ClusterNotFound => "CLUSTER_NOT_FOUND",
+    SnapshotNotFound => "SNAPSHOT_NOT_FOUND",
+    CheckpointNotFound => "CHECKPOINT_NOT_FOUND",
+    RestoreJobNotFound => "RESTORE_JOB_NOT_FOUND",
+    ApiKeyNotFound => "API_KEY_NOT_FOUND",
+    AccessListEntryNotFound => "ACCESS_LIST_ENTRY_NOT_FOUND",
+    ResourceNotFound => "RESOURCE_NOT_FOUND",
+    MethodNotAllowed => "METHOD_NOT_ALLOWED",
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+    GroupAlreadyExists => "GROUP_ALREADY_EXISTS",
+    DuplicateClusterName => "DUPLICATE_CLUSTER_NAME",
+    CannotStartRestoreJobForDeletedSnapshot => "CANNOT_START_RESTORE_JOB_FOR_DELETED_SNAPSHOT",
+    CannotStartRestoreJobForIncompleteClusterSnapshot => "CANNOT_START_RESTORE_JOB_FOR_INCOMPLETE_CLUSTER_SNAPSHOT",
+    NoCheckpointForPitRestore => "NO_CHECKPOINT_FOR_PIT_RESTORE",
+    DownloadNotAvailable => "DOWNLOAD_NOT_AVAILABLE",
+    RequestTooLarge => "REQUEST_TOO_LARGE",
+    RateLimited => "RATE_LIMITED",
+    UnexpectedError => "UNEXPECTED_ERROR",
+}
+
+/// Why a domain operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// The request is refused for a reason the client can act on; `detail` is safe to show.
+    #[error("{code:?}: {detail}")]
+    Rejected {
+        code: ErrorCode,
+        detail: String,
+        parameters: Vec<String>,
+    },
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// A fault inside the server; logged, and shown to clients only as `UNEXPECTED_ERROR`.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    pub fn rejected(code: ErrorCode, detail: impl Into<String>, parameters: Vec<String>) -> Self {
+        DomainError::Rejected {
+            code,
+            detail: detail.into(),
+            parameters,
+        }
+    }
+
+    /// The standard "you are not authorized" refusal, with the detail text clients look for.
+    pub fn unauthorized() -> Self {
+        Self::rejected(
+            ErrorCode::UserUnauthorized,
+            "You are not authorized for this resource.",
+            vec![],
+        )
+    }
+
+    pub fn not_in_group(group: &str) -> Self {
+        Self::rejected(
+            ErrorCode::NotInGroup,
+            format!("The current user is not in the group, or the group does not exist: {group}."),
+            vec![group.to_owned()],
+        )
+    }
+
+    /// The error code, when the failure is one the client caused.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DomainError::Rejected { code, .. } => *code,
+            _ => ErrorCode::UnexpectedError,
+        }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

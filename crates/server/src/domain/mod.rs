@@ -1,0 +1,132 @@
+//! Domain services: what Rewind does, independent of HTTP and of any storage backend.
+
+pub mod bootstrap;
+pub mod clusters;
+mod error;
+pub mod keys;
+pub mod projects;
+
+use std::sync::Arc;
+
+pub use error::{DomainError, DomainResult, ErrorCode};
+
+use crate::ids::{ApiKeyId, GroupId, OrgId};
+use crate::meta::MetaStore;
+use crate::model::{GroupRecord, Role, RoleGrant, UnixSeconds};
+
+/// Where the services read the time. Injected so tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> UnixSeconds;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixSeconds {
+        chrono::Utc::now().timestamp()
+    }
+}
+
+/// The authenticated caller of an API request: an API key and what it may do.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key_id: ApiKeyId,
+    pub org_id: OrgId,
+    pub public_key: String,
+    pub roles: Vec<RoleGrant>,
+}
+
+/// What a request intends to do inside one project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupAccess {
+    /// Any role in the project (or an org role on its organization).
+    Read,
+    /// Backup administration: `GROUP_OWNER`, `GROUP_BACKUP_ADMIN` or `ORG_OWNER`.
+    BackupAdmin,
+}
+
+impl Principal {
+    fn has_org_role(&self, org: OrgId, accepted: &[Role]) -> bool {
+        org == self.org_id
+            && self
+                .roles
+                .iter()
+                .any(|g| g.group_id.is_none() && accepted.contains(&g.role))
+    }
+
+    fn has_group_role(&self, group: GroupId, accepted: &[Role]) -> bool {
+        self.roles
+            .iter()
+            .any(|g| g.group_id == Some(group) && accepted.contains(&g.role))
+    }
+
+    /// Whether the key holds any role that lets it see the project at all.
+    pub fn is_member_of(&self, group: &GroupRecord) -> bool {
+        self.has_org_role(group.org_id, &[Role::OrgOwner, Role::OrgReadOnly])
+            || self.has_group_role(
+                group.id,
+                &[
+                    Role::GroupOwner,
+                    Role::GroupBackupAdmin,
+                    Role::GroupReadOnly,
+                ],
+            )
+    }
+
+    pub fn may(&self, group: &GroupRecord, access: GroupAccess) -> bool {
+        match access {
+            GroupAccess::Read => self.is_member_of(group),
+            GroupAccess::BackupAdmin => {
+                self.has_org_role(group.org_id, &[Role::OrgOwner])
+                    || self.has_group_role(group.id, &[Role::GroupOwner, Role::GroupBackupAdmin])
+            }
+        }
+    }
+
+    pub fn may_read_org(&self, org: OrgId) -> bool {
+        self.has_org_role(org, &[Role::OrgOwner, Role::OrgReadOnly])
+    }
+
+    pub fn may_administer_org(&self, org: OrgId) -> bool {
+        self.has_org_role(org, &[Role::OrgOwner])
+    }
+}
+
+/// Everything a request handler or background job needs, shared behind one `Arc`.
+pub struct Services {
+    pub meta: Arc<dyn MetaStore>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: keys::KeyService,
+}
+
+impl Services {
+    pub fn new(meta: Arc<dyn MetaStore>, clock: Arc<dyn Clock>) -> Self {
+        Services {
+            keys: keys::KeyService::new(meta.clone(), clock.clone()),
+            meta,
+            clock,
+        }
+    }
+
+    /// Loads a project and checks the caller may act on it as `access` says.
+    ///
+    /// A project that does not exist is indistinguishable from one the key has no role in
+    /// (`NOT_IN_GROUP`, 401), so keys cannot probe for other organizations' projects.
+    pub async fn authorize_group(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        access: GroupAccess,
+    ) -> DomainResult<GroupRecord> {
+        let record = self.meta.get_group(group).await?;
+        let record = match record {
+            Some(r) if principal.is_member_of(&r) => r,
+            _ => return Err(DomainError::not_in_group(&group.to_hex())),
+        };
+        if !principal.may(&record, access) {
+            return Err(DomainError::unauthorized());
+        }
+        Ok(record)
+    }
+}

@@ -1,0 +1,94 @@
+//! The HTTP layer: routing, authentication, the API's conventions and error format. Thin by
+//! design: handlers parse and render, and call domain services for everything else.
+
+pub mod auth;
+pub mod body;
+pub mod conventions;
+pub mod digest;
+pub mod error;
+mod routes;
+mod telemetry;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::domain::{ErrorCode, Services};
+use conventions::Links;
+use digest::NonceService;
+use error::ApiError;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Arc<Services>,
+    pub nonces: Arc<NonceService>,
+    pub links: Links,
+    pub trusted_proxy: Option<IpAddr>,
+    pub require_access_list: bool,
+}
+
+/// The full application: the authenticated APIs plus the unauthenticated health and metrics.
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_routes()
+        .layer(from_fn(conventions::output_conventions))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .merge(api)
+        .merge(routes::unauthenticated_routes())
+        .route("/health", get(health))
+        .route("/metrics", get(telemetry::render_metrics))
+        .fallback(not_found)
+        .layer(from_fn(telemetry::track_requests))
+        .with_state(state)
+}
+
+async fn health() -> Response {
+    conventions::json_response(StatusCode::OK, &serde_json::json!({ "status": "OK" }))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    let path = req.uri().path().to_owned();
+    ApiError::new(
+        ErrorCode::ResourceNotFound,
+        format!("Cannot find resource {path}."),
+        vec![path],
+    )
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("Method {method} is not allowed for resource {path}."),
+        vec![method, path],
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+impl IntoResponse for crate::domain::DomainError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

@@ -1,0 +1,14 @@
+//! The Rewind server library: a self-hosted restore service speaking the MongoDB Cloud
+//! Manager Public API v1.0 for backup restores.
+//!
+//! Layers, each importing only the ones below it:
+//! `http` (routing, auth, API errors) → `domain` (what Rewind does) → `meta` (metadata
+//! store trait and backends). `model` holds the plain records they share.
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ids;
+pub mod meta;
+pub mod model;
+pub mod server;
