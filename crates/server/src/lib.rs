@@ -3,8 +3,10 @@
 //!
 //! Layers, each importing only the ones below it:
 //! `http` (routing, auth, API errors) → `domain` (what Rewind does) → `meta` (metadata
-//! store trait and backends). `model` holds the plain records they share.
+//! store trait and backends). `model` holds the plain records they share. `blocks` is the
+//! content-addressed chunk store that snapshot data lives in.
 
+pub mod blocks;
 pub mod config;
 pub mod domain;
 pub mod http;
