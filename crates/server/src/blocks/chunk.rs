@@ -413,3 +413,180 @@ impl EncodedChunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::blocks::test_data::{compressible_bytes, random_bytes};
+
+    fn round_trip(plain: &[u8]) -> EncodedChunk {
+        let chunk = encode_chunk(plain).expect("encode");
+        assert_eq!(chunk.id(), ChunkId::of(plain));
+        assert_eq!(chunk.raw_len() as usize, plain.len());
+        let stored = EncodedChunk::from_object_bytes(chunk.id(), chunk.to_object_bytes())
+            .expect("stored object parses");
+        assert_eq!(stored, chunk);
+        assert_eq!(stored.decode().expect("decode"), plain);
+        assert_eq!(inflate_stream(&chunk.deflate_stream()), plain);
+        assert_eq!(
+            chunk.deflate_stream().len() as u64,
+            chunk.deflate_stream_len()
+        );
+        chunk
+    }
+
+    fn inflate_stream(stream: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut decoder = flate2::read::DeflateDecoder::new(stream);
+        std::io::Read::read_to_end(&mut decoder, &mut out).expect("valid deflate stream");
+        out
+    }
+
+    #[test]
+    fn round_trips_all_kinds_of_chunks() {
+        assert_eq!(round_trip(b"").encoding(), Encoding::Raw);
+        assert_eq!(round_trip(b"x").encoding(), Encoding::Raw);
+        round_trip(b"tiny chunk");
+        let text = compressible_bytes(100_000);
+        assert_eq!(round_trip(&text).encoding(), Encoding::Deflate);
+        assert_eq!(
+            round_trip(&random_bytes(1, 50_000)).encoding(),
+            Encoding::Raw
+        );
+        let full = random_bytes(2, MAX_CHUNK_BYTES);
+        assert_eq!(round_trip(&full).encoding(), Encoding::Raw);
+        assert_eq!(
+            round_trip(&compressible_bytes(MAX_CHUNK_BYTES)).encoding(),
+            Encoding::Deflate
+        );
+    }
+
+    #[test]
+    fn raw_chunks_become_stored_blocks_that_straddle_the_block_limit() {
+        for len in [65_534, 65_535, 65_536, 131_070, 131_071, MAX_CHUNK_BYTES] {
+            let chunk = round_trip(&random_bytes(len as u64, len));
+            assert_eq!(chunk.encoding(), Encoding::Raw, "len {len}");
+        }
+        assert_eq!(stored_deflate_stream(b""), [1, 0, 0, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn random_data_prefix_skips_full_compression() {
+        // Compressible tail, random head: the sample says "incompressible", so Raw is kept.
+        let mut plain = random_bytes(3, SAMPLE_BYTES);
+        plain.extend_from_slice(&compressible_bytes(60_000));
+        assert_eq!(
+            encode_chunk(&plain).expect("encode").encoding(),
+            Encoding::Raw
+        );
+    }
+
+    #[test]
+    fn oversized_chunks_are_refused() {
+        let too_big = vec![0u8; MAX_CHUNK_BYTES + 1];
+        assert!(matches!(
+            encode_chunk(&too_big),
+            Err(BlockError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn chunk_id_hex_round_trips() {
+        let id = ChunkId::of(b"abc");
+        let hex = id.to_hex();
+        assert_eq!(hex.len(), 64);
+        assert_eq!(hex, hex.to_lowercase());
+        assert_eq!(id.to_string(), hex);
+        assert_eq!(ChunkId::parse_hex(&hex), Some(id));
+        assert_eq!(ChunkId::parse_hex(&hex.to_uppercase()), Some(id));
+        assert_eq!(ChunkId::parse_hex(&hex[1..]), None);
+        assert_eq!(ChunkId::parse_hex(&format!("{}g", &hex[1..])), None);
+    }
+
+    fn assert_corrupt(result: BlockResult<EncodedChunk>, what: &str) {
+        assert!(
+            matches!(result, Err(BlockError::Corrupt { .. })),
+            "{what}: {result:?}"
+        );
+    }
+
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let cases = [
+            (
+                &b"hello, hello, hello, hello, hello, hello"[..],
+                Encoding::Deflate,
+            ),
+            (b"xyz", Encoding::Raw),
+        ];
+        for (plain, encoding) in cases {
+            let chunk = encode_chunk(plain).expect("encode");
+            assert_eq!(chunk.encoding(), encoding);
+            let object = chunk.to_object_bytes();
+            for bit in 0..object.len() * 8 {
+                let mut bad = object.to_vec();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                let parsed = EncodedChunk::from_object_bytes(chunk.id(), Bytes::from(bad));
+                assert_corrupt(parsed, &format!("bit {bit} of {:?}", chunk.encoding()));
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_extended_or_misfiled_objects_are_corrupt() {
+        let chunk = encode_chunk(&compressible_bytes(5_000)).expect("encode");
+        let object = chunk.to_object_bytes();
+        for len in [0, 10, OBJECT_HEADER_BYTES, object.len() - 1] {
+            assert_corrupt(
+                EncodedChunk::from_object_bytes(chunk.id(), object.slice(..len)),
+                &format!("truncated to {len}"),
+            );
+        }
+        let mut longer = object.to_vec();
+        longer.push(0);
+        assert_corrupt(
+            EncodedChunk::from_object_bytes(chunk.id(), longer.into()),
+            "extended",
+        );
+        let other = ChunkId::of(b"another chunk");
+        assert_corrupt(
+            EncodedChunk::from_object_bytes(other, object),
+            "stored under the wrong id",
+        );
+    }
+
+    #[test]
+    fn decode_catches_a_payload_consistent_with_its_check_but_wrong() {
+        // A chunk built in memory (not through encode_chunk) with a mislabelled id.
+        let good = encode_chunk(b"some plaintext").expect("encode");
+        let forged = EncodedChunk {
+            id: ChunkId::of(b"other plaintext"),
+            ..good.clone()
+        };
+        assert!(matches!(forged.decode(), Err(BlockError::Corrupt { .. })));
+        let bad_crc = EncodedChunk {
+            crc32: good.crc32() ^ 1,
+            ..good
+        };
+        assert!(matches!(bad_crc.decode(), Err(BlockError::Corrupt { .. })));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn arbitrary_bytes_round_trip(plain in prop::collection::vec(any::<u8>(), 0..=MAX_CHUNK_BYTES)) {
+            round_trip(&plain);
+        }
+
+        #[test]
+        fn arbitrary_repetitive_bytes_round_trip(
+            unit in prop::collection::vec(any::<u8>(), 1..64),
+            repeats in 1usize..2_000,
+        ) {
+            let plain: Vec<u8> = unit.iter().copied().cycle().take(unit.len() * repeats).collect();
+            round_trip(&plain[..plain.len().min(MAX_CHUNK_BYTES)]);
+        }
+    }
+}
