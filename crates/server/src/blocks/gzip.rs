@@ -51,3 +51,96 @@ pub fn compress_member(plain: &[u8]) -> Vec<u8> {
 pub fn chunk_member_len(chunk: &EncodedChunk) -> u64 {
     (MEMBER_HEADER_BYTES + MEMBER_TRAILER_BYTES) as u64 + chunk.deflate_stream_len()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::blocks::test_data::{compressible_bytes, random_bytes};
+    use crate::blocks::{encode_chunk, Encoding};
+
+    /// Chunks of both encodings as a restore would emit them, then a small trailing member;
+    /// returns (archive bytes, expected plaintext, sum of announced member lengths).
+    fn sample_archive() -> (Vec<u8>, Vec<u8>, u64) {
+        let plains = [
+            compressible_bytes(40_000),
+            random_bytes(7, 70_000),
+            b"short".to_vec(),
+            compressible_bytes(131_072),
+            random_bytes(8, 9_000),
+        ];
+        let (mut archive, mut expected, mut announced) = (Vec::new(), Vec::new(), 0);
+        let mut encodings = Vec::new();
+        for plain in &plains {
+            let chunk = encode_chunk(plain).expect("encode");
+            encodings.push(chunk.encoding());
+            announced += chunk_member_len(&chunk);
+            archive.extend_from_slice(&member_header());
+            archive.extend_from_slice(&chunk.deflate_stream());
+            archive.extend_from_slice(&member_trailer(chunk.crc32(), chunk.raw_len()));
+            expected.extend_from_slice(plain);
+        }
+        assert!(encodings.contains(&Encoding::Raw) && encodings.contains(&Encoding::Deflate));
+        let tail = [b"tar padding".as_slice(), &[0u8; 1024]].concat();
+        let tail_member = compress_member(&tail);
+        announced += tail_member.len() as u64;
+        archive.extend_from_slice(&tail_member);
+        expected.extend_from_slice(&tail);
+        (archive, expected, announced)
+    }
+
+    #[test]
+    fn concatenated_members_decode_as_one_stream() {
+        let (archive, expected, announced) = sample_archive();
+        assert_eq!(archive.len() as u64, announced);
+        let mut decoded = Vec::new();
+        flate2::read::MultiGzDecoder::new(archive.as_slice())
+            .read_to_end(&mut decoded)
+            .expect("valid multi-member gzip");
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn system_gzip_reads_the_members() {
+        let (archive, expected, _) = sample_archive();
+        let spawned = Command::new("gzip")
+            .arg("-dc")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("note: gzip is not on PATH; skipping the system gzip check");
+                return;
+            }
+            Err(e) => panic!("cannot start gzip: {e}"),
+        };
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let writer = std::thread::spawn(move || stdin.write_all(&archive));
+        let output = child.wait_with_output().expect("gzip runs");
+        writer
+            .join()
+            .expect("writer thread")
+            .expect("gzip accepts input");
+        assert!(output.status.success(), "gzip failed: {output:?}");
+        assert_eq!(output.stdout, expected);
+    }
+
+    #[test]
+    fn members_are_deterministic() {
+        assert_eq!(
+            compress_member(b"tar header"),
+            compress_member(b"tar header")
+        );
+        let empty = compress_member(b"");
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(empty.as_slice())
+            .read_to_end(&mut decoded)
+            .expect("empty member is valid");
+        assert!(decoded.is_empty());
+        assert_eq!(sample_archive().0, sample_archive().0);
+    }
+}
