@@ -253,3 +253,210 @@ impl BlockStore for ObjectBlockStore {
         self.delete_path(&non_chunk_path(key)?).await
     }
 }
+
+/// One behavioural suite for every [`BlockStore`] backend.
+#[cfg(test)]
+pub(crate) async fn conformance(store: &dyn BlockStore) {
+    use super::encode_chunk;
+    use super::test_data::{compressible_bytes, random_bytes};
+
+    let deflated = encode_chunk(&compressible_bytes(20_000)).expect("encode");
+    let raw = encode_chunk(&random_bytes(9, 20_000)).expect("encode");
+    for chunk in [&deflated, &raw] {
+        let id = chunk.id();
+        assert!(!store.contains(id).await.expect("contains"));
+        assert!(matches!(store.get(id).await, Err(BlockError::NotFound(got)) if got == id));
+        let stored = store.put(chunk).await.expect("put");
+        assert_eq!(
+            stored,
+            PutOutcome::Stored {
+                bytes: chunk.to_object_bytes().len() as u64
+            }
+        );
+        assert_eq!(
+            store.put(chunk).await.expect("put again"),
+            PutOutcome::AlreadyPresent
+        );
+        assert!(store.contains(id).await.expect("contains"));
+        let got = store.get(id).await.expect("get");
+        assert_eq!(&got, chunk);
+        assert_eq!(got.decode().expect("decode").len(), 20_000);
+    }
+
+    let mut listed: Vec<ChunkId> = store.list().map(|r| r.expect("list")).collect().await;
+    listed.sort();
+    let mut expected = vec![deflated.id(), raw.id()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    store.delete(raw.id()).await.expect("delete");
+    store
+        .delete(raw.id())
+        .await
+        .expect("deleting a missing chunk is fine");
+    assert!(!store.contains(raw.id()).await.expect("contains"));
+    assert!(matches!(
+        store.get(raw.id()).await,
+        Err(BlockError::NotFound(_))
+    ));
+
+    object_conformance(store, deflated.id()).await;
+}
+
+#[cfg(test)]
+async fn object_conformance(store: &dyn BlockStore, chunk: ChunkId) {
+    let key = ObjectKey::Manifest {
+        name: "snap-1.json".to_owned(),
+    };
+    assert_eq!(store.get_object(&key).await.expect("get missing"), None);
+    store
+        .put_object(&key, Bytes::from_static(b"{}"))
+        .await
+        .expect("put object");
+    store
+        .put_object(&key, Bytes::from_static(b"{\"v\":2}"))
+        .await
+        .expect("overwrite");
+    let got = store.get_object(&key).await.expect("get object");
+    assert_eq!(got.as_deref(), Some(&b"{\"v\":2}"[..]));
+    store.delete_object(&key).await.expect("delete object");
+    store
+        .delete_object(&key)
+        .await
+        .expect("delete missing object");
+    assert_eq!(store.get_object(&key).await.expect("get deleted"), None);
+
+    let listed: Vec<ChunkId> = store.list().map(|r| r.expect("list")).collect().await;
+    assert_eq!(listed, vec![chunk], "manifests are not chunks");
+    for bad in [
+        "",
+        "a/b",
+        "..",
+        ".hidden",
+        "x#1",
+        "sp ace",
+        &"n".repeat(201),
+    ] {
+        let bad = ObjectKey::Manifest {
+            name: bad.to_owned(),
+        };
+        let result = store.put_object(&bad, Bytes::new()).await;
+        assert!(matches!(result, Err(BlockError::InvalidKey(_))), "{bad:?}");
+    }
+    let chunk_key = ObjectKey::Chunk(chunk);
+    let result = store
+        .put_object(&chunk_key, Bytes::from_static(b"junk"))
+        .await;
+    assert!(matches!(result, Err(BlockError::InvalidKey(_))));
+    assert!(matches!(
+        store.get_object(&chunk_key).await,
+        Err(BlockError::InvalidKey(_))
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+    use crate::blocks::encode_chunk;
+    use crate::blocks::test_data::compressible_bytes;
+
+    fn in_memory() -> ObjectBlockStore {
+        ObjectBlockStore::new(Arc::new(InMemory::new()))
+    }
+
+    #[tokio::test]
+    async fn in_memory_backend_conforms() {
+        conformance(&in_memory()).await;
+    }
+
+    #[tokio::test]
+    async fn local_backend_conforms() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ObjectBlockStore::local(&dir.path().join("not/yet/there")).expect("local");
+        conformance(&store).await;
+    }
+
+    #[test]
+    fn object_paths_are_laid_out_by_key() {
+        let id = ChunkId::of(b"abc");
+        let hex = id.to_hex();
+        let path = ObjectKey::Chunk(id).path().expect("chunk path");
+        assert_eq!(
+            path.as_ref(),
+            format!("chunks/{}/{}/{hex}", &hex[..2], &hex[2..4])
+        );
+        assert_eq!(chunk_id_at(&path), Some(id));
+        let manifest = ObjectKey::Manifest {
+            name: "m.json".to_owned(),
+        };
+        assert_eq!(
+            manifest.path().expect("manifest path").as_ref(),
+            "manifests/m.json"
+        );
+        assert_eq!(
+            chunk_id_at(&ObjectPath::from(format!("chunks/00/00/{hex}"))),
+            None
+        );
+    }
+
+    /// Writes `bytes` over the stored object of `id`, bypassing the block store.
+    async fn tamper(store: &ObjectBlockStore, id: ChunkId, bytes: Vec<u8>) {
+        let path = ObjectKey::Chunk(id).path().expect("path");
+        store
+            .inner
+            .put(&path, Bytes::from(bytes).into())
+            .await
+            .expect("raw put");
+    }
+
+    async fn tampered_chunks_are_refused(store: ObjectBlockStore) {
+        let chunk = encode_chunk(&compressible_bytes(30_000)).expect("encode");
+        store.put(&chunk).await.expect("put");
+        let mut flipped = chunk.to_object_bytes().to_vec();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        let oversized = vec![0u8; crate::blocks::chunk::MAX_OBJECT_BYTES + 1];
+        for bad in [flipped, b"garbage".to_vec(), oversized] {
+            tamper(&store, chunk.id(), bad).await;
+            let got = store.get(chunk.id()).await;
+            assert!(matches!(got, Err(BlockError::Corrupt { id, .. }) if id == chunk.id()));
+        }
+        // A chunk whose object exists is not rewritten by put: repair is a delete and a put.
+        assert_eq!(
+            store.put(&chunk).await.expect("put"),
+            PutOutcome::AlreadyPresent
+        );
+        store.delete(chunk.id()).await.expect("delete");
+        store.put(&chunk).await.expect("put again");
+        assert_eq!(store.get(chunk.id()).await.expect("repaired"), chunk);
+    }
+
+    #[tokio::test]
+    async fn tampered_chunks_are_refused_in_memory() {
+        tampered_chunks_are_refused(in_memory()).await;
+    }
+
+    #[tokio::test]
+    async fn tampered_chunks_are_refused_locally() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        tampered_chunks_are_refused(ObjectBlockStore::local(dir.path()).expect("local")).await;
+    }
+
+    #[tokio::test]
+    async fn stray_objects_under_chunks_are_not_listed() {
+        let store = in_memory();
+        let chunk = encode_chunk(b"listed").expect("encode");
+        store.put(&chunk).await.expect("put");
+        for stray in ["chunks/readme.txt", "chunks/ab/cd/not-hex"] {
+            store
+                .inner
+                .put(&ObjectPath::from(stray), Bytes::new().into())
+                .await
+                .expect("put");
+        }
+        let listed: Vec<ChunkId> = store.list().map(|r| r.expect("list")).collect().await;
+        assert_eq!(listed, vec![chunk.id()]);
+    }
+}
