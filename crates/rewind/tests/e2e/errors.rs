@@ -199,6 +199,13 @@ async fn malformed_ids_are_404_with_their_own_codes() {
     get(&client, &format!("{API}/orgs/{org}/apiKeys/xyz"))
         .await
         .assert_error(404, "INVALID_API_KEY_ID", &["xyz"]);
+    // A segment that does not even decode to UTF-8 is malformed too.
+    get(&client, &format!("{API}/groups/%A0/clusters"))
+        .await
+        .assert_error(404, "INVALID_GROUP_ID", &["%A0"]);
+    get(&client, &format!("{API}/groups/{group}/clusters/%FF%FE"))
+        .await
+        .assert_error(404, "INVALID_CLUSTER_ID", &["%FF%FE"]);
 }
 
 #[tokio::test]
