@@ -61,7 +61,10 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
             parts.extensions.insert(principal);
             next.run(Request::from_parts(parts, body)).await
         }
-        Err(rejection) => rejection,
+        Err(rejection) => {
+            super::body::discard_body(body);
+            rejection
+        }
     }
 }
 

@@ -13,6 +13,35 @@ use crate::domain::ErrorCode;
 /// Largest JSON request body accepted by the API, in bytes.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
+/// Most bytes of a refused request's body read and thrown away, and for how long.
+pub const MAX_DISCARDED_BODY_BYTES: usize = 1024 * 1024;
+const DISCARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and throws away the body of a request that was answered without it.
+///
+/// The answer (a 401 challenge, a 413, a 415) goes out at once; this only keeps the
+/// connection reading meanwhile. Without it the connection is closed with the client's bytes
+/// still unread, the kernel resets it, and a client still sending its body (Digest clients
+/// send it with the unauthenticated probe) sees a broken pipe instead of the answer. Bounded
+/// in bytes and time, so a client cannot hold the task; past either bound the connection is
+/// closed as before.
+pub fn discard_body(body: axum::body::Body) {
+    use futures::StreamExt;
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut seen = 0usize;
+        let drain = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen += chunk.len();
+                if seen > MAX_DISCARDED_BODY_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_TIMEOUT, drain).await;
+    });
+}
+
 /// Refuses a request whose declared or actual body exceeds `limit` bytes (`413`).
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -50,6 +79,7 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<bytes::Bytes, Ap
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        discard_body(req.into_body());
         return Err(too_large(limit));
     }
     to_bytes(req.into_body(), limit)
@@ -64,7 +94,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        require_content_type(&req, "application/json")?;
+        if let Err(refusal) = require_content_type(&req, "application/json") {
+            discard_body(req.into_body());
+            return Err(refusal);
+        }
         let bytes = read_limited(req, MAX_JSON_BODY_BYTES).await?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             ApiError::new(

@@ -1,13 +1,13 @@
 //! `GET /groups/{G}/clusters[/{C}]` and Rewind's `POST /api/rewind/v1/groups/{G}/clusters`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use rewind_api_types::RegisteredCluster;
 
-use super::{parse_cluster, parse_group, views, PUBLIC, REWIND};
+use super::{parse_cluster, parse_group, views, ApiPath, PUBLIC, REWIND};
 use crate::domain::clusters::ClusterSpec;
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::{Fields, JsonBody};
@@ -36,7 +36,7 @@ async fn list(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let group = parse_group(&group)?;
     let page = state
@@ -54,7 +54,7 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path((group, cluster)): Path<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let record = state
@@ -70,7 +70,7 @@ async fn get_one(
 async fn register(
     State(state): State<AppState>,
     principal: Principal,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let group = parse_group(&group)?;
@@ -107,7 +107,7 @@ async fn register(
 async fn get_registered(
     State(state): State<AppState>,
     principal: Principal,
-    Path((group, cluster)): Path<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let members = state

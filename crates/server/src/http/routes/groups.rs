@@ -1,12 +1,12 @@
 //! `GET/POST /groups`, `GET /groups/{G}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{parse_group, parse_org, views, PUBLIC};
+use super::{parse_group, parse_org, views, ApiPath, PUBLIC};
 use crate::domain::Principal;
 use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};
@@ -58,7 +58,7 @@ async fn create(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let group = parse_group(&group)?;
     let record = state.services.get_group(&principal, group).await?;

@@ -1,14 +1,14 @@
 //! Organization API keys (`/orgs/{O}/apiKeys`), their access lists, and
 //! `POST /groups/{G}/apiKeys` (a key with roles on one project).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::Value;
 
-use super::{parse_api_key, parse_group, parse_org, views, PUBLIC};
+use super::{parse_api_key, parse_group, parse_org, views, ApiPath, PUBLIC};
 use crate::domain::keys::parse_access_entry;
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::{Fields, JsonBody};
@@ -103,7 +103,7 @@ async fn list(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let org = parse_org(&org)?;
     let page = state
@@ -122,7 +122,7 @@ async fn list(
 async fn create_org_key(
     State(state): State<AppState>,
     principal: Principal,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let org = parse_org(&org)?;
@@ -148,7 +148,7 @@ async fn create_org_key(
 async fn create_group_key(
     State(state): State<AppState>,
     principal: Principal,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let group = parse_group(&group)?;
@@ -166,7 +166,7 @@ async fn create_group_key(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, key)): Path<(String, String)>,
+    ApiPath((org, key)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     let record = state.services.keys.get(&principal, org, key).await?;
@@ -179,7 +179,7 @@ async fn get_one(
 async fn delete_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, key)): Path<(String, String)>,
+    ApiPath((org, key)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     state.services.keys.delete(&principal, org, key).await?;
@@ -199,7 +199,7 @@ async fn list_access(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    Path((org, key)): Path<(String, String)>,
+    ApiPath((org, key)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     let record = state.services.keys.get(&principal, org, key).await?;
@@ -259,7 +259,7 @@ async fn add_access(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    Path((org, key)): Path<(String, String)>,
+    ApiPath((org, key)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
@@ -277,7 +277,7 @@ async fn add_access(
 async fn delete_access(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, key, entry)): Path<(String, String, String)>,
+    ApiPath((org, key, entry)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     let cidr = parse_access_entry(&entry).ok_or_else(|| {

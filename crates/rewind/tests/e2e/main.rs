@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `rewind` binary on a real socket, driven by real HTTP clients.
+
+mod auth;
+mod curl;
+mod errors;
+mod foundation;
+mod support;

@@ -1,0 +1,428 @@
+//! The harness of the end-to-end tests: the real `rewind` binary on a real socket, and
+//! Digest clients to talk to it.
+//!
+//! Every test starts its own `TestServer` over its own temporary data directory, so tests
+//! share nothing and run in parallel.
+
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use rewind_cli::client::{ApiClient, Credentials};
+use serde_json::Value;
+
+/// The public API prefix.
+pub const API: &str = "/api/public/v1.0";
+/// Rewind's own API prefix.
+pub const REWIND_API: &str = "/api/rewind/v1";
+
+/// What `rewind init --json` prints.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bootstrap {
+    pub group_id: String,
+    pub org_id: String,
+    pub private_key: String,
+    pub public_key: String,
+}
+
+/// Runs `rewind` with `args` to completion.
+pub fn run_rewind(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the rewind binary runs")
+}
+
+/// `rewind init --json` on `dir`.
+pub fn init_data_dir(dir: &Path) -> Bootstrap {
+    let out = run_rewind(&["init", "--data-dir", dir.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("init --json prints the credentials")
+}
+
+/// A `rewind serve` child process on a free loopback port; killed when dropped.
+pub struct TestServer {
+    child: Child,
+    pub url: String,
+    pub boot: Bootstrap,
+    /// Removed, with the server's log, when the server is dropped.
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[])
+    }
+
+    /// Starts a server with extra `serve` flags.
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let boot = init_data_dir(data_dir.path());
+        let log = std::fs::File::create(data_dir.path().join("server.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+            .arg("serve")
+            .args(["--data-dir", data_dir.path().to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("rewind serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("Rewind listening on ") {
+                        break url.trim().to_owned();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(data_dir.path().join("server.log"));
+                    panic!("rewind serve exited before listening: {log:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the child can never block on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        TestServer {
+            child,
+            url,
+            boot,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// `{url}{path}`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// A Digest client holding the bootstrap (`ORG_OWNER`) key.
+    pub fn client(&self) -> ApiClient {
+        self.client_for(&self.boot.public_key, &self.boot.private_key)
+    }
+
+    pub fn client_for(&self, public_key: &str, private_key: &str) -> ApiClient {
+        ApiClient::new(Credentials {
+            server: self.url.clone(),
+            public_key: public_key.to_owned(),
+            private_key: private_key.to_owned(),
+        })
+        .unwrap()
+    }
+
+    /// A Digest client whose connections leave from `local` (any 127/8 address is loopback).
+    pub fn client_from(&self, local: IpAddr) -> ApiClient {
+        let http = reqwest::Client::builder()
+            .local_address(local)
+            .build()
+            .unwrap();
+        ApiClient::with_http(
+            Credentials {
+                server: self.url.clone(),
+                public_key: self.boot.public_key.clone(),
+                private_key: self.boot.private_key.clone(),
+            },
+            http,
+        )
+    }
+
+    /// A hand-driven Digest signer for the bootstrap key.
+    pub fn signer(&self) -> Signer {
+        Signer::new(&self.url, &self.boot.public_key, &self.boot.private_key)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, decoded as far as the tests need.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an API error: status, `errorCode`, `parameters`, and the body's other fields.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str, parameters: &[&str]) -> Value {
+        assert_eq!(self.status.as_u16(), status, "status of {}", self.text);
+        let body = self.json();
+        assert_eq!(body["errorCode"], code, "errorCode of {}", self.text);
+        assert_eq!(body["error"], status, "error of {}", self.text);
+        assert_eq!(
+            body["reason"],
+            self.status.canonical_reason().unwrap(),
+            "reason of {}",
+            self.text
+        );
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        let given: Vec<&str> = body["parameters"]
+            .as_array()
+            .expect("parameters is a list")
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(given, parameters, "parameters of {}", self.text);
+        body
+    }
+}
+
+impl From<rewind_cli::client::RawResponse> for Reply {
+    fn from(raw: rewind_cli::client::RawResponse) -> Reply {
+        Reply {
+            status: raw.status,
+            headers: raw.headers,
+            text: String::from_utf8_lossy(&raw.body).into_owned(),
+        }
+    }
+}
+
+/// Sends a request through the authenticating client.
+pub async fn call(client: &ApiClient, method: Method, path: &str, body: Option<Value>) -> Reply {
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+    client
+        .send(method, path, bytes.as_deref(), "application/json")
+        .await
+        .expect("the server answers")
+        .into()
+}
+
+pub async fn get(client: &ApiClient, path: &str) -> Reply {
+    call(client, Method::GET, path, None).await
+}
+
+pub async fn post(client: &ApiClient, path: &str, body: Value) -> Reply {
+    call(client, Method::POST, path, Some(body)).await
+}
+
+pub async fn delete(client: &ApiClient, path: &str) -> Reply {
+    call(client, Method::DELETE, path, None).await
+}
+
+/// Sends raw bytes with a chosen content type through the authenticating client.
+pub async fn send_raw(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    body: &[u8],
+    content_type: &str,
+) -> Reply {
+    client
+        .send(method, path, Some(body), content_type)
+        .await
+        .expect("the server answers")
+        .into()
+}
+
+/// Registers a cluster through Rewind's API and returns the response body.
+pub async fn register_cluster(client: &ApiClient, group: &str, body: Value) -> Value {
+    let reply = post(
+        client,
+        &format!("{REWIND_API}/groups/{group}/clusters"),
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    reply.json()
+}
+
+/// Creates an API key with the bootstrap client; returns `(id, public, private)`.
+pub async fn create_key(client: &ApiClient, path: &str, role: &str) -> (String, String, String) {
+    let reply = post(
+        client,
+        path,
+        serde_json::json!({"desc": format!("a {role} key"), "roles": [role]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let key = reply.json();
+    (
+        key["id"].as_str().unwrap().to_owned(),
+        key["publicKey"].as_str().unwrap().to_owned(),
+        key["privateKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Adds loopback to a key's access list so it can be used from the tests.
+pub async fn allow_loopback(client: &ApiClient, org: &str, key_id: &str) {
+    let reply = post(
+        client,
+        &format!("{API}/orgs/{org}/apiKeys/{key_id}/accessList"),
+        serde_json::json!([{"ipAddress": "127.0.0.1"}]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+fn md5_hex(text: &str) -> String {
+    hex::encode(Md5::digest(text.as_bytes()))
+}
+
+/// Computes Digest `Authorization` headers by hand, for tests that need to bend the rules
+/// (replay a header, reuse a nonce, lie about the `uri`).
+pub struct Signer {
+    base: String,
+    public_key: String,
+    private_key: String,
+    http: reqwest::Client,
+    nc: AtomicU32,
+}
+
+impl Signer {
+    pub fn new(base: &str, public_key: &str, private_key: &str) -> Signer {
+        Signer {
+            base: base.to_owned(),
+            public_key: public_key.to_owned(),
+            private_key: private_key.to_owned(),
+            http: reqwest::Client::new(),
+            nc: AtomicU32::new(0),
+        }
+    }
+
+    /// Fetches a fresh nonce from a challenge.
+    pub async fn nonce(&self) -> String {
+        let reply = self.send(Method::GET, &format!("{API}/groups"), None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        nonce_of(reply.header(WWW_AUTHENTICATE.as_str()).unwrap())
+    }
+
+    /// The `Authorization` header for `method uri` with `nonce` and counter `nc`.
+    pub fn header(&self, method: &str, uri: &str, nonce: &str, nc: u32) -> String {
+        let cnonce = format!("{:016x}", rand::random::<u64>());
+        let nc = format!("{nc:08x}");
+        let ha1 = md5_hex(&format!(
+            "{}:MMS Public API:{}",
+            self.public_key, self.private_key
+        ));
+        let ha2 = md5_hex(&format!("{method}:{uri}"));
+        let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+        format!(
+            r#"Digest username="{}", realm="MMS Public API", nonce="{nonce}", uri="{uri}", algorithm=MD5, qop=auth, nc={nc}, cnonce="{cnonce}", response="{response}""#,
+            self.public_key
+        )
+    }
+
+    /// The next header for `nonce`, with a counter one above the last.
+    pub fn next_header(&self, method: &str, uri: &str, nonce: &str) -> String {
+        let nc = self.nc.fetch_add(1, Ordering::SeqCst) + 1;
+        self.header(method, uri, nonce, nc)
+    }
+
+    /// Sends `method path` with an optional `Authorization` header, no body.
+    pub async fn send(&self, method: Method, path: &str, authorization: Option<&str>) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(auth) = authorization {
+            request = request.header(AUTHORIZATION, auth);
+        }
+        into_reply(request.send().await.expect("the server answers")).await
+    }
+
+    /// Sends a JSON body with an optional `Authorization` header.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body).unwrap());
+        if let Some(auth) = authorization {
+            request = request.header(AUTHORIZATION, auth);
+        }
+        into_reply(request.send().await.expect("the server answers")).await
+    }
+}
+
+pub async fn into_reply(response: reqwest::Response) -> Reply {
+    Reply {
+        status: response.status(),
+        headers: response.headers().clone(),
+        text: response.text().await.unwrap_or_default(),
+    }
+}
+
+/// The nonce of a `WWW-Authenticate` challenge.
+pub fn nonce_of(challenge: &str) -> String {
+    let rest = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no nonce in {challenge}"));
+    rest.split('"').next().unwrap().to_owned()
+}
+
+/// Asserts a challenge is exactly the contract's, with any nonce, and `stale` as given.
+#[track_caller]
+pub fn assert_challenge(challenge: &str, stale: bool) {
+    let nonce = nonce_of(challenge);
+    assert!(!nonce.is_empty());
+    assert_eq!(
+        challenge,
+        format!(
+            r#"Digest realm="MMS Public API", domain="", nonce="{nonce}", algorithm=MD5, qop="auth", stale={stale}"#
+        )
+    );
+}
+
+/// Waits for a little while without blocking the runtime.
+pub async fn pause(duration: Duration) {
+    tokio::time::sleep(duration).await;
+}
+
+/// Writes `head` and then `body` on a fresh connection and returns what the server answers
+/// within ten seconds (one read). The body may be shorter than the head declares: that is
+/// how tests show the server answers without waiting for the rest.
+pub async fn raw_exchange(port: u16, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut buffer = vec![0u8; 16 * 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .expect("the server answers without waiting for the rest of the body")
+        .unwrap();
+    String::from_utf8_lossy(&buffer[..read]).into_owned()
+}

@@ -1,0 +1,6 @@
+//! In-process tests of the router: snapshots of the wire shapes, and property tests that
+//! throw malformed input at it.
+
+mod properties;
+mod snapshots;
+mod support;
