@@ -5,10 +5,12 @@
 //! `http` (routing, auth, API errors) → `domain` (what Rewind does) → `meta` (metadata
 //! store trait and backends). `model` holds the plain records they share.
 
+pub mod blocks;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod meta;
 pub mod model;
 pub mod server;

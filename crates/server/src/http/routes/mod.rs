@@ -2,8 +2,11 @@
 //! documents it.
 
 mod clusters;
+mod delivery;
 mod groups;
 mod keys;
+mod restore;
+mod snapshots;
 mod views;
 
 use axum::Router;
@@ -11,7 +14,7 @@ use axum::Router;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::ErrorCode;
-use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
+use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId, SnapshotId};
 
 /// Prefix of the Cloud Manager compatible API.
 pub const PUBLIC: &str = "/api/public/v1.0";
@@ -24,11 +27,13 @@ pub fn api_routes() -> Router<AppState> {
         .merge(groups::routes())
         .merge(keys::routes())
         .merge(clusters::routes())
+        .merge(snapshots::routes())
+        .merge(restore::routes())
 }
 
 /// Routes that authenticate by other means (download tokens) or not at all.
 pub fn unauthenticated_routes() -> Router<AppState> {
-    Router::new()
+    delivery::routes()
 }
 
 macro_rules! id_parser {
@@ -50,3 +55,4 @@ id_parser!(parse_org, OrgId, InvalidOrgId, "organization");
 id_parser!(parse_group, GroupId, InvalidGroupId, "group");
 id_parser!(parse_cluster, ClusterId, InvalidClusterId, "cluster");
 id_parser!(parse_api_key, ApiKeyId, InvalidApiKeyId, "API key");
+id_parser!(parse_snapshot, SnapshotId, InvalidSnapshotId, "snapshot");

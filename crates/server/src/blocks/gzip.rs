@@ -1,0 +1,70 @@
+//! gzip member framing (RFC 1952) around stored chunks, so a `.tar.gz` can be assembled from
+//! stored payloads without recompressing: one member per chunk, plus small members for tar
+//! headers and padding. gzip readers (GNU gzip, tar, `MultiGzDecoder`) decode concatenated
+//! members as one stream.
+//!
+//! Every byte is fixed (no timestamp, no name, fixed OS), so the same snapshot always yields
+//! the same archive — needed for HTTP `Range` resumption and for comparing archives.
+
+use super::chunk::{deflate_raw_within, stored_deflate_stream, stored_deflate_stream_len};
+use super::EncodedChunk;
+
+/// Length of [`member_header`].
+pub const MEMBER_HEADER_BYTES: usize = 10;
+/// Length of [`member_trailer`].
+pub const MEMBER_TRAILER_BYTES: usize = 8;
+
+/// The gzip member header: ID1 ID2, CM=8 (deflate), FLG=0 (no extra fields), MTIME=0,
+/// XFL=0, OS=255 (unknown).
+pub fn member_header() -> [u8; MEMBER_HEADER_BYTES] {
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]
+}
+
+/// The gzip member trailer: CRC-32 of the plaintext, then ISIZE (plaintext length modulo
+/// 2^32), both little-endian.
+pub fn member_trailer(crc32: u32, isize: u32) -> [u8; MEMBER_TRAILER_BYTES] {
+    let mut out = [0u8; MEMBER_TRAILER_BYTES];
+    out[..4].copy_from_slice(&crc32.to_le_bytes());
+    out[4..].copy_from_slice(&isize.to_le_bytes());
+    out
+}
+
+/// A whole, deterministic gzip member holding `plain`: for small data such as tar headers and
+/// padding. Level-1 deflate, or stored blocks when that is not smaller.
+pub fn compress_member(plain: &[u8]) -> Vec<u8> {
+    let stored_len = stored_deflate_stream_len(plain.len() as u64);
+    let body = usize::try_from(stored_len)
+        .ok()
+        .and_then(|limit| deflate_raw_within(plain, limit))
+        .unwrap_or_else(|| stored_deflate_stream(plain));
+    let mut out = Vec::with_capacity(MEMBER_HEADER_BYTES + body.len() + MEMBER_TRAILER_BYTES);
+    out.extend_from_slice(&member_header());
+    out.extend_from_slice(&body);
+    // ISIZE is defined modulo 2^32 (RFC 1952 §2.3.1), hence the truncation.
+    out.extend_from_slice(&member_trailer(crc32fast::hash(plain), plain.len() as u32));
+    out
+}
+
+/// Exact length of the gzip member `chunk` becomes (header + deflate stream + trailer), from
+/// its metadata alone, so a restore can announce `Content-Length` and map `Range` offsets
+/// without reading payloads.
+pub fn chunk_member_len(chunk: &EncodedChunk) -> u64 {
+    (MEMBER_HEADER_BYTES + MEMBER_TRAILER_BYTES) as u64 + chunk.deflate_stream_len()
+}
+
+/// Exact length of the member a stored chunk becomes, from its recorded sizes alone.
+pub fn member_len(raw_len: u32, stored_len: u32, is_deflate: bool) -> u64 {
+    let stream = if is_deflate {
+        u64::from(stored_len)
+    } else {
+        super::chunk::stored_deflate_stream_len(u64::from(raw_len))
+    };
+    (MEMBER_HEADER_BYTES + MEMBER_TRAILER_BYTES) as u64 + stream
+}
+
+/// Appends the gzip member of a stored chunk: fixed header, deflate stream, CRC-32 and length.
+pub fn write_chunk_member(chunk: &EncodedChunk, out: &mut bytes::BytesMut) {
+    out.extend_from_slice(&member_header());
+    out.extend_from_slice(&chunk.deflate_stream());
+    out.extend_from_slice(&member_trailer(chunk.crc32(), chunk.raw_len()));
+}

@@ -1,0 +1,250 @@
+//! Where chunks live: the [`BlockStore`] trait and its `object_store` backend.
+//!
+//! The backend uses only what every `object_store` implementation offers (get, put, head,
+//! delete, list), so the same code runs on a local directory, in memory, or on S3.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetResult, ObjectMeta, ObjectStore};
+
+use super::chunk::MAX_OBJECT_BYTES;
+use super::{BlockError, BlockResult, ChunkId, EncodedChunk};
+
+/// Top-level folder of chunk objects.
+const CHUNKS_DIR: &str = "chunks";
+/// Top-level folder of manifests.
+const MANIFESTS_DIR: &str = "manifests";
+/// Longest manifest name accepted.
+const MAX_MANIFEST_NAME_BYTES: usize = 200;
+
+/// What a [`BlockStore::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A chunk with this id was already stored; nothing was written.
+    AlreadyPresent,
+    /// The chunk was written as an object of `bytes` bytes.
+    Stored { bytes: u64 },
+}
+
+/// Names every object the block store keeps. All object paths are derived here, and only
+/// here, so the layout cannot drift between writers and readers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ObjectKey {
+    /// `chunks/ab/cd/<64 hex>`: a two-level fan-out keeps directories small on file systems.
+    Chunk(ChunkId),
+    /// `manifests/<name>`; `name` is one segment of `[A-Za-z0-9._-]`, not starting with `.`.
+    Manifest { name: String },
+}
+
+impl ObjectKey {
+    /// The object path for this key; [`BlockError::InvalidKey`] for an unusable manifest name.
+    pub fn path(&self) -> BlockResult<ObjectPath> {
+        match self {
+            ObjectKey::Chunk(id) => Ok(chunk_path(id)),
+            ObjectKey::Manifest { name } if is_valid_manifest_name(name) => {
+                Ok(ObjectPath::from_iter([MANIFESTS_DIR, name.as_str()]))
+            }
+            ObjectKey::Manifest { name } => Err(BlockError::InvalidKey(format!(
+                "manifest name {name:?} is not a single safe path segment"
+            ))),
+        }
+    }
+}
+
+fn chunk_path(id: &ChunkId) -> ObjectPath {
+    let hex = id.to_hex();
+    ObjectPath::from_iter([CHUNKS_DIR, &hex[..2], &hex[2..4], &hex])
+}
+
+/// Names that are the same path on every backend: no separators, no `..`, nothing a file
+/// system or URL would reinterpret (including the `#<n>` suffix local staging files use).
+fn is_valid_manifest_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_MANIFEST_NAME_BYTES
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The id of the chunk object at `location`, if it is one laid out by [`ObjectKey::Chunk`].
+fn chunk_id_at(location: &ObjectPath) -> Option<ChunkId> {
+    let id = ChunkId::parse_hex(location.filename()?)?;
+    (chunk_path(&id) == *location).then_some(id)
+}
+
+/// A content-addressed chunk store, plus a few small named objects (snapshot manifests).
+///
+/// Contract for every backend: an object becomes visible only complete; `put` is idempotent;
+/// `get` verifies every read and never returns a corrupt chunk.
+#[async_trait]
+pub trait BlockStore: Send + Sync + 'static {
+    async fn contains(&self, id: ChunkId) -> BlockResult<bool>;
+
+    /// Stores `chunk` unless a chunk with its id is already there (content addressing makes
+    /// that one identical).
+    async fn put(&self, chunk: &EncodedChunk) -> BlockResult<PutOutcome>;
+
+    /// The stored chunk, its `check` verified; [`BlockError::NotFound`] if absent and
+    /// [`BlockError::Corrupt`] (logged) if its bytes fail verification.
+    async fn get(&self, id: ChunkId) -> BlockResult<EncodedChunk>;
+
+    /// Removes the chunk; removing a missing chunk is not an error.
+    async fn delete(&self, id: ChunkId) -> BlockResult<()>;
+
+    /// Every stored chunk id, in no particular order.
+    fn list(&self) -> BoxStream<'static, BlockResult<ChunkId>>;
+
+    /// Writes a non-chunk object (chunks go through [`BlockStore::put`] only).
+    async fn put_object(&self, key: &ObjectKey, bytes: Bytes) -> BlockResult<()>;
+
+    /// Reads a non-chunk object; `None` when it does not exist.
+    async fn get_object(&self, key: &ObjectKey) -> BlockResult<Option<Bytes>>;
+
+    /// Removes a non-chunk object; removing a missing one is not an error.
+    async fn delete_object(&self, key: &ObjectKey) -> BlockResult<()>;
+}
+
+/// A [`BlockStore`] over any `object_store` backend.
+///
+/// Durability of writes: `LocalFileSystem::put` writes a staging file and renames it into
+/// place, and an S3 PUT is atomic, so readers never see a partial object. (The local backend
+/// does not fsync; a machine crash right after a put may lose that put, which the next
+/// snapshot's `contains` check repairs by writing the chunk again.)
+#[derive(Debug, Clone)]
+pub struct ObjectBlockStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl ObjectBlockStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self { inner }
+    }
+
+    /// A store in the local directory `dir`, created if missing.
+    pub fn local(dir: &FsPath) -> BlockResult<Self> {
+        std::fs::create_dir_all(dir)?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?;
+        Ok(Self::new(Arc::new(fs)))
+    }
+
+    /// Starts reading the object at `path`; `Ok(None)` when it does not exist. The body is
+    /// not downloaded yet, so callers can check its size first.
+    async fn fetch(&self, path: &ObjectPath) -> BlockResult<Option<GetResult>> {
+        match self.inner.get(path).await {
+            Ok(result) => Ok(Some(result)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_verified(&self, id: ChunkId) -> BlockResult<EncodedChunk> {
+        let result = self
+            .fetch(&chunk_path(&id))
+            .await?
+            .ok_or(BlockError::NotFound(id))?;
+        if result.meta.size > MAX_OBJECT_BYTES as u64 {
+            return Err(BlockError::Corrupt {
+                id,
+                reason: format!("object of {} bytes is larger than any chunk", result.meta.size),
+            });
+        }
+        EncodedChunk::from_object_bytes(id, result.bytes().await?)
+    }
+
+    async fn delete_path(&self, path: &ObjectPath) -> BlockResult<()> {
+        match self.inner.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The path of a non-chunk object; chunk keys are refused so every chunk object is written
+/// by `put` and therefore well-formed.
+fn non_chunk_path(key: &ObjectKey) -> BlockResult<ObjectPath> {
+    match key {
+        ObjectKey::Chunk(id) => Err(BlockError::InvalidKey(format!(
+            "chunk {id} is only accessible through the chunk methods"
+        ))),
+        _ => key.path(),
+    }
+}
+
+fn listed_chunk_id(meta: object_store::Result<ObjectMeta>) -> Option<BlockResult<ChunkId>> {
+    match meta {
+        Ok(meta) => {
+            let id = chunk_id_at(&meta.location);
+            if id.is_none() {
+                tracing::warn!(location = %meta.location, "ignoring stray object among chunks");
+            }
+            id.map(Ok)
+        }
+        Err(e) => Some(Err(e.into())),
+    }
+}
+
+#[async_trait]
+impl BlockStore for ObjectBlockStore {
+    async fn contains(&self, id: ChunkId) -> BlockResult<bool> {
+        match self.inner.head(&chunk_path(&id)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put(&self, chunk: &EncodedChunk) -> BlockResult<PutOutcome> {
+        if self.contains(chunk.id()).await? {
+            return Ok(PutOutcome::AlreadyPresent);
+        }
+        let bytes = chunk.to_object_bytes();
+        let len = bytes.len() as u64;
+        // Racing writers of one id write identical bytes; whichever rename lands last wins.
+        self.inner.put(&chunk_path(&chunk.id()), bytes.into()).await?;
+        Ok(PutOutcome::Stored { bytes: len })
+    }
+
+    async fn get(&self, id: ChunkId) -> BlockResult<EncodedChunk> {
+        let result = self.get_verified(id).await;
+        if let Err(BlockError::Corrupt { reason, .. }) = &result {
+            tracing::error!(chunk = %id, %reason, "refusing corrupt chunk");
+        }
+        result
+    }
+
+    async fn delete(&self, id: ChunkId) -> BlockResult<()> {
+        self.delete_path(&chunk_path(&id)).await
+    }
+
+    fn list(&self) -> BoxStream<'static, BlockResult<ChunkId>> {
+        let prefix = ObjectPath::from(CHUNKS_DIR);
+        self.inner
+            .list(Some(&prefix))
+            .filter_map(|meta| futures::future::ready(listed_chunk_id(meta)))
+            .boxed()
+    }
+
+    async fn put_object(&self, key: &ObjectKey, bytes: Bytes) -> BlockResult<()> {
+        let path = non_chunk_path(key)?;
+        self.inner.put(&path, bytes.into()).await?;
+        Ok(())
+    }
+
+    async fn get_object(&self, key: &ObjectKey) -> BlockResult<Option<Bytes>> {
+        match self.fetch(&non_chunk_path(key)?).await? {
+            Some(result) => Ok(Some(result.bytes().await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_object(&self, key: &ObjectKey) -> BlockResult<()> {
+        self.delete_path(&non_chunk_path(key)?).await
+    }
+}
