@@ -354,9 +354,10 @@ pub struct ImportSummary {
     pub bytes_scanned: u64,
     #[serde(rename = "bytesUploaded")]
     pub bytes_uploaded: u64,
-    /// `bytesScanned / bytesUploaded`: how many bytes read per byte sent.
+    /// `bytesScanned / bytesUploaded`: bytes read per byte sent; `null` when nothing needed
+    /// uploading.
     #[serde(rename = "dedupRatio")]
-    pub dedup_ratio: f64,
+    pub dedup_ratio: Option<f64>,
     #[serde(rename = "snapshotId")]
     pub snapshot_id: String,
 }

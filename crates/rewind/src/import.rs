@@ -315,7 +315,7 @@ pub async fn import(api: &ApiClient, req: ImportRequest) -> Result<ImportSummary
         bytes_newly_stored: counters.newly_stored.load(Ordering::Relaxed),
         bytes_scanned: scanned,
         bytes_uploaded: uploaded,
-        dedup_ratio: ((scanned as f64 / uploaded.max(1) as f64) * 100.0).round() / 100.0,
+        dedup_ratio: (uploaded > 0).then(|| ((scanned as f64 / uploaded as f64) * 100.0).round() / 100.0),
         snapshot_id: snapshot.id,
     })
 }

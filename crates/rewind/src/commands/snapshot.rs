@@ -113,7 +113,7 @@ pub async fn run(cmd: SnapshotCommand) -> Result<()> {
                 print_json(&summary)?;
             } else {
                 println!(
-                    "Imported snapshot {}: {} bytes scanned, {} uploaded, {} newly stored (dedup ratio {})",
+                    "Imported snapshot {}: {} bytes scanned, {} uploaded, {} newly stored (dedup ratio {:?})",
                     summary.snapshot_id,
                     summary.bytes_scanned,
                     summary.bytes_uploaded,
