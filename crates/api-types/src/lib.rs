@@ -233,3 +233,249 @@ mod tests {
         }
     }
 }
+
+/// A snapshot as Cloud Manager renders it (`GET …/clusters/{C}/snapshots`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "clusterId")]
+    pub cluster_id: String,
+    pub complete: bool,
+    pub created: BsonTimestamp,
+    #[serde(rename = "doNotDelete")]
+    pub do_not_delete: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expires: Option<String>,
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    pub id: String,
+    #[serde(
+        rename = "lastOplogAppliedTimestamp",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub last_oplog_applied_timestamp: Option<BsonTimestamp>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(
+        rename = "namespaceFilterList",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub namespace_filter_list: Option<NamespaceFilterList>,
+    #[serde(default)]
+    pub parts: Vec<SnapshotPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceFilterList {
+    #[serde(rename = "filterList")]
+    pub filter_list: Vec<String>,
+    #[serde(rename = "filterType")]
+    pub filter_type: String,
+}
+
+/// One replica set's share of a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotPart {
+    #[serde(rename = "clusterId")]
+    pub cluster_id: String,
+    #[serde(rename = "compressionSetting")]
+    pub compression_setting: String,
+    #[serde(rename = "dataSizeBytes")]
+    pub data_size_bytes: u64,
+    #[serde(rename = "encryptionEnabled")]
+    pub encryption_enabled: bool,
+    #[serde(rename = "fileSizeBytes")]
+    pub file_size_bytes: u64,
+    #[serde(rename = "mongodVersion")]
+    pub mongod_version: String,
+    #[serde(rename = "replicaSetName")]
+    pub replica_set_name: String,
+    #[serde(rename = "storageSizeBytes")]
+    pub storage_size_bytes: u64,
+    #[serde(rename = "typeName")]
+    pub type_name: String,
+}
+
+/// Body of `POST /api/rewind/v1/groups/{G}/clusters/{C}/snapshots`: opens an import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotCreate {
+    /// The oplog position the files correspond to.
+    pub created: BsonTimestamp,
+    #[serde(
+        rename = "lastOplogAppliedTimestamp",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub last_oplog_applied_timestamp: Option<BsonTimestamp>,
+    #[serde(rename = "mongodVersion")]
+    pub mongod_version: String,
+    #[serde(
+        rename = "storageEngine",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub storage_engine: Option<String>,
+}
+
+/// One file of a part manifest: where it goes, its metadata and its chunks in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// `(chunk id hex, plaintext length)` in file order.
+    pub chunks: Vec<(String, u32)>,
+    pub mode: u32,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+    /// Relative path with `/` separators, no `.` or `..` components.
+    pub path: String,
+    pub size: u64,
+}
+
+/// Body of `PUT …/snapshots/{S}/parts/{replicaSetName}`: commits one replica set's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartManifest {
+    pub files: Vec<ManifestFile>,
+}
+
+/// `POST /api/rewind/v1/groups/{G}/chunks/missing`: which of these chunks does the server lack?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkQuery {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingChunks {
+    pub missing: Vec<String>,
+}
+
+/// Answer to a chunk upload batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkUploadSummary {
+    #[serde(rename = "bytesNewlyStored")]
+    pub bytes_newly_stored: u64,
+    #[serde(rename = "bytesReceived")]
+    pub bytes_received: u64,
+    #[serde(rename = "chunksNewlyStored")]
+    pub chunks_newly_stored: u64,
+    #[serde(rename = "chunksReceived")]
+    pub chunks_received: u64,
+}
+
+/// What `rewind snapshot import --json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    #[serde(rename = "bytesNewlyStored")]
+    pub bytes_newly_stored: u64,
+    #[serde(rename = "bytesScanned")]
+    pub bytes_scanned: u64,
+    #[serde(rename = "bytesUploaded")]
+    pub bytes_uploaded: u64,
+    /// `bytesScanned / bytesUploaded`: bytes read per byte sent; `null` when nothing needed
+    /// uploading.
+    #[serde(rename = "dedupRatio")]
+    pub dedup_ratio: Option<f64>,
+    #[serde(rename = "snapshotId")]
+    pub snapshot_id: String,
+}
+
+/// Result of re-reading chunks (`rewind snapshot verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VerifyReport {
+    #[serde(rename = "bytesChecked")]
+    pub bytes_checked: u64,
+    #[serde(rename = "chunksChecked")]
+    pub chunks_checked: u64,
+    /// Chunks whose stored bytes fail verification.
+    pub corrupt: Vec<String>,
+    /// Chunks a manifest names that the store does not hold.
+    pub missing: Vec<String>,
+}
+
+/// `delivery` of a restore job as the API renders it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreDelivery {
+    #[serde(
+        rename = "expirationHours",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub expiration_hours: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expires: Option<String>,
+    #[serde(
+        rename = "maxDownloads",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub max_downloads: Option<u32>,
+    #[serde(rename = "methodName")]
+    pub method_name: String,
+    #[serde(
+        rename = "statusName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub status_name: Option<String>,
+    #[serde(
+        rename = "targetClusterId",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub target_cluster_id: Option<String>,
+    #[serde(
+        rename = "targetGroupId",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub target_group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url: Option<String>,
+}
+
+/// The hash of a downloaded archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveHash {
+    #[serde(rename = "fileName")]
+    pub file_name: String,
+    pub hash: String,
+    #[serde(rename = "typeName")]
+    pub type_name: String,
+}
+
+/// A restore job as Cloud Manager renders it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreJob {
+    #[serde(rename = "batchId", skip_serializing_if = "Option::is_none", default)]
+    pub batch_id: Option<String>,
+    #[serde(rename = "clusterId")]
+    pub cluster_id: String,
+    pub created: String,
+    pub delivery: RestoreDelivery,
+    #[serde(rename = "encryptionEnabled")]
+    pub encryption_enabled: bool,
+    /// Rewind's extension: why a BROKEN job broke.
+    #[serde(
+        rename = "failureReason",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub failure_reason: Option<String>,
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hashes: Option<Vec<ArchiveHash>>,
+    pub id: String,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(rename = "pointInTime")]
+    pub point_in_time: bool,
+    #[serde(
+        rename = "snapshotId",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub snapshot_id: Option<String>,
+    #[serde(rename = "statusName")]
+    pub status_name: String,
+    pub timestamp: BsonTimestamp,
+}

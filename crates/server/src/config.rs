@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use std::time::Duration;
+
 use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
+use crate::jobs::sweeper::{DEFAULT_GC_DELAY, DEFAULT_SWEEP_INTERVAL};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./rewind-data";
@@ -44,6 +47,8 @@ pub struct Settings {
     pub require_access_list: Option<bool>,
     pub log_format: Option<LogFormat>,
     pub nonce_lifetime_secs: Option<i64>,
+    pub gc_delay_secs: Option<u64>,
+    pub sweep_interval_secs: Option<u64>,
 }
 
 impl Settings {
@@ -69,6 +74,8 @@ impl Settings {
             require_access_list: self.require_access_list.or(lower.require_access_list),
             log_format: self.log_format.or(lower.log_format),
             nonce_lifetime_secs: self.nonce_lifetime_secs.or(lower.nonce_lifetime_secs),
+            gc_delay_secs: self.gc_delay_secs.or(lower.gc_delay_secs),
+            sweep_interval_secs: self.sweep_interval_secs.or(lower.sweep_interval_secs),
         }
     }
 }
@@ -84,6 +91,10 @@ pub struct ServerConfig {
     pub require_access_list: bool,
     pub log_format: LogFormat,
     pub nonce_lifetime_secs: i64,
+    /// How long an unreferenced chunk waits before it is collected.
+    pub gc_delay: Duration,
+    /// How often the retention sweeper runs.
+    pub sweep_interval: Duration,
 }
 
 impl ServerConfig {
@@ -129,6 +140,16 @@ impl ServerConfig {
             require_access_list: settings.require_access_list.unwrap_or(true),
             log_format: settings.log_format.unwrap_or_default(),
             nonce_lifetime_secs,
+            gc_delay: settings
+                .gc_delay_secs
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_GC_DELAY),
+            sweep_interval: Duration::from_secs(
+                settings
+                    .sweep_interval_secs
+                    .unwrap_or(DEFAULT_SWEEP_INTERVAL.as_secs())
+                    .max(1),
+            ),
         })
     }
 }

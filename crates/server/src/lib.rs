@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod meta;
 pub mod model;
 pub mod server;

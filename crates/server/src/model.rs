@@ -3,7 +3,7 @@
 //! They carry no behaviour that depends on HTTP or SQL: the store persists them, the domain
 //! decides with them, and the HTTP layer renders them into wire types.
 
-use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
+use crate::ids::{ApiKeyId, BatchId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
 
 /// Seconds since the Unix epoch, UTC. The whole server keeps time at this resolution,
 /// as the API's ISO-8601 timestamps do.
@@ -148,4 +148,161 @@ pub struct PageRequest {
 pub struct PageOf<T> {
     pub items: Vec<T>,
     pub total: u64,
+}
+
+/// A BSON timestamp: seconds since the epoch and an ordinal within that second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OplogTs {
+    pub secs: u32,
+    pub inc: u32,
+}
+
+/// One replica set's share of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPartRecord {
+    /// The replica set's own cluster row (a shard, the config server, or the replica set).
+    pub cluster_id: ClusterId,
+    pub replica_set_name: String,
+    pub type_name: ClusterType,
+    pub committed: bool,
+    pub file_count: u64,
+    pub file_size_bytes: u64,
+    pub data_size_bytes: u64,
+    pub storage_size_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub id: SnapshotId,
+    pub group_id: GroupId,
+    pub cluster_id: ClusterId,
+    /// The oplog position the files correspond to.
+    pub created: OplogTs,
+    pub last_oplog_applied: Option<OplogTs>,
+    /// True once every part is committed.
+    pub complete: bool,
+    pub expires: Option<UnixSeconds>,
+    pub do_not_delete: bool,
+    /// When the snapshot was deleted (by a user or by retention); its chunks stay until
+    /// no restore reads them.
+    pub deleted_at: Option<UnixSeconds>,
+    pub mongod_version: String,
+    pub storage_engine: String,
+    /// When the import began (wall clock), for cleaning up abandoned imports.
+    pub recorded: UnixSeconds,
+    pub parts: Vec<SnapshotPartRecord>,
+}
+
+/// What the metadata store knows of a stored chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// BLAKE3 of the plaintext.
+    pub id: [u8; 32],
+    pub raw_bytes: u32,
+    /// Bytes of the stored payload (compressed, or raw).
+    pub stored_bytes: u32,
+    pub is_deflate: bool,
+}
+
+/// Sizes recorded when a part is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartStats {
+    pub file_count: u64,
+    pub file_size_bytes: u64,
+    pub data_size_bytes: u64,
+    pub storage_size_bytes: u64,
+}
+
+/// `statusName` of a restore job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    InProgress,
+    Finished,
+    Broken,
+    Killed,
+}
+
+/// `delivery.statusName` of a restore job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    NotStarted,
+    InProgress,
+    Ready,
+    Failed,
+    Interrupted,
+    Expired,
+    MaxDownloadsExceeded,
+}
+
+macro_rules! wire_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text,)* }
+            }
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($ty::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+wire_enum!(JobStatus { InProgress => "IN_PROGRESS", Finished => "FINISHED", Broken => "BROKEN", Killed => "KILLED" });
+wire_enum!(DeliveryStatus {
+    NotStarted => "NOT_STARTED",
+    InProgress => "IN_PROGRESS",
+    Ready => "READY",
+    Failed => "FAILED",
+    Interrupted => "INTERRUPTED",
+    Expired => "EXPIRED",
+    MaxDownloadsExceeded => "MAX_DOWNLOADS_EXCEEDED",
+});
+
+/// How a job's data reaches its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryMethod {
+    /// A download link with a download budget and an expiry.
+    Http {
+        max_downloads: u32,
+        /// Hours the link lives once the job finishes (when no absolute `expires` was given).
+        expiration_hours: Option<u32>,
+    },
+    /// Pulled by the target cluster's agents.
+    Automated {
+        target_group: GroupId,
+        target_cluster: ClusterId,
+    },
+}
+
+/// One restore job: one replica set's archive (a sharded restore is a batch of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreJobRecord {
+    pub id: JobId,
+    pub batch_id: Option<BatchId>,
+    pub group_id: GroupId,
+    /// The cluster the restore was requested for (for a batch: the sharded cluster).
+    pub cluster_id: ClusterId,
+    pub snapshot_id: SnapshotId,
+    /// The replica set this job's archive holds.
+    pub replica_set_name: String,
+    pub part_type: ClusterType,
+    pub created: UnixSeconds,
+    pub status: JobStatus,
+    pub delivery_status: DeliveryStatus,
+    pub method: DeliveryMethod,
+    /// Absolute link expiry: given at creation, or computed when the job finishes.
+    pub expires: Option<UnixSeconds>,
+    pub point_in_time: bool,
+    /// The restore point: the snapshot's timestamp (or the point-in-time target).
+    pub timestamp: OplogTs,
+    /// Base name of the archive, without `.tar.gz`.
+    pub file_name: String,
+    pub archive_bytes: Option<u64>,
+    pub archive_sha1: Option<String>,
+    pub downloads_started: u32,
+    pub downloads_completed: u32,
+    pub finished_at: Option<UnixSeconds>,
+    /// Why the job broke, when it did.
+    pub failure: Option<String>,
+    pub attempts: u32,
 }

@@ -7,17 +7,24 @@ use std::sync::Arc;
 use rand::RngCore;
 use rewind_api_types::BootstrapCredentials;
 
+use crate::blocks::{BlockStore, ObjectBlockStore};
 use crate::config::ServerConfig;
 use crate::domain::{bootstrap, Clock, DomainError, Services, SystemClock};
 use crate::http::conventions::Links;
 use crate::http::digest::NonceService;
 use crate::http::{router, AppState};
+use crate::jobs::sweeper::Sweeper;
+use crate::jobs::worker::RestoreWorker;
 use crate::meta::{MetaError, MetaStore, SqliteMetaStore};
 
 /// Name of the metadata database inside the data directory.
 pub const META_FILE: &str = "meta.sqlite";
+/// How long background tasks get to finish once shutdown is requested.
+const BACKGROUND_EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Server secret that signs Digest nonces, shared by every node of one deployment.
 const NONCE_SECRET: &str = "digest-nonce-hmac";
+/// Server secret that derives restore download tokens.
+const DOWNLOAD_TOKEN_SECRET: &str = "download-token-hmac";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -37,11 +44,17 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot open the block store: {0}")]
+    Blocks(String),
 }
+
+/// Directory of the local block store inside the data directory.
+pub const BLOCKS_DIR: &str = "blocks";
 
 /// The opened storage of one data directory.
 pub struct Storage {
     pub meta: Arc<dyn MetaStore>,
+    pub blocks: Arc<dyn BlockStore>,
 }
 
 impl Storage {
@@ -52,8 +65,11 @@ impl Storage {
             source,
         })?;
         let meta = SqliteMetaStore::open(&data_dir.join(META_FILE)).await?;
+        let blocks = ObjectBlockStore::local(&data_dir.join(BLOCKS_DIR))
+            .map_err(|e| ServerError::Blocks(e.to_string()))?;
         Ok(Storage {
             meta: Arc::new(meta),
+            blocks: Arc::new(blocks),
         })
     }
 }
@@ -63,18 +79,29 @@ pub async fn initialize(storage: &Storage) -> Result<Option<BootstrapCredentials
     Ok(bootstrap::bootstrap(storage.meta.as_ref(), &SystemClock).await?)
 }
 
+/// A random 256-bit secret created on first use and shared through the metadata store.
+async fn shared_secret(storage: &Storage, name: &str) -> Result<Vec<u8>, ServerError> {
+    let mut fresh = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut fresh);
+    Ok(storage.meta.secret(name, fresh).await?)
+}
+
 /// Builds the application state for `config` over `storage`.
 pub async fn app_state(
     config: &ServerConfig,
     storage: &Storage,
     public_url: &str,
 ) -> Result<AppState, ServerError> {
-    let mut fresh = vec![0u8; 32];
-    rand::thread_rng().fill_bytes(&mut fresh);
-    let secret = storage.meta.secret(NONCE_SECRET, fresh).await?;
+    let secret = shared_secret(storage, NONCE_SECRET).await?;
+    let token_secret = shared_secret(storage, DOWNLOAD_TOKEN_SECRET).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(AppState {
-        services: Arc::new(Services::new(storage.meta.clone(), clock)),
+        services: Arc::new(Services::new(
+            storage.meta.clone(),
+            storage.blocks.clone(),
+            clock,
+            token_secret,
+        )),
         nonces: Arc::new(NonceService::new(secret, config.nonce_lifetime_secs)),
         links: Links::new(public_url),
         trusted_proxy: config.trusted_proxy,
@@ -87,6 +114,8 @@ pub struct BoundServer {
     pub listener: tokio::net::TcpListener,
     pub public_url: String,
     pub app: axum::Router,
+    services: Arc<Services>,
+    config: ServerConfig,
 }
 
 /// Binds the listen address and builds the application. Binding first lets the public URL
@@ -107,18 +136,40 @@ pub async fn bind(config: &ServerConfig, storage: &Storage) -> Result<BoundServe
     Ok(BoundServer {
         listener,
         public_url,
+        services: state.services.clone(),
         app: router(state),
+        config: config.clone(),
     })
 }
 
 impl BoundServer {
-    /// Serves until `shutdown` resolves; in-flight requests finish first.
+    /// Serves until `shutdown` resolves; in-flight requests finish first. Background
+    /// tasks get the same signal and are awaited (within a deadline) before returning.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        crate::http::serve(self.listener, self.app, shutdown)
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let sweeper = Sweeper::new(self.services.clone(), self.config.gc_delay);
+        let sweeper = tokio::spawn(sweeper.run(self.config.sweep_interval, stopped.clone()));
+        let worker_name = format!("worker-{}", uuid::Uuid::new_v4());
+        let worker = RestoreWorker::new(self.services.clone(), worker_name);
+        let worker = tokio::spawn(worker.run(stopped.clone()));
+        let served = crate::http::serve(self.listener, self.app, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+        let background = async {
+            let _ = sweeper.await;
+            let _ = worker.await;
+        };
+        if tokio::time::timeout(BACKGROUND_EXIT_DEADLINE, background)
             .await
-            .map_err(ServerError::Serve)
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time");
+        }
+        served.map_err(ServerError::Serve)
     }
 }

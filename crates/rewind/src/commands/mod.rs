@@ -1,7 +1,9 @@
 //! Command-line definitions and dispatch.
 
 mod cluster;
+mod restore;
 mod serve;
+mod snapshot;
 
 use std::path::PathBuf;
 
@@ -30,6 +32,12 @@ pub enum Command {
     /// Register and list clusters.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Import, list and verify snapshots.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
+    /// Start, list, inspect and download restore jobs.
+    #[command(subcommand)]
+    Restore(restore::RestoreCommand),
 }
 
 /// How client commands reach the server.
@@ -69,6 +77,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Init(args) => serve::init(args).await,
         Command::Cluster(cmd) => cluster::run(cmd).await,
+        Command::Snapshot(cmd) => snapshot::run(cmd).await,
+        Command::Restore(cmd) => restore::run(cmd).await,
     }
 }
 

@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// Lifetime of Digest nonces in seconds [default: 300].
     #[arg(long, env = "REWIND_NONCE_LIFETIME_SECS", hide = true)]
     nonce_lifetime_secs: Option<i64>,
+    /// Seconds an unreferenced chunk waits before garbage collection [default: 3600].
+    #[arg(long, env = "REWIND_GC_DELAY_SECS")]
+    gc_delay_secs: Option<u64>,
+    /// Seconds between retention sweeper passes [default: 30].
+    #[arg(long, env = "REWIND_SWEEP_INTERVAL_SECS")]
+    sweep_interval_secs: Option<u64>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -90,6 +96,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         require_access_list: args.require_access_list,
         log_format: args.log_format,
         nonce_lifetime_secs: args.nonce_lifetime_secs,
+        gc_delay_secs: args.gc_delay_secs,
+        sweep_interval_secs: args.sweep_interval_secs,
     };
     let file = match &args.config {
         Some(path) => Settings::from_file(path)?,

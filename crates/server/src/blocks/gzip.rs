@@ -52,6 +52,23 @@ pub fn chunk_member_len(chunk: &EncodedChunk) -> u64 {
     (MEMBER_HEADER_BYTES + MEMBER_TRAILER_BYTES) as u64 + chunk.deflate_stream_len()
 }
 
+/// Exact length of the member a stored chunk becomes, from its recorded sizes alone.
+pub fn member_len(raw_len: u32, stored_len: u32, is_deflate: bool) -> u64 {
+    let stream = if is_deflate {
+        u64::from(stored_len)
+    } else {
+        super::chunk::stored_deflate_stream_len(u64::from(raw_len))
+    };
+    (MEMBER_HEADER_BYTES + MEMBER_TRAILER_BYTES) as u64 + stream
+}
+
+/// Appends the gzip member of a stored chunk: fixed header, deflate stream, CRC-32 and length.
+pub fn write_chunk_member(chunk: &EncodedChunk, out: &mut bytes::BytesMut) {
+    out.extend_from_slice(&member_header());
+    out.extend_from_slice(&chunk.deflate_stream());
+    out.extend_from_slice(&member_trailer(chunk.crc32(), chunk.raw_len()));
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};

@@ -5,11 +5,14 @@ pub mod clusters;
 mod error;
 pub mod keys;
 pub mod projects;
+pub mod restore;
+pub mod snapshots;
 
 use std::sync::Arc;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
 
+use crate::blocks::BlockStore;
 use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::meta::MetaStore;
 use crate::model::{GroupRecord, Role, RoleGrant, UnixSeconds};
@@ -96,16 +99,37 @@ impl Principal {
 /// Everything a request handler or background job needs, shared behind one `Arc`.
 pub struct Services {
     pub meta: Arc<dyn MetaStore>,
+    pub blocks: Arc<dyn BlockStore>,
     pub clock: Arc<dyn Clock>,
     pub keys: keys::KeyService,
+    /// Uploads and commits hold it shared; garbage collection holds it exclusively while it
+    /// removes chunks, so a chunk can never be collected between being found present and
+    /// being referenced (or between being re-uploaded and indexed) on this node.
+    pub gc_lock: tokio::sync::RwLock<()>,
+    /// Signs download tokens; shared by every node of a deployment.
+    pub token_secret: Vec<u8>,
+    /// Archive layouts of recently downloaded jobs.
+    pub plans: restore::PlanCache,
+    /// Wakes the restore worker when a job is created.
+    pub work_available: tokio::sync::Notify,
 }
 
 impl Services {
-    pub fn new(meta: Arc<dyn MetaStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        blocks: Arc<dyn BlockStore>,
+        clock: Arc<dyn Clock>,
+        token_secret: Vec<u8>,
+    ) -> Self {
         Services {
             keys: keys::KeyService::new(meta.clone(), clock.clone()),
             meta,
+            blocks,
             clock,
+            gc_lock: tokio::sync::RwLock::new(()),
+            token_secret,
+            plans: restore::PlanCache::default(),
+            work_available: tokio::sync::Notify::new(),
         }
     }
 

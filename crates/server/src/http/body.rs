@@ -94,19 +94,28 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Err(refusal) = require_content_type(&req, "application/json") {
-            discard_body(req.into_body());
-            return Err(refusal);
-        }
-        let bytes = read_limited(req, MAX_JSON_BODY_BYTES).await?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("Received JSON does not match expected format: {e}."),
-                vec![],
-            )
-        })
+        read_json(req, MAX_JSON_BODY_BYTES).await.map(JsonBody)
     }
+}
+
+/// Reads a JSON body of at most `limit` bytes straight into `T`; a body that does not fit
+/// `T` is `INVALID_JSON` with serde's explanation.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
+    if let Err(refusal) = require_content_type(&req, "application/json") {
+        discard_body(req.into_body());
+        return Err(refusal);
+    }
+    let bytes = read_limited(req, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("Received JSON does not match expected format: {e}."),
+            vec![],
+        )
+    })
 }
 
 fn wrong_type(path: &str, expected: &str) -> ApiError {

@@ -27,7 +27,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | AttributeNegativeOrZero
         | InvalidEnumValue
         | UnsupportedDeliveryMethod
-        | InvalidQueryParameter => StatusCode::BAD_REQUEST,
+        | InvalidQueryParameter
+        | ChunkHashMismatch => StatusCode::BAD_REQUEST,
         UserUnauthorized | NotInGroup => StatusCode::UNAUTHORIZED,
         IpAddressNotOnAccessList => StatusCode::FORBIDDEN,
         InvalidOrgId
@@ -51,8 +52,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | DuplicateClusterName
         | CannotStartRestoreJobForDeletedSnapshot
         | CannotStartRestoreJobForIncompleteClusterSnapshot
-        | NoCheckpointForPitRestore => StatusCode::CONFLICT,
-        DownloadNotAvailable => StatusCode::GONE,
+        | NoCheckpointForPitRestore
+        | SnapshotPartAlreadyCommitted
+        | SnapshotMarkedDoNotDelete => StatusCode::CONFLICT,
+        DownloadNotAvailable | DownloadExpired | MaxDownloadsExceeded => StatusCode::GONE,
         RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         UnexpectedError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,10 +1,14 @@
 //! The metadata store: organizations, projects, keys, clusters (and, in later modules,
 //! snapshots and jobs). One trait, one module per backend; the domain talks only to the trait.
 
+pub mod restore;
+pub mod snapshots;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use restore::RestoreMeta;
+pub use snapshots::SnapshotMeta;
 pub use sqlite::SqliteMetaStore;
 
 use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
@@ -44,8 +48,14 @@ pub struct BootstrapRecords {
     pub key: ApiKeyRecord,
 }
 
+/// The whole metadata store: one backend implements every area's trait.
+pub trait MetaStore: AccountMeta + SnapshotMeta + RestoreMeta {}
+
+impl<T: AccountMeta + SnapshotMeta + RestoreMeta> MetaStore for T {}
+
+/// Organizations, projects, API keys, clusters and server secrets.
 #[async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait AccountMeta: Send + Sync + 'static {
     /// Returns the named server secret, creating it from `fresh` if absent. Concurrent
     /// callers (even on other nodes) all get the same value.
     async fn secret(&self, name: &str, fresh: Vec<u8>) -> MetaResult<Vec<u8>>;

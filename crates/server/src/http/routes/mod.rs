@@ -2,8 +2,11 @@
 //! documents it.
 
 mod clusters;
+mod delivery;
 mod groups;
 mod keys;
+mod restore;
+mod snapshots;
 mod views;
 
 use axum::extract::rejection::PathRejection;
@@ -15,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::ErrorCode;
-use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
+use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId, SnapshotId};
 
 /// Prefix of the Cloud Manager compatible API.
 pub const PUBLIC: &str = "/api/public/v1.0";
@@ -28,11 +31,13 @@ pub fn api_routes() -> Router<AppState> {
         .merge(groups::routes())
         .merge(keys::routes())
         .merge(clusters::routes())
+        .merge(snapshots::routes())
+        .merge(restore::routes())
 }
 
 /// Routes that authenticate by other means (download tokens) or not at all.
 pub fn unauthenticated_routes() -> Router<AppState> {
-    Router::new()
+    delivery::routes()
 }
 
 macro_rules! id_parser {
@@ -114,3 +119,4 @@ fn path_rejection(parts: &Parts, rejection: PathRejection) -> ApiError {
         )
     })
 }
+id_parser!(parse_snapshot, SnapshotId, InvalidSnapshotId, "snapshot");

@@ -4,7 +4,11 @@ use rewind_api_types as wire;
 use rewind_api_types::iso_seconds::format_iso;
 
 use crate::http::conventions::Links;
-use crate::model::{AccessEntry, ApiKeyRecord, ClusterRecord, GroupRecord};
+use crate::http::AppState;
+use crate::model::{
+    AccessEntry, ApiKeyRecord, ClusterRecord, DeliveryMethod, DeliveryStatus, GroupRecord, OplogTs,
+    RestoreJobRecord, SnapshotRecord,
+};
 
 pub fn group(links: &Links, g: &GroupRecord) -> wire::Group {
     wire::Group {
@@ -65,5 +69,121 @@ pub fn cluster(links: &Links, c: &ClusterRecord) -> wire::Cluster {
         replica_set_name: c.replica_set_name.clone(),
         shard_name: c.shard_name.clone(),
         type_name: c.type_name.as_str().to_owned(),
+    }
+}
+
+pub fn bson_ts(ts: OplogTs) -> wire::BsonTimestamp {
+    wire::BsonTimestamp {
+        date: i64::from(ts.secs),
+        increment: ts.inc,
+    }
+}
+
+pub fn snapshot(links: &Links, s: &SnapshotRecord) -> wire::Snapshot {
+    wire::Snapshot {
+        cluster_id: s.cluster_id.to_hex(),
+        complete: s.complete,
+        created: bson_ts(s.created),
+        do_not_delete: s.do_not_delete,
+        expires: s.expires.map(format_iso),
+        group_id: s.group_id.to_hex(),
+        id: s.id.to_hex(),
+        last_oplog_applied_timestamp: Some(bson_ts(s.last_oplog_applied.unwrap_or(s.created))),
+        links: links.self_link(&format!(
+            "/groups/{}/clusters/{}/snapshots/{}",
+            s.group_id, s.cluster_id, s.id
+        )),
+        namespace_filter_list: Some(wire::NamespaceFilterList {
+            filter_list: Vec::new(),
+            filter_type: "blacklist".into(),
+        }),
+        parts: s
+            .parts
+            .iter()
+            .map(|p| wire::SnapshotPart {
+                cluster_id: p.cluster_id.to_hex(),
+                compression_setting: "GZIP".into(),
+                data_size_bytes: p.data_size_bytes,
+                encryption_enabled: false,
+                file_size_bytes: p.file_size_bytes,
+                mongod_version: s.mongod_version.clone(),
+                replica_set_name: p.replica_set_name.clone(),
+                storage_size_bytes: p.storage_size_bytes,
+                type_name: p.type_name.as_str().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// The download URL of an HTTP job: `{base}/backup/restore/v2/pull/{JOB}/{TOKEN}/{FILE}.tar.gz`.
+pub fn download_url(state: &AppState, job: &RestoreJobRecord) -> String {
+    format!(
+        "{}/backup/restore/v2/pull/{}/{}/{}.tar.gz",
+        state.links.base(),
+        job.id,
+        state.services.download_token(job.id),
+        job.file_name
+    )
+}
+
+pub fn restore_job(state: &AppState, j: &RestoreJobRecord) -> wire::RestoreJob {
+    let prepared = !matches!(
+        j.delivery_status,
+        DeliveryStatus::NotStarted | DeliveryStatus::InProgress | DeliveryStatus::Failed
+    );
+    let delivery = match &j.method {
+        DeliveryMethod::Http {
+            max_downloads,
+            expiration_hours,
+        } => wire::RestoreDelivery {
+            expiration_hours: *expiration_hours,
+            expires: j.expires.map(format_iso),
+            max_downloads: Some(*max_downloads),
+            method_name: "HTTP".into(),
+            status_name: Some(j.delivery_status.as_str().into()),
+            target_cluster_id: None,
+            target_group_id: None,
+            url: prepared.then(|| download_url(state, j)),
+        },
+        DeliveryMethod::Automated {
+            target_group,
+            target_cluster,
+        } => wire::RestoreDelivery {
+            expiration_hours: None,
+            expires: None,
+            max_downloads: None,
+            method_name: "HTTP".into(),
+            status_name: Some(j.delivery_status.as_str().into()),
+            target_cluster_id: Some(target_cluster.to_hex()),
+            target_group_id: Some(target_group.to_hex()),
+            url: None,
+        },
+    };
+    let hashes = match (&j.archive_sha1, j.downloads_completed) {
+        (Some(sha1), n) if n > 0 => Some(vec![wire::ArchiveHash {
+            file_name: format!("{}.tar.gz", j.file_name),
+            hash: sha1.clone(),
+            type_name: "SHA1".into(),
+        }]),
+        _ => None,
+    };
+    wire::RestoreJob {
+        batch_id: j.batch_id.map(|b| b.to_hex()),
+        cluster_id: j.cluster_id.to_hex(),
+        created: format_iso(j.created),
+        delivery,
+        encryption_enabled: false,
+        failure_reason: j.failure.clone(),
+        group_id: j.group_id.to_hex(),
+        hashes,
+        id: j.id.to_hex(),
+        links: state.links.self_link(&format!(
+            "/groups/{}/clusters/{}/restoreJobs/{}",
+            j.group_id, j.cluster_id, j.id
+        )),
+        point_in_time: j.point_in_time,
+        snapshot_id: Some(j.snapshot_id.to_hex()),
+        status_name: j.status.as_str().into(),
+        timestamp: bson_ts(j.timestamp),
     }
 }

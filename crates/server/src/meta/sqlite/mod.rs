@@ -15,7 +15,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
-use super::{BootstrapRecords, GroupScope, MetaError, MetaResult, MetaStore};
+mod restore;
+mod snapshots;
+
+use super::{AccountMeta, BootstrapRecords, GroupScope, MetaError, MetaResult};
 use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
 use crate::model::{
     AccessEntry, ApiKeyRecord, ClusterRecord, ClusterType, GroupRecord, OrgRecord, PageOf,
@@ -23,10 +26,20 @@ use crate::model::{
 };
 
 /// Ordered migrations for this backend; each runs once, in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../../../migrations/sqlite/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../../../migrations/sqlite/0002_snapshots.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../../../migrations/sqlite/0003_restore_jobs.sql"),
+    ),
+];
 
 /// How many pooled connections serve concurrent requests (reads run in parallel under WAL).
 const POOL_CONNECTIONS: u32 = 8;
@@ -118,7 +131,7 @@ impl SqliteMetaStore {
     }
 }
 
-fn corrupt(what: &str, value: &str) -> MetaError {
+pub(crate) fn corrupt(what: &str, value: &str) -> MetaError {
     MetaError::Corrupt(format!("{what}: {value:?}"))
 }
 
@@ -199,7 +212,7 @@ fn cluster_from_row(row: &SqliteRow) -> MetaResult<ClusterRecord> {
     })
 }
 
-fn page_limit(page: PageRequest) -> (i64, i64) {
+pub(crate) fn page_limit(page: PageRequest) -> (i64, i64) {
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     (clamp(page.limit), clamp(page.offset))
 }
@@ -256,7 +269,7 @@ async fn insert_group_tx(tx: &mut sqlx::SqliteConnection, group: &GroupRecord) -
 }
 
 #[async_trait]
-impl MetaStore for SqliteMetaStore {
+impl AccountMeta for SqliteMetaStore {
     async fn secret(&self, name: &str, fresh: Vec<u8>) -> MetaResult<Vec<u8>> {
         sqlx::query(
             "INSERT INTO server_secrets (name, value_hex) VALUES (?, ?) ON CONFLICT DO NOTHING",

@@ -1,0 +1,60 @@
+# Shared helpers of the benchmark scripts: a release build, a throwaway Rewind server on
+# loopback, its credentials, and peak-memory measurement. Sourced, not run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REWIND="$ROOT/target/release/rewind"
+DEVTOOLS="$ROOT/target/release/rewind-devtools"
+
+build_release() {
+  (cd "$ROOT" && cargo build --release -q -p rewind -p rewind-devtools)
+}
+
+# start_server DATA_DIR: inits and starts a server; sets SERVER_PID, REWIND_SERVER,
+# REWIND_PUBLIC_KEY, REWIND_PRIVATE_KEY, GROUP.
+start_server() {
+  local data=$1
+  "$REWIND" init --data-dir "$data" --json > "$data.creds.json"
+  GROUP=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["groupId"])' "$data.creds.json")
+  export REWIND_PUBLIC_KEY=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["publicKey"])' "$data.creds.json")
+  export REWIND_PRIVATE_KEY=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["privateKey"])' "$data.creds.json")
+  "$REWIND" serve --data-dir "$data" --listen 127.0.0.1:0 --log-format json > "$data.out" 2> "$data.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    if grep -q "listening on" "$data.out" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  export REWIND_SERVER=$(sed -n 's/^Rewind listening on //p' "$data.out")
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# Peak resident memory (KiB) of a running process.
+peak_rss_kib() {
+  awk '/VmHWM/ {print $2}' "/proc/$1/status"
+}
+
+# Current resident memory (KiB) of a running process.
+rss_kib() {
+  awk '/VmRSS/ {print $2}' "/proc/$1/status"
+}
+
+# timed CMD...: runs CMD, prints "SECONDS PEAK_RSS_KIB" of it (children included).
+timed() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+start = time.monotonic()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+elapsed = time.monotonic() - start
+if done.returncode != 0:
+    sys.exit(f"command failed ({done.returncode}): {' '.join(sys.argv[1:])}")
+print(f"{elapsed:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+PY
+}
+
+median() {
+  python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"
+}

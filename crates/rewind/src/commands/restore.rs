@@ -1,0 +1,356 @@
+//! `rewind restore start|list|get|download`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::header::{CONTENT_LENGTH, RANGE};
+use reqwest::StatusCode;
+use rewind_api_types::{Page, RestoreJob};
+use sha1::{Digest, Sha1};
+use tokio::io::AsyncWriteExt;
+
+use super::{print_json, ClientArgs};
+use crate::client::{describe_error, ApiClient};
+
+/// Attempts at a download before giving up; each retry resumes with `Range`.
+const DOWNLOAD_ATTEMPTS: u32 = 5;
+/// How often `download` polls a job that is still being prepared.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Subcommand, Debug)]
+pub enum RestoreCommand {
+    /// Start an HTTP restore of a snapshot (a sharded cluster yields one job per replica set).
+    Start {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        snapshot: String,
+        /// How many times the link may be downloaded [default: unlimited].
+        #[arg(long)]
+        max_downloads: Option<u32>,
+        /// Hours the link stays valid after the job finishes [default: 48].
+        #[arg(long, conflicts_with = "expires")]
+        expiration_hours: Option<u32>,
+        /// Absolute expiry of the link (ISO-8601).
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a cluster's restore jobs, newest first.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        cluster: String,
+        /// Only the jobs of this batch.
+        #[arg(long)]
+        batch: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one restore job.
+    Get {
+        #[command(flatten)]
+        client: ClientArgs,
+        job: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait for a job, download its archive (resuming after breaks), verify its SHA-1.
+    Download {
+        #[command(flatten)]
+        client: ClientArgs,
+        job: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        cluster: String,
+        /// Directory to write the archive into [default: current directory].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also extract the archive into OUT/<archive name without .tar.gz>.
+        #[arg(long)]
+        extract: bool,
+    },
+}
+
+fn job_path(group: &str, cluster: &str, job: &str) -> String {
+    format!("/api/public/v1.0/groups/{group}/clusters/{cluster}/restoreJobs/{job}")
+}
+
+fn print_jobs(jobs: &[RestoreJob]) {
+    println!(
+        "{:<26} {:<22} {:<12} {:<24} URL",
+        "ID", "TIMESTAMP", "STATUS", "DELIVERY"
+    );
+    for j in jobs {
+        println!(
+            "{:<26} {:<22} {:<12} {:<24} {}",
+            j.id,
+            rewind_api_types::iso_seconds::format_iso(j.timestamp.date),
+            j.status_name,
+            j.delivery.status_name.as_deref().unwrap_or("-"),
+            j.delivery.url.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+pub async fn run(cmd: RestoreCommand) -> Result<()> {
+    match cmd {
+        RestoreCommand::Start {
+            client,
+            group,
+            cluster,
+            snapshot,
+            max_downloads,
+            expiration_hours,
+            expires,
+            json,
+        } => {
+            let mut delivery = serde_json::json!({ "methodName": "HTTP" });
+            if let Some(n) = max_downloads {
+                delivery["maxDownloads"] = n.into();
+            }
+            if let Some(h) = expiration_hours {
+                delivery["expirationHours"] = h.into();
+            }
+            if let Some(t) = expires {
+                delivery["expires"] = t.into();
+            }
+            let body = serde_json::json!({ "delivery": delivery, "snapshotId": snapshot });
+            let api = client.client()?;
+            let page: Page<RestoreJob> = api
+                .post_json(
+                    &format!("/api/public/v1.0/groups/{group}/clusters/{cluster}/restoreJobs"),
+                    &body,
+                )
+                .await?;
+            if json {
+                print_json(&page)?;
+            } else {
+                println!("Created restore job(s):");
+                print_jobs(&page.results);
+            }
+        }
+        RestoreCommand::List {
+            client,
+            group,
+            cluster,
+            batch,
+            json,
+        } => {
+            let api = client.client()?;
+            let mut path = format!(
+                "/api/public/v1.0/groups/{group}/clusters/{cluster}/restoreJobs?itemsPerPage=500"
+            );
+            if let Some(b) = batch {
+                path.push_str(&format!("&batchId={b}"));
+            }
+            let page: Page<RestoreJob> = api.get_json(&path).await?;
+            if json {
+                print_json(&page)?;
+            } else {
+                print_jobs(&page.results);
+            }
+        }
+        RestoreCommand::Get {
+            client,
+            job,
+            group,
+            cluster,
+            json,
+        } => {
+            let api = client.client()?;
+            let record: RestoreJob = api.get_json(&job_path(&group, &cluster, &job)).await?;
+            if json {
+                print_json(&record)?;
+            } else {
+                print_jobs(std::slice::from_ref(&record));
+            }
+        }
+        RestoreCommand::Download {
+            client,
+            job,
+            group,
+            cluster,
+            out,
+            extract,
+        } => {
+            let api = client.client()?;
+            let out = out.unwrap_or_else(|| PathBuf::from("."));
+            let path = download(&api, &job_path(&group, &cluster, &job), &out).await?;
+            println!("Downloaded and verified {}", path.display());
+            if extract {
+                let dir = extract_archive(&path)?;
+                println!("Extracted into {}", dir.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Polls the job until its archive is ready; fails when the job broke or the link is gone.
+async fn wait_until_ready(api: &ApiClient, path: &str) -> Result<RestoreJob> {
+    loop {
+        let job: RestoreJob = api.get_json(path).await?;
+        let delivery = job.delivery.status_name.as_deref().unwrap_or("");
+        match (job.status_name.as_str(), delivery) {
+            ("BROKEN" | "KILLED", _) => bail!(
+                "restore job {} is {}: {}",
+                job.id,
+                job.status_name,
+                job.failure_reason.as_deref().unwrap_or("no reason given")
+            ),
+            (_, "READY" | "INTERRUPTED") if job.delivery.url.is_some() => return Ok(job),
+            (_, "EXPIRED" | "MAX_DOWNLOADS_EXCEEDED" | "FAILED") => {
+                bail!(
+                    "restore job {} cannot be downloaded: its link is {delivery}",
+                    job.id
+                )
+            }
+            _ => tokio::time::sleep(POLL_INTERVAL).await,
+        }
+    }
+}
+
+/// Downloads the job's archive into `out`, resuming with `Range` after a broken transfer,
+/// and checks the SHA-1 against the one the server reports.
+async fn download(api: &ApiClient, job_path: &str, out: &Path) -> Result<PathBuf> {
+    let job = wait_until_ready(api, job_path).await?;
+    let url = job.delivery.url.clone().unwrap_or_default();
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or("restore.tar.gz")
+        .to_owned();
+    tokio::fs::create_dir_all(out).await?;
+    let target = out.join(&name);
+    let partial = out.join(format!("{name}.part"));
+    let mut file = tokio::fs::File::create(&partial).await?;
+    let http = reqwest::Client::new();
+    let mut hasher = Sha1::new();
+    let mut have = 0u64;
+    let progress = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+    {
+        progress.set_style(style);
+    }
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut request = http.get(&url);
+        if have > 0 {
+            request = request.header(RANGE, format!("bytes={have}-"));
+        }
+        let response = request.send().await;
+        let result = match response {
+            Ok(r) if r.status() == StatusCode::OK || r.status() == StatusCode::PARTIAL_CONTENT => {
+                if let Some(len) = r
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                {
+                    progress.set_length(have + len);
+                }
+                let mut body = r.bytes_stream();
+                let mut failure = None;
+                while let Some(piece) = body.next().await {
+                    match piece {
+                        Ok(bytes) => {
+                            file.write_all(&bytes).await?;
+                            hasher.update(&bytes);
+                            have += bytes.len() as u64;
+                            progress.set_position(have);
+                        }
+                        Err(e) => {
+                            failure = Some(anyhow::Error::from(e));
+                            break;
+                        }
+                    }
+                }
+                failure.map_or(Ok(()), Err)
+            }
+            Ok(r) => {
+                let status = r.status();
+                let body = r.bytes().await.unwrap_or_default();
+                bail!(
+                    "the download was refused: {}",
+                    describe_error(status, &body)
+                );
+            }
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(()) => break,
+            Err(e) if attempts < DOWNLOAD_ATTEMPTS => {
+                eprintln!("download interrupted at byte {have} ({e}); resuming");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+            }
+            Err(e) => return Err(e.context("the download kept failing")),
+        }
+    }
+    file.flush().await?;
+    drop(file);
+    progress.finish_and_clear();
+    let local = hex::encode(hasher.finalize());
+    let job: RestoreJob = api.get_json(job_path).await?;
+    let reported = job
+        .hashes
+        .as_ref()
+        .and_then(|h| h.first())
+        .map(|h| h.hash.clone());
+    match reported {
+        Some(hash) if hash == local => {}
+        Some(hash) => {
+            tokio::fs::remove_file(&partial).await.ok();
+            bail!(
+                "SHA-1 mismatch: downloaded {local}, server reports {hash}; the file was discarded"
+            );
+        }
+        None => bail!("the server reports no hash for the archive; cannot verify it"),
+    }
+    tokio::fs::rename(&partial, &target)
+        .await
+        .context("cannot move the archive into place")?;
+    Ok(target)
+}
+
+/// Extracts a `.tar.gz` beside itself, into a directory named after it.
+fn extract_archive(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("restore.tar.gz");
+    let dir = path.with_file_name(name.trim_end_matches(".tar.gz"));
+    std::fs::create_dir_all(&dir)?;
+    let file = std::fs::File::open(path)?;
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+        std::io::BufReader::new(file),
+    ));
+    archive.set_preserve_permissions(true);
+    archive
+        .unpack(&dir)
+        .with_context(|| format!("cannot extract {}", path.display()))?;
+    Ok(dir)
+}

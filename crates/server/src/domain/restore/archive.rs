@@ -1,0 +1,240 @@
+//! The restore archive: a standard gzip-compressed POSIX tar assembled from stored chunks
+//! without recompressing them.
+//!
+//! A gzip file may be a sequence of members (RFC 1952 §2.2), and `gzip -d`/`tar xz` read
+//! them as one stream. So the archive is: small members holding tar headers and padding
+//! (compressed here, a few hundred bytes each), and one member per stored chunk, made of a
+//! fixed gzip header, the chunk's stored deflate stream, and its CRC-32 and length. Every
+//! member's size is known from the manifest, so the archive's length and the offset of
+//! every byte are known before any chunk is read: that gives `Content-Length` and `Range`.
+//! The same job always yields the same bytes: headers, order and compression are fixed.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt};
+
+use crate::blocks::{gzip, BlockError, BlockStore};
+use crate::domain::snapshots::{StoredChunkRef, StoredManifest};
+use crate::domain::{DomainError, DomainResult};
+
+/// Tar's block size.
+const TAR_BLOCK: usize = 512;
+/// Chunks fetched ahead of the one being sent.
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// Mode of directories and of `restoreInfo.txt` in the archive.
+const DIR_MODE: u32 = 0o755;
+const INFO_MODE: u32 = 0o644;
+/// Name of the metadata file every archive carries.
+pub const RESTORE_INFO_FILE: &str = "restoreInfo.txt";
+
+/// One piece of the archive.
+#[derive(Debug, Clone)]
+enum Segment {
+    /// A complete gzip member prepared up front (tar headers, padding, small files).
+    Inline(Bytes),
+    /// A stored chunk, wrapped into a member when sent.
+    Chunk(StoredChunkRef),
+}
+
+impl Segment {
+    fn len(&self) -> u64 {
+        match self {
+            Segment::Inline(b) => b.len() as u64,
+            Segment::Chunk(c) => gzip::member_len(c.raw_len(), c.stored_len(), c.is_deflate()),
+        }
+    }
+}
+
+/// The layout of one archive: its segments and where each starts.
+#[derive(Debug)]
+pub struct ArchivePlan {
+    segments: Vec<Segment>,
+    /// `starts[i]` is the archive offset of `segments[i]`.
+    starts: Vec<u64>,
+    total: u64,
+}
+
+/// Builds a ustar header, or says why the entry cannot be represented.
+pub fn tar_header(
+    path: &str,
+    size: u64,
+    mode: u32,
+    mtime: i64,
+    is_dir: bool,
+) -> Result<[u8; TAR_BLOCK], String> {
+    let mut header = tar::Header::new_ustar();
+    header
+        .set_path(path)
+        .map_err(|e| format!("{path:?} cannot be stored in a tar header: {e}"))?;
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_mtime(mtime.max(0) as u64);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(if is_dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
+    header.set_cksum();
+    let mut out = [0u8; TAR_BLOCK];
+    out.copy_from_slice(header.as_bytes());
+    Ok(out)
+}
+
+fn padding(size: u64) -> usize {
+    (TAR_BLOCK - (size % TAR_BLOCK as u64) as usize) % TAR_BLOCK
+}
+
+/// Accumulates segments, compressing inline bytes into members as chunks interrupt them.
+struct PlanBuilder {
+    segments: Vec<Segment>,
+    pending: Vec<u8>,
+}
+
+impl PlanBuilder {
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.segments
+                .push(Segment::Inline(Bytes::from(gzip::compress_member(
+                    &self.pending,
+                ))));
+            self.pending.clear();
+        }
+    }
+
+    fn header(
+        &mut self,
+        path: &str,
+        size: u64,
+        mode: u32,
+        mtime: i64,
+        is_dir: bool,
+    ) -> DomainResult<()> {
+        let header = tar_header(path, size, mode, mtime, is_dir).map_err(DomainError::Internal)?;
+        self.pending.extend_from_slice(&header);
+        Ok(())
+    }
+}
+
+impl ArchivePlan {
+    /// Lays out the archive of one part: its directories and files in path order, then
+    /// `restoreInfo.txt`, then tar's two zero blocks.
+    pub fn build(
+        manifest: &StoredManifest,
+        restore_info: &str,
+        info_mtime: i64,
+    ) -> DomainResult<ArchivePlan> {
+        let mut b = PlanBuilder {
+            segments: Vec::new(),
+            pending: Vec::new(),
+        };
+        let mut emitted_dirs: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for file in &manifest.files {
+            for end in file.path.match_indices('/').map(|(i, _)| i) {
+                let dir = &file.path[..end];
+                if emitted_dirs.insert(dir) {
+                    b.header(&format!("{dir}/"), 0, DIR_MODE, 0, true)?;
+                }
+            }
+            b.header(&file.path, file.size, file.mode, file.mtime, false)?;
+            if !file.chunks.is_empty() {
+                b.flush();
+                b.segments
+                    .extend(file.chunks.iter().copied().map(Segment::Chunk));
+            }
+            b.pending.resize(b.pending.len() + padding(file.size), 0);
+        }
+        b.header(
+            RESTORE_INFO_FILE,
+            restore_info.len() as u64,
+            INFO_MODE,
+            info_mtime,
+            false,
+        )?;
+        b.pending.extend_from_slice(restore_info.as_bytes());
+        b.pending.resize(
+            b.pending.len() + padding(restore_info.len() as u64) + 2 * TAR_BLOCK,
+            0,
+        );
+        b.flush();
+        let mut starts = Vec::with_capacity(b.segments.len());
+        let mut total = 0u64;
+        for segment in &b.segments {
+            starts.push(total);
+            total += segment.len();
+        }
+        Ok(ArchivePlan {
+            segments: b.segments,
+            starts,
+            total,
+        })
+    }
+
+    /// Length of the whole archive in bytes.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Streams bytes `start..end` of the archive, reading chunks from `blocks`. Each chunk is
+    /// verified on read; a missing or corrupt chunk ends the stream with its error, so a
+    /// client never receives a silently wrong archive.
+    pub fn stream(
+        self: Arc<Self>,
+        blocks: Arc<dyn BlockStore>,
+        start: u64,
+        end: u64,
+    ) -> BoxStream<'static, Result<Bytes, BlockError>> {
+        let end = end.min(self.total);
+        if start >= end {
+            return stream::empty().boxed();
+        }
+        let first = self
+            .starts
+            .partition_point(|&s| s <= start)
+            .saturating_sub(1);
+        let plan = self.clone();
+        let indices = (first..self.segments.len()).take_while(move |&i| plan.starts[i] < end);
+        let plan = self.clone();
+        stream::iter(indices)
+            .map(move |i| {
+                let (plan, blocks) = (plan.clone(), blocks.clone());
+                async move {
+                    let bytes = plan.segment_bytes(i, blocks.as_ref()).await?;
+                    let seg_start = plan.starts[i];
+                    let from = start.saturating_sub(seg_start) as usize;
+                    let to = ((end - seg_start) as usize).min(bytes.len());
+                    Ok(bytes.slice(from..to))
+                }
+            })
+            .buffered(CHUNKS_IN_FLIGHT)
+            .boxed()
+    }
+
+    async fn segment_bytes(
+        &self,
+        index: usize,
+        blocks: &dyn BlockStore,
+    ) -> Result<Bytes, BlockError> {
+        match &self.segments[index] {
+            Segment::Inline(bytes) => Ok(bytes.clone()),
+            Segment::Chunk(chunk) => {
+                let stored = blocks.get(chunk.id()).await?;
+                let mut member = BytesMut::with_capacity(self.segments[index].len() as usize);
+                gzip::write_chunk_member(&stored, &mut member);
+                if member.len() as u64 != self.segments[index].len() {
+                    return Err(BlockError::Corrupt {
+                        id: chunk.id(),
+                        reason: "stored size differs from the manifest".into(),
+                    });
+                }
+                Ok(member.freeze())
+            }
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! Restore jobs: creation with every rule of the contract, the job lifecycle, archive
+//! preparation, and HTTP delivery with a download budget and an expiry.
+
+pub mod archive;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::clusters::parse_fcv;
+use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
+use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, JobId, SnapshotId};
+use crate::meta::restore::DownloadRefusal;
+use crate::model::{
+    ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus, JobStatus, OplogTs, PageOf,
+    PageRequest, RestoreJobRecord, SnapshotRecord, UnixSeconds,
+};
+use archive::ArchivePlan;
+
+/// `maxDownloads` when the request omits it: unlimited, as Cloud Manager answers (Java's
+/// `Integer.MAX_VALUE`).
+pub const UNLIMITED_DOWNLOADS: u32 = i32::MAX as u32;
+/// Link lifetime when neither `expires` nor `expirationHours` is given.
+pub const DEFAULT_EXPIRATION_HOURS: u32 = 48;
+/// Longest `expirationHours` accepted (one year).
+pub const MAX_EXPIRATION_HOURS: u32 = 24 * 366;
+/// The point-in-time window of a project (hours back from now).
+pub const DEFAULT_PIT_WINDOW_HOURS: i64 = 24;
+/// Archive plans kept in memory for downloads.
+const PLAN_CACHE_ENTRIES: usize = 16;
+
+/// What a restore request restores to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    Snapshot(SnapshotId),
+    OplogTimestamp(OplogTs),
+    PointInTime { millis: i64 },
+    Checkpoint(CheckpointId),
+}
+
+/// How the link of an HTTP delivery expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkExpiry {
+    /// Hours after the job finishes.
+    Hours(u32),
+    /// An absolute time.
+    At(UnixSeconds),
+}
+
+/// Where the target of an automated restore is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetCluster {
+    Id(ClusterId),
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryRequest {
+    Http {
+        max_downloads: u32,
+        expiry: LinkExpiry,
+    },
+    Automated {
+        target_group: GroupId,
+        target_cluster: TargetCluster,
+    },
+}
+
+/// A parsed, syntactically valid create request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreRequest {
+    pub target: RestoreTarget,
+    pub delivery: DeliveryRequest,
+}
+
+fn invalid(field: &str, detail: impl Into<String>) -> DomainError {
+    DomainError::rejected(ErrorCode::InvalidAttribute, detail, vec![field.to_owned()])
+}
+
+fn job_not_found(id: JobId, cluster: ClusterId) -> DomainError {
+    DomainError::rejected(
+        ErrorCode::RestoreJobNotFound,
+        format!("No restore job with ID {id} exists for cluster {cluster}."),
+        vec![id.to_hex(), cluster.to_hex()],
+    )
+}
+
+/// Caches archive plans by job, so repeated and ranged downloads do not re-read manifests.
+#[derive(Default)]
+pub struct PlanCache {
+    plans: Mutex<HashMap<JobId, Arc<ArchivePlan>>>,
+}
+
+impl PlanCache {
+    fn get(&self, id: JobId) -> Option<Arc<ArchivePlan>> {
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn put(&self, id: JobId, plan: Arc<ArchivePlan>) {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if plans.len() >= PLAN_CACHE_ENTRIES {
+            plans.clear();
+        }
+        plans.insert(id, plan);
+    }
+}
+
+/// The file name of a job's archive, without `.tar.gz`, as Cloud Manager names them.
+pub fn archive_file_name(
+    job: JobId,
+    cluster: &ClusterRecord,
+    replica_set: &str,
+    part_type: ClusterType,
+    snapshot_secs: u32,
+) -> String {
+    match part_type {
+        ClusterType::ConfigServerReplicaSet => format!(
+            "config-{}-{replica_set}-{}-{snapshot_secs}-{job}",
+            cluster.cluster_name, cluster.id
+        ),
+        _ => format!("{replica_set}-{snapshot_secs}-{job}"),
+    }
+}
+
+/// A valid download request, ready to stream.
+pub struct Download {
+    pub plan: Arc<ArchivePlan>,
+    pub file_name: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Services {
+    /// The unguessable download token of a job: 128 bits of an HMAC of its id under the
+    /// server secret, so it never needs storing and cannot be derived without the secret.
+    pub fn download_token(&self, job: JobId) -> String {
+        // HMAC accepts keys of any length: this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token_secret)
+            .expect("HMAC takes any key length");
+        mac.update(b"restore-download:");
+        mac.update(job.to_hex().as_bytes());
+        let tag = mac.finalize().into_bytes();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(hex::encode(&tag[..16]))
+    }
+
+    /// Checks a presented token in constant time.
+    pub fn token_matches(&self, job: JobId, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.download_token(job)
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
+    }
+
+    /// Creates the jobs of a restore request: one for a replica set, or one per shard plus
+    /// one for the config server, sharing a `batchId`.
+    pub async fn create_restore(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        cluster: ClusterId,
+        request: RestoreRequest,
+    ) -> DomainResult<Vec<RestoreJobRecord>> {
+        self.authorize_group(principal, group, GroupAccess::BackupAdmin)
+            .await?;
+        let source = self.find_cluster(group, cluster).await?;
+        if source.parent_id.is_some() {
+            return Err(invalid(
+                "clusterId",
+                "A shard or config server cannot be restored alone: restore its sharded cluster.",
+            ));
+        }
+        let method = match &request.delivery {
+            DeliveryRequest::Http {
+                max_downloads,
+                expiry,
+            } => DeliveryMethod::Http {
+                max_downloads: *max_downloads,
+                expiration_hours: match expiry {
+                    LinkExpiry::Hours(h) => Some(*h),
+                    LinkExpiry::At(_) => None,
+                },
+            },
+            DeliveryRequest::Automated {
+                target_group,
+                target_cluster,
+            } => {
+                let target = self
+                    .resolve_target(principal, *target_group, target_cluster, &source)
+                    .await?;
+                DeliveryMethod::Automated {
+                    target_group: *target_group,
+                    target_cluster: target.id,
+                }
+            }
+        };
+        let snapshot = self.resolve_restore_point(&source, &request.target).await?;
+        let expires = match request.delivery {
+            DeliveryRequest::Http {
+                expiry: LinkExpiry::At(at),
+                ..
+            } => Some(at),
+            _ => None,
+        };
+        let now = self.clock.now();
+        let batch = (source.type_name == ClusterType::ShardedReplicaSet).then(BatchId::generate);
+        let jobs: Vec<RestoreJobRecord> = snapshot
+            .parts
+            .iter()
+            .map(|part| {
+                let id = JobId::generate();
+                RestoreJobRecord {
+                    id,
+                    batch_id: batch,
+                    group_id: group,
+                    cluster_id: cluster,
+                    snapshot_id: snapshot.id,
+                    replica_set_name: part.replica_set_name.clone(),
+                    part_type: part.type_name,
+                    created: now,
+                    status: JobStatus::InProgress,
+                    delivery_status: DeliveryStatus::NotStarted,
+                    method: method.clone(),
+                    expires,
+                    point_in_time: false,
+                    timestamp: snapshot.created,
+                    file_name: archive_file_name(
+                        id,
+                        &source,
+                        &part.replica_set_name,
+                        part.type_name,
+                        snapshot.created.secs,
+                    ),
+                    archive_bytes: None,
+                    archive_sha1: None,
+                    downloads_started: 0,
+                    downloads_completed: 0,
+                    finished_at: None,
+                    failure: None,
+                    attempts: 0,
+                }
+            })
+            .collect();
+        self.meta.insert_jobs(&jobs).await?;
+        self.work_available.notify_waiters();
+        tracing::info!(job.count = jobs.len(), snapshot.id = %snapshot.id, cluster.id = %cluster, "restore requested");
+        Ok(jobs)
+    }
+
+    /// Finds the target cluster of an automated restore and checks it can take the data:
+    /// same topology, and a feature compatibility version at least the source's.
+    async fn resolve_target(
+        &self,
+        principal: &Principal,
+        target_group: GroupId,
+        target: &TargetCluster,
+        source: &ClusterRecord,
+    ) -> DomainResult<ClusterRecord> {
+        if self.meta.get_group(target_group).await?.is_none() {
+            return Err(DomainError::rejected(
+                ErrorCode::GroupNotFound,
+                format!("No group with ID {target_group} exists."),
+                vec![target_group.to_hex()],
+            ));
+        }
+        self.authorize_group(principal, target_group, GroupAccess::BackupAdmin)
+            .await?;
+        let cluster = match target {
+            TargetCluster::Id(id) => self.find_cluster(target_group, *id).await?,
+            TargetCluster::Name(name) => self.find_cluster_by_name(target_group, name).await?,
+        };
+        let field = "delivery.targetClusterId";
+        if cluster.parent_id.is_some() {
+            return Err(invalid(
+                field,
+                "The target must be a whole cluster, not a shard or config server.",
+            ));
+        }
+        let source_members = self
+            .meta
+            .cluster_members(source.group_id, source.id)
+            .await?;
+        let target_members = self.meta.cluster_members(target_group, cluster.id).await?;
+        if cluster.type_name != source.type_name || source_members.len() != target_members.len() {
+            return Err(invalid(
+                field,
+                format!(
+                    "The target cluster's topology ({}, {} replica sets) differs from the source's ({}, {}).",
+                    cluster.type_name.as_str(),
+                    target_members.len(),
+                    source.type_name.as_str(),
+                    source_members.len()
+                ),
+            ));
+        }
+        if parse_fcv(&cluster.fcv) < parse_fcv(&source.fcv) {
+            return Err(invalid(
+                field,
+                format!(
+                    "The target cluster's feature compatibility version {} is lower than the source's {}.",
+                    cluster.fcv, source.fcv
+                ),
+            ));
+        }
+        Ok(cluster)
+    }
+
+    async fn find_cluster_by_name(
+        &self,
+        group: GroupId,
+        name: &str,
+    ) -> DomainResult<ClusterRecord> {
+        let page = self
+            .meta
+            .list_clusters(
+                group,
+                PageRequest {
+                    offset: 0,
+                    limit: u64::MAX,
+                },
+            )
+            .await?;
+        page.items
+            .into_iter()
+            .find(|c| c.parent_id.is_none() && c.cluster_name == name)
+            .ok_or_else(|| {
+                DomainError::rejected(
+                    ErrorCode::ClusterNotFound,
+                    format!("No cluster named {name} exists in group {group}."),
+                    vec![name.to_owned(), group.to_hex()],
+                )
+            })
+    }
+
+    /// Resolves what to restore to a complete snapshot, or refuses with the contract's error.
+    async fn resolve_restore_point(
+        &self,
+        source: &ClusterRecord,
+        target: &RestoreTarget,
+    ) -> DomainResult<SnapshotRecord> {
+        let now = self.clock.now();
+        let sharded = source.type_name == ClusterType::ShardedReplicaSet;
+        let fcv = parse_fcv(&source.fcv).unwrap_or((0, 0));
+        match target {
+            RestoreTarget::Snapshot(id) => {
+                let snapshot = self
+                    .meta
+                    .get_snapshot(source.group_id, source.id, *id)
+                    .await?
+                    .ok_or_else(|| {
+                        DomainError::rejected(
+                            ErrorCode::SnapshotNotFound,
+                            format!("No snapshot with ID {id} exists for cluster {}.", source.id),
+                            vec![id.to_hex()],
+                        )
+                    })?;
+                if snapshot.deleted_at.is_some() {
+                    return Err(DomainError::rejected(
+                        ErrorCode::CannotStartRestoreJobForDeletedSnapshot,
+                        "Cannot start restore job for deleted snapshot.",
+                        vec![id.to_hex()],
+                    ));
+                }
+                if !snapshot.complete {
+                    return Err(DomainError::rejected(
+                        ErrorCode::CannotStartRestoreJobForIncompleteClusterSnapshot,
+                        "Cannot start restore job for incomplete cluster snapshot.",
+                        vec![id.to_hex()],
+                    ));
+                }
+                Ok(snapshot)
+            }
+            RestoreTarget::PointInTime { millis } => {
+                let secs = millis.div_euclid(1000);
+                self.check_point_in_time(sharded, fcv, secs, now, "pointInTimeUTCMillis")?;
+                Err(no_oplog_coverage("pointInTimeUTCMillis"))
+            }
+            RestoreTarget::OplogTimestamp(ts) => {
+                self.check_point_in_time(sharded, fcv, i64::from(ts.secs), now, "oplogTs")?;
+                Err(no_oplog_coverage("oplogTs"))
+            }
+            RestoreTarget::Checkpoint(id) => {
+                if !sharded || fcv >= (4, 2) {
+                    return Err(invalid(
+                        "checkpointId",
+                        "Checkpoint restores are for sharded clusters with a feature compatibility version of 4.0 or earlier.",
+                    ));
+                }
+                Err(DomainError::rejected(
+                    ErrorCode::CheckpointNotFound,
+                    format!(
+                        "No checkpoint with ID {id} exists for cluster {}.",
+                        source.id
+                    ),
+                    vec![id.to_hex()],
+                ))
+            }
+        }
+    }
+
+    /// The contract's rules for a point in time: sharded clusters need FCV ≥ 4.2, and the
+    /// point lies within the project's window and not in the future.
+    fn check_point_in_time(
+        &self,
+        sharded: bool,
+        fcv: (u32, u32),
+        secs: i64,
+        now: i64,
+        field: &str,
+    ) -> DomainResult<()> {
+        if sharded && fcv < (4, 2) {
+            return Err(invalid(
+                field,
+                "Point-in-time and oplog restores of a sharded cluster need a feature compatibility version of 4.2 or later; use a checkpoint.",
+            ));
+        }
+        let window_start = now - DEFAULT_PIT_WINDOW_HOURS * 3600;
+        if secs > now {
+            return Err(invalid(
+                field,
+                format!("Invalid attribute {field} specified: the point in time is in the future."),
+            ));
+        }
+        if secs < window_start {
+            return Err(invalid(
+                field,
+                format!(
+                    "Invalid attribute {field} specified: the point in time is outside the restorable window of the last {DEFAULT_PIT_WINDOW_HOURS} hours."
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn list_restores(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        cluster: ClusterId,
+        batch: Option<BatchId>,
+        page: PageRequest,
+    ) -> DomainResult<PageOf<RestoreJobRecord>> {
+        self.authorize_group(principal, group, GroupAccess::Read)
+            .await?;
+        self.find_cluster(group, cluster).await?;
+        Ok(self.meta.list_jobs(group, cluster, batch, page).await?)
+    }
+
+    pub async fn get_restore(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        cluster: ClusterId,
+        id: JobId,
+    ) -> DomainResult<RestoreJobRecord> {
+        self.authorize_group(principal, group, GroupAccess::Read)
+            .await?;
+        self.find_cluster(group, cluster).await?;
+        self.meta
+            .get_job(group, cluster, id)
+            .await?
+            .ok_or_else(|| job_not_found(id, cluster))
+    }
+
+    /// The archive layout of a job, from the cache or built from its manifest.
+    pub async fn archive_plan(&self, job: &RestoreJobRecord) -> DomainResult<Arc<ArchivePlan>> {
+        if let Some(plan) = self.plans.get(job.id) {
+            return Ok(plan);
+        }
+        let group = self
+            .meta
+            .get_group(job.group_id)
+            .await?
+            .ok_or_else(|| DomainError::Internal(format!("group of job {} is gone", job.id)))?;
+        let snapshot = self
+            .meta
+            .get_snapshot(job.group_id, job.cluster_id, job.snapshot_id)
+            .await?
+            .ok_or_else(|| DomainError::Internal(format!("snapshot of job {} is gone", job.id)))?;
+        let manifest = self
+            .load_manifest(snapshot.id, &job.replica_set_name)
+            .await?;
+        let info = restore_info(&group.name, job, &snapshot);
+        let plan = Arc::new(ArchivePlan::build(
+            &manifest,
+            &info,
+            i64::from(snapshot.created.secs),
+        )?);
+        self.plans.put(job.id, plan.clone());
+        Ok(plan)
+    }
+
+    /// Checks a download request and takes one download from the budget (a request that
+    /// resumes at a later byte continues a started download instead).
+    pub async fn open_download(
+        &self,
+        job: JobId,
+        token: &str,
+        file: &str,
+        range_start: Option<u64>,
+    ) -> DomainResult<Download> {
+        let not_found = || {
+            DomainError::rejected(
+                ErrorCode::ResourceNotFound,
+                "Cannot find resource: no download with that address exists.",
+                vec![],
+            )
+        };
+        let record = self.meta.get_job_by_id(job).await?.ok_or_else(not_found)?;
+        let is_http = matches!(record.method, DeliveryMethod::Http { .. });
+        if !is_http
+            || !self.token_matches(job, token)
+            || file != format!("{}.tar.gz", record.file_name)
+        {
+            return Err(not_found());
+        }
+        let plan = self.archive_plan(&record).await?;
+        let start = range_start.unwrap_or(0);
+        let now = self.clock.now();
+        let verdict = if start == 0 {
+            self.meta.start_download(job, now).await?
+        } else {
+            self.meta.may_resume_download(job, now).await?
+        };
+        if let Err(refusal) = verdict {
+            return Err(refused(refusal));
+        }
+        Ok(Download {
+            end: plan.len(),
+            plan,
+            file_name: format!("{}.tar.gz", record.file_name),
+            start,
+        })
+    }
+
+    /// Whether a restore still reads this snapshot, so its chunks must stay.
+    pub async fn is_snapshot_in_use(&self, snapshot: &SnapshotRecord) -> DomainResult<bool> {
+        Ok(self
+            .meta
+            .snapshot_has_active_jobs(snapshot.id, self.clock.now())
+            .await?)
+    }
+}
+
+fn refused(refusal: DownloadRefusal) -> DomainError {
+    match refusal {
+        DownloadRefusal::Expired => DomainError::rejected(
+            ErrorCode::DownloadExpired,
+            "The download link of this restore job has expired.",
+            vec![],
+        ),
+        DownloadRefusal::MaxDownloadsExceeded => DomainError::rejected(
+            ErrorCode::MaxDownloadsExceeded,
+            "The download link of this restore job has been used its maximum number of times.",
+            vec![],
+        ),
+        DownloadRefusal::NotReady => DomainError::rejected(
+            ErrorCode::DownloadNotAvailable,
+            "The archive of this restore job is not available for download.",
+            vec![],
+        ),
+    }
+}
+
+fn no_oplog_coverage(field: &str) -> DomainError {
+    DomainError::rejected(
+        ErrorCode::NoCheckpointForPitRestore,
+        "A suitable checkpoint could not be found for the specified point-in-time restore: this cluster has no oplog \
+         stored in Rewind, so no snapshot plus oplog reaches that point.",
+        vec![field.to_owned()],
+    )
+}
+
+fn ts_text(ts: OplogTs) -> String {
+    format!(
+        "{} (Timestamp({}, {}))",
+        rewind_api_types::iso_seconds::format_iso(i64::from(ts.secs)),
+        ts.secs,
+        ts.inc
+    )
+}
+
+/// The `restoreInfo.txt` of a job's archive. Deterministic: it depends only on the job.
+pub fn restore_info(group_name: &str, job: &RestoreJobRecord, snapshot: &SnapshotRecord) -> String {
+    let last = snapshot.last_oplog_applied.unwrap_or(snapshot.created);
+    format!(
+        "Restore Info\n\
+         Group Name: {group_name}\n\
+         Group Id: {}\n\
+         Replica Set: {}\n\
+         Cluster Id: {}\n\
+         Snapshot Id: {}\n\
+         Snapshot timestamp: {}\n\
+         Restore timestamp: {}\n\
+         Last Oplog Applied: {}\n\
+         MongoDB Version: {}\n\
+         Storage Engine: {}\n\
+         Encryption: false\n\
+         Restore Job Id: {}\n",
+        job.group_id,
+        job.replica_set_name,
+        job.cluster_id,
+        snapshot.id,
+        ts_text(snapshot.created),
+        ts_text(job.timestamp),
+        ts_text(last),
+        snapshot.mongod_version,
+        snapshot.storage_engine,
+        job.id,
+    )
+}

@@ -1,0 +1,98 @@
+//! Restore jobs: rows claimed atomically by workers, and the download accounting of
+//! their HTTP deliveries.
+
+use async_trait::async_trait;
+
+use super::MetaResult;
+use crate::ids::{ClusterId, GroupId, JobId, SnapshotId};
+use crate::model::{DeliveryStatus, JobStatus, PageOf, PageRequest, RestoreJobRecord, UnixSeconds};
+
+/// Why a download may not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadRefusal {
+    NotReady,
+    Expired,
+    MaxDownloadsExceeded,
+}
+
+#[async_trait]
+pub trait RestoreMeta: Send + Sync + 'static {
+    /// Inserts the jobs of one request (one, or a sharded batch) atomically.
+    async fn insert_jobs(&self, jobs: &[RestoreJobRecord]) -> MetaResult<()>;
+    async fn get_job(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        id: JobId,
+    ) -> MetaResult<Option<RestoreJobRecord>>;
+    /// Any job by id, for the download endpoint (which authenticates by token).
+    async fn get_job_by_id(&self, id: JobId) -> MetaResult<Option<RestoreJobRecord>>;
+    /// A cluster's jobs, newest first, optionally only one batch.
+    async fn list_jobs(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        batch: Option<crate::ids::BatchId>,
+        page: PageRequest,
+    ) -> MetaResult<PageOf<RestoreJobRecord>>;
+
+    /// Claims the oldest job waiting for preparation whose lease is free, leasing it to
+    /// `worker` until `lease_until`. Atomic: two workers never claim the same job.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: UnixSeconds,
+        lease_until: UnixSeconds,
+    ) -> MetaResult<Option<RestoreJobRecord>>;
+    /// Extends a lease still held by `worker`; `false` when it was lost.
+    async fn renew_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease_until: UnixSeconds,
+    ) -> MetaResult<bool>;
+    /// Records a prepared archive and the job's new statuses, releasing the lease.
+    async fn finish_preparation(
+        &self,
+        id: JobId,
+        worker: &str,
+        outcome: &PreparedOutcome,
+    ) -> MetaResult<bool>;
+
+    /// Takes one download from the budget if the link is live; `Err` says why not.
+    async fn start_download(
+        &self,
+        id: JobId,
+        now: UnixSeconds,
+    ) -> MetaResult<Result<(), DownloadRefusal>>;
+    /// Whether a resumed (ranged) transfer may continue.
+    async fn may_resume_download(
+        &self,
+        id: JobId,
+        now: UnixSeconds,
+    ) -> MetaResult<Result<(), DownloadRefusal>>;
+    /// A transfer delivered the file's last byte.
+    async fn complete_download(&self, id: JobId) -> MetaResult<()>;
+    /// A transfer broke off before the end.
+    async fn interrupt_download(&self, id: JobId) -> MetaResult<()>;
+    /// Marks links past their expiry EXPIRED; returns how many changed.
+    async fn expire_deliveries(&self, now: UnixSeconds) -> MetaResult<u64>;
+    /// Whether any job that is unfinished, or whose link is still live, reads the snapshot.
+    async fn snapshot_has_active_jobs(
+        &self,
+        snapshot: SnapshotId,
+        now: UnixSeconds,
+    ) -> MetaResult<bool>;
+}
+
+/// The result of preparing a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedOutcome {
+    pub status: JobStatus,
+    pub delivery_status: DeliveryStatus,
+    pub archive_bytes: Option<u64>,
+    pub archive_sha1: Option<String>,
+    pub expires: Option<UnixSeconds>,
+    pub finished_at: Option<UnixSeconds>,
+    pub failure: Option<String>,
+}

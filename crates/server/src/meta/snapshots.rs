@@ -1,0 +1,88 @@
+//! Snapshot metadata and the chunk index.
+
+use async_trait::async_trait;
+
+use super::MetaResult;
+use crate::ids::{ClusterId, GroupId, SnapshotId};
+use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
+
+/// What committing a part changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartCommit {
+    /// The part is in; `complete` tells whether it was the last one.
+    Committed { complete: bool },
+    /// The part was committed before; nothing changed.
+    AlreadyCommitted,
+    /// A chunk the manifest names is not in the index (never uploaded, or collected).
+    UnknownChunk([u8; 32]),
+}
+
+#[async_trait]
+pub trait SnapshotMeta: Send + Sync + 'static {
+    /// Records a new, incomplete snapshot and its (uncommitted) parts.
+    async fn insert_snapshot(&self, snapshot: &SnapshotRecord) -> MetaResult<()>;
+    /// Loads a snapshot, deleted or not.
+    async fn get_snapshot(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        id: SnapshotId,
+    ) -> MetaResult<Option<SnapshotRecord>>;
+    /// Live (not deleted) snapshots of a cluster, newest first.
+    async fn list_snapshots(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        page: PageRequest,
+    ) -> MetaResult<PageOf<SnapshotRecord>>;
+    async fn set_snapshot_retention(
+        &self,
+        id: SnapshotId,
+        expires: Option<UnixSeconds>,
+        do_not_delete: bool,
+    ) -> MetaResult<()>;
+    /// Marks a snapshot deleted; `false` if it already was.
+    async fn mark_snapshot_deleted(&self, id: SnapshotId, at: UnixSeconds) -> MetaResult<bool>;
+
+    /// Takes one reference on each distinct chunk and marks the part committed, atomically;
+    /// completes the snapshot when it was the last part.
+    async fn commit_part(
+        &self,
+        snapshot: SnapshotId,
+        replica_set: &str,
+        stats: PartStats,
+        distinct_chunks: &[[u8; 32]],
+    ) -> MetaResult<PartCommit>;
+
+    /// Adds a chunk to the index (unreferenced); `false` if it was already there.
+    async fn record_chunk(&self, chunk: &ChunkInfo, now: UnixSeconds) -> MetaResult<bool>;
+    /// The indexed chunks among `ids`. Unreferenced ones have their idle clock reset, so a
+    /// chunk an import is about to reuse is not collected under it.
+    async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>>;
+
+    /// Snapshots past `expires` (and not `doNotDelete`) or abandoned imports recorded
+    /// before `abandoned_before`: marks them deleted and returns them.
+    async fn delete_expired_snapshots(
+        &self,
+        now: UnixSeconds,
+        abandoned_before: UnixSeconds,
+    ) -> MetaResult<Vec<SnapshotId>>;
+    /// Deleted snapshots whose chunk references are still held.
+    async fn snapshots_holding_refs(&self) -> MetaResult<Vec<SnapshotRecord>>;
+    /// Drops one reference on each chunk (committed parts only) and marks the snapshot released.
+    async fn release_snapshot_refs(
+        &self,
+        id: SnapshotId,
+        distinct_chunks: &[[u8; 32]],
+        now: UnixSeconds,
+    ) -> MetaResult<()>;
+    /// Chunks unreferenced since before `before`, at most `limit` of them.
+    async fn collectable_chunks(
+        &self,
+        before: UnixSeconds,
+        limit: u32,
+    ) -> MetaResult<Vec<[u8; 32]>>;
+    /// Removes a chunk from the index if it is still unreferenced since before `before`;
+    /// `true` when removed (the caller then deletes the stored object).
+    async fn forget_chunk(&self, id: [u8; 32], before: UnixSeconds) -> MetaResult<bool>;
+}

@@ -1,0 +1,389 @@
+//! SQLite implementation of [`RestoreMeta`].
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{corrupt, page_limit, SqliteMetaStore};
+use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
+use crate::meta::restore::{DownloadRefusal, PreparedOutcome, RestoreMeta};
+use crate::meta::MetaResult;
+use crate::model::{
+    ClusterType, DeliveryMethod, DeliveryStatus, JobStatus, OplogTs, PageOf, PageRequest,
+    RestoreJobRecord, UnixSeconds,
+};
+
+const HTTP: &str = "HTTP";
+const AUTOMATED: &str = "AUTOMATED_RESTORE";
+
+macro_rules! id_col {
+    ($row:expr, $ty:ty, $col:literal) => {{
+        let text: String = $row.try_get($col)?;
+        <$ty>::parse(&text).ok_or_else(|| corrupt($col, &text))?
+    }};
+}
+
+fn u32_col(row: &SqliteRow, col: &str) -> MetaResult<u32> {
+    let v: i64 = row.try_get(col)?;
+    u32::try_from(v).map_err(|_| corrupt(col, &v.to_string()))
+}
+
+fn job_from_row(row: &SqliteRow) -> MetaResult<RestoreJobRecord> {
+    let method: String = row.try_get("method")?;
+    let method = match method.as_str() {
+        HTTP => DeliveryMethod::Http {
+            max_downloads: u32_col(row, "max_downloads")?,
+            expiration_hours: match row.try_get::<Option<i64>, _>("expiration_hours")? {
+                Some(h) => Some(
+                    u32::try_from(h).map_err(|_| corrupt("expiration_hours", &h.to_string()))?,
+                ),
+                None => None,
+            },
+        },
+        AUTOMATED => DeliveryMethod::Automated {
+            target_group: id_col!(row, GroupId, "target_group_id"),
+            target_cluster: id_col!(row, ClusterId, "target_cluster_id"),
+        },
+        other => return Err(corrupt("method", other)),
+    };
+    let status: String = row.try_get("status")?;
+    let delivery: String = row.try_get("delivery_status")?;
+    let part_type: String = row.try_get("part_type")?;
+    let batch: Option<String> = row.try_get("batch_id")?;
+    Ok(RestoreJobRecord {
+        id: id_col!(row, JobId, "id"),
+        batch_id: match batch {
+            Some(b) => Some(BatchId::parse(&b).ok_or_else(|| corrupt("batch_id", &b))?),
+            None => None,
+        },
+        group_id: id_col!(row, GroupId, "project_id"),
+        cluster_id: id_col!(row, ClusterId, "cluster_id"),
+        snapshot_id: id_col!(row, SnapshotId, "snapshot_id"),
+        replica_set_name: row.try_get("replica_set_name")?,
+        part_type: ClusterType::parse(&part_type)
+            .ok_or_else(|| corrupt("part_type", &part_type))?,
+        created: row.try_get("created")?,
+        status: JobStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        delivery_status: DeliveryStatus::parse(&delivery)
+            .ok_or_else(|| corrupt("delivery_status", &delivery))?,
+        method,
+        expires: row.try_get("expires")?,
+        point_in_time: row.try_get("point_in_time")?,
+        timestamp: OplogTs {
+            secs: u32_col(row, "ts_secs")?,
+            inc: u32_col(row, "ts_inc")?,
+        },
+        file_name: row.try_get("file_name")?,
+        archive_bytes: row
+            .try_get::<Option<i64>, _>("archive_bytes")?
+            .map(|b| b.max(0) as u64),
+        archive_sha1: row.try_get("archive_sha1")?,
+        downloads_started: u32_col(row, "downloads_started")?,
+        downloads_completed: u32_col(row, "downloads_completed")?,
+        finished_at: row.try_get("finished_at")?,
+        failure: row.try_get("failure")?,
+        attempts: u32_col(row, "attempts")?,
+    })
+}
+
+/// Statuses of a link that can still be downloaded (or resumed).
+const LIVE_DELIVERY: &str = "('READY', 'INTERRUPTED')";
+
+#[async_trait]
+impl RestoreMeta for SqliteMetaStore {
+    async fn insert_jobs(&self, jobs: &[RestoreJobRecord]) -> MetaResult<()> {
+        let mut tx = self.pool().begin().await?;
+        for j in jobs {
+            let (method, max_downloads, hours, target_group, target_cluster) = match &j.method {
+                DeliveryMethod::Http {
+                    max_downloads,
+                    expiration_hours,
+                } => (
+                    HTTP,
+                    Some(i64::from(*max_downloads)),
+                    expiration_hours.map(i64::from),
+                    None,
+                    None,
+                ),
+                DeliveryMethod::Automated {
+                    target_group,
+                    target_cluster,
+                } => (
+                    AUTOMATED,
+                    None,
+                    None,
+                    Some(target_group.to_hex()),
+                    Some(target_cluster.to_hex()),
+                ),
+            };
+            sqlx::query(
+                "INSERT INTO restore_jobs (id, batch_id, project_id, cluster_id, snapshot_id, replica_set_name, part_type, \
+                 created, status, delivery_status, method, max_downloads, expiration_hours, target_group_id, target_cluster_id, \
+                 expires, point_in_time, ts_secs, ts_inc, file_name, archive_bytes, archive_sha1, downloads_started, \
+                 downloads_completed, finished_at, failure, attempts, lease_owner, lease_until) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL)",
+            )
+            .bind(j.id.to_hex())
+            .bind(j.batch_id.map(|b| b.to_hex()))
+            .bind(j.group_id.to_hex())
+            .bind(j.cluster_id.to_hex())
+            .bind(j.snapshot_id.to_hex())
+            .bind(&j.replica_set_name)
+            .bind(j.part_type.as_str())
+            .bind(j.created)
+            .bind(j.status.as_str())
+            .bind(j.delivery_status.as_str())
+            .bind(method)
+            .bind(max_downloads)
+            .bind(hours)
+            .bind(target_group)
+            .bind(target_cluster)
+            .bind(j.expires)
+            .bind(j.point_in_time)
+            .bind(i64::from(j.timestamp.secs))
+            .bind(i64::from(j.timestamp.inc))
+            .bind(&j.file_name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_job(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        id: JobId,
+    ) -> MetaResult<Option<RestoreJobRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM restore_jobs WHERE project_id = ? AND cluster_id = ? AND id = ?",
+        )
+        .bind(group.to_hex())
+        .bind(cluster.to_hex())
+        .bind(id.to_hex())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn get_job_by_id(&self, id: JobId) -> MetaResult<Option<RestoreJobRecord>> {
+        let row = sqlx::query("SELECT * FROM restore_jobs WHERE id = ?")
+            .bind(id.to_hex())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        batch: Option<BatchId>,
+        page: PageRequest,
+    ) -> MetaResult<PageOf<RestoreJobRecord>> {
+        let filter = "FROM restore_jobs WHERE project_id = ? AND cluster_id = ? AND (? IS NULL OR batch_id = ?)";
+        let batch = batch.map(|b| b.to_hex());
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {filter}"))
+            .bind(group.to_hex())
+            .bind(cluster.to_hex())
+            .bind(&batch)
+            .bind(&batch)
+            .fetch_one(self.pool())
+            .await?;
+        let (limit, offset) = page_limit(page);
+        let rows = sqlx::query(&format!(
+            "SELECT * {filter} ORDER BY created DESC, id DESC LIMIT ? OFFSET ?"
+        ))
+        .bind(group.to_hex())
+        .bind(cluster.to_hex())
+        .bind(&batch)
+        .bind(&batch)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(PageOf {
+            items: rows.iter().map(job_from_row).collect::<MetaResult<_>>()?,
+            total: total as u64,
+        })
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: UnixSeconds,
+        lease_until: UnixSeconds,
+    ) -> MetaResult<Option<RestoreJobRecord>> {
+        // One statement: the sub-select and the update run under SQLite's write lock, so
+        // two workers cannot both see the same job as free.
+        let row = sqlx::query(
+            "UPDATE restore_jobs SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, \
+             delivery_status = 'IN_PROGRESS' \
+             WHERE id = (SELECT id FROM restore_jobs WHERE status = 'IN_PROGRESS' \
+                         AND delivery_status IN ('NOT_STARTED', 'IN_PROGRESS') \
+                         AND (lease_until IS NULL OR lease_until < ?) ORDER BY created, id LIMIT 1) \
+             RETURNING *",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn renew_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease_until: UnixSeconds,
+    ) -> MetaResult<bool> {
+        let done =
+            sqlx::query("UPDATE restore_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?")
+                .bind(lease_until)
+                .bind(id.to_hex())
+                .bind(worker)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn finish_preparation(
+        &self,
+        id: JobId,
+        worker: &str,
+        o: &PreparedOutcome,
+    ) -> MetaResult<bool> {
+        let done = sqlx::query(
+            "UPDATE restore_jobs SET status = ?, delivery_status = ?, archive_bytes = ?, archive_sha1 = ?, \
+             expires = COALESCE(expires, ?), finished_at = ?, failure = ?, lease_owner = NULL, lease_until = NULL \
+             WHERE id = ? AND lease_owner = ? AND status = 'IN_PROGRESS'",
+        )
+        .bind(o.status.as_str())
+        .bind(o.delivery_status.as_str())
+        .bind(o.archive_bytes.map(|b| b as i64))
+        .bind(&o.archive_sha1)
+        .bind(o.expires)
+        .bind(o.finished_at)
+        .bind(&o.failure)
+        .bind(id.to_hex())
+        .bind(worker)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn start_download(
+        &self,
+        id: JobId,
+        now: UnixSeconds,
+    ) -> MetaResult<Result<(), DownloadRefusal>> {
+        let done = sqlx::query(&format!(
+            "UPDATE restore_jobs SET downloads_started = downloads_started + 1 \
+             WHERE id = ? AND method = 'HTTP' AND delivery_status IN {LIVE_DELIVERY} \
+             AND downloads_started < max_downloads AND (expires IS NULL OR expires > ?)"
+        ))
+        .bind(id.to_hex())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(Ok(()));
+        }
+        self.refusal(id, now).await
+    }
+
+    async fn may_resume_download(
+        &self,
+        id: JobId,
+        now: UnixSeconds,
+    ) -> MetaResult<Result<(), DownloadRefusal>> {
+        let ok: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT 1 FROM restore_jobs WHERE id = ? AND method = 'HTTP' AND delivery_status IN {LIVE_DELIVERY} \
+             AND downloads_started >= 1 AND downloads_completed < max_downloads AND (expires IS NULL OR expires > ?)"
+        ))
+        .bind(id.to_hex())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        if ok.is_some() {
+            return Ok(Ok(()));
+        }
+        self.refusal(id, now).await
+    }
+
+    async fn complete_download(&self, id: JobId) -> MetaResult<()> {
+        sqlx::query(
+            "UPDATE restore_jobs SET downloads_completed = downloads_completed + 1, \
+             delivery_status = CASE WHEN downloads_completed + 1 >= max_downloads THEN 'MAX_DOWNLOADS_EXCEEDED' \
+                                    WHEN delivery_status = 'INTERRUPTED' THEN 'READY' ELSE delivery_status END \
+             WHERE id = ? AND delivery_status IN ('READY', 'INTERRUPTED')",
+        )
+        .bind(id.to_hex())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn interrupt_download(&self, id: JobId) -> MetaResult<()> {
+        sqlx::query("UPDATE restore_jobs SET delivery_status = 'INTERRUPTED' WHERE id = ? AND delivery_status = 'READY'")
+            .bind(id.to_hex())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn expire_deliveries(&self, now: UnixSeconds) -> MetaResult<u64> {
+        let done = sqlx::query(&format!(
+            "UPDATE restore_jobs SET delivery_status = 'EXPIRED' \
+             WHERE method = 'HTTP' AND delivery_status IN {LIVE_DELIVERY} AND expires IS NOT NULL AND expires <= ?"
+        ))
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn snapshot_has_active_jobs(
+        &self,
+        snapshot: SnapshotId,
+        now: UnixSeconds,
+    ) -> MetaResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT 1 FROM restore_jobs WHERE snapshot_id = ? AND (status = 'IN_PROGRESS' OR \
+             (delivery_status IN {LIVE_DELIVERY} AND (expires IS NULL OR expires > ?))) LIMIT 1"
+        ))
+        .bind(snapshot.to_hex())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+}
+
+impl SqliteMetaStore {
+    /// Explains why a download was refused, from the job's current row.
+    async fn refusal(
+        &self,
+        id: JobId,
+        now: UnixSeconds,
+    ) -> MetaResult<Result<(), DownloadRefusal>> {
+        let Some(job) = self.get_job_by_id(id).await? else {
+            return Ok(Err(DownloadRefusal::NotReady));
+        };
+        let max = match job.method {
+            DeliveryMethod::Http { max_downloads, .. } => max_downloads,
+            DeliveryMethod::Automated { .. } => u32::MAX,
+        };
+        Ok(Err(match job.delivery_status {
+            DeliveryStatus::Expired => DownloadRefusal::Expired,
+            _ if job.expires.is_some_and(|e| e <= now) => DownloadRefusal::Expired,
+            DeliveryStatus::MaxDownloadsExceeded => DownloadRefusal::MaxDownloadsExceeded,
+            DeliveryStatus::Ready | DeliveryStatus::Interrupted if job.downloads_started >= max => {
+                DownloadRefusal::MaxDownloadsExceeded
+            }
+            _ => DownloadRefusal::NotReady,
+        }))
+    }
+}

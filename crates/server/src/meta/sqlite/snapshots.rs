@@ -1,0 +1,421 @@
+//! SQLite implementation of [`SnapshotMeta`].
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{corrupt, page_limit, SqliteMetaStore};
+use crate::ids::{ClusterId, GroupId, SnapshotId};
+use crate::meta::snapshots::{PartCommit, SnapshotMeta};
+use crate::meta::MetaResult;
+use crate::model::{
+    ChunkInfo, ClusterType, OplogTs, PageOf, PageRequest, PartStats, SnapshotPartRecord,
+    SnapshotRecord, UnixSeconds,
+};
+
+fn oplog_ts(secs: Option<i64>, inc: Option<i64>) -> MetaResult<Option<OplogTs>> {
+    match (secs, inc) {
+        (Some(s), Some(i)) => Ok(Some(OplogTs {
+            secs: u32::try_from(s).map_err(|_| corrupt("timestamp", &s.to_string()))?,
+            inc: u32::try_from(i).map_err(|_| corrupt("increment", &i.to_string()))?,
+        })),
+        _ => Ok(None),
+    }
+}
+
+fn snapshot_from_row(row: &SqliteRow) -> MetaResult<SnapshotRecord> {
+    let id: String = row.try_get("id")?;
+    let group: String = row.try_get("project_id")?;
+    let cluster: String = row.try_get("cluster_id")?;
+    Ok(SnapshotRecord {
+        id: SnapshotId::parse(&id).ok_or_else(|| corrupt("snapshot id", &id))?,
+        group_id: GroupId::parse(&group).ok_or_else(|| corrupt("group id", &group))?,
+        cluster_id: ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
+        created: oplog_ts(row.try_get("created_secs")?, row.try_get("created_inc")?)?
+            .ok_or_else(|| corrupt("created", &id))?,
+        last_oplog_applied: oplog_ts(
+            row.try_get("last_oplog_secs")?,
+            row.try_get("last_oplog_inc")?,
+        )?,
+        complete: row.try_get("complete")?,
+        expires: row.try_get("expires")?,
+        do_not_delete: row.try_get("do_not_delete")?,
+        deleted_at: row.try_get("deleted_at")?,
+        mongod_version: row.try_get("mongod_version")?,
+        storage_engine: row.try_get("storage_engine")?,
+        recorded: row.try_get("recorded")?,
+        parts: Vec::new(),
+    })
+}
+
+fn part_from_row(row: &SqliteRow) -> MetaResult<SnapshotPartRecord> {
+    let cluster: String = row.try_get("cluster_id")?;
+    let type_name: String = row.try_get("type_name")?;
+    let count = |name: &str| -> MetaResult<u64> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+    Ok(SnapshotPartRecord {
+        cluster_id: ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
+        replica_set_name: row.try_get("replica_set_name")?,
+        type_name: ClusterType::parse(&type_name).ok_or_else(|| corrupt("typeName", &type_name))?,
+        committed: row.try_get("committed")?,
+        file_count: count("file_count")?,
+        file_size_bytes: count("file_size_bytes")?,
+        data_size_bytes: count("data_size_bytes")?,
+        storage_size_bytes: count("storage_size_bytes")?,
+    })
+}
+
+fn chunk_from_row(row: &SqliteRow) -> MetaResult<ChunkInfo> {
+    let id: String = row.try_get("id")?;
+    let mut raw = [0u8; 32];
+    hex::decode_to_slice(&id, &mut raw).map_err(|_| corrupt("chunk id", &id))?;
+    let size = |name: &str| -> MetaResult<u32> {
+        let v: i64 = row.try_get(name)?;
+        u32::try_from(v).map_err(|_| corrupt(name, &v.to_string()))
+    };
+    Ok(ChunkInfo {
+        id: raw,
+        raw_bytes: size("raw_bytes")?,
+        stored_bytes: size("stored_bytes")?,
+        is_deflate: row.try_get("is_deflate")?,
+    })
+}
+
+/// Most ids bound into one `IN (...)` list; SQLite's default limit is 32766 variables.
+const IDS_PER_STATEMENT: usize = 500;
+
+impl SqliteMetaStore {
+    async fn with_parts(&self, mut snapshot: SnapshotRecord) -> MetaResult<SnapshotRecord> {
+        let rows =
+            sqlx::query("SELECT * FROM snapshot_parts WHERE snapshot_id = ? ORDER BY cluster_id")
+                .bind(snapshot.id.to_hex())
+                .fetch_all(self.pool())
+                .await?;
+        snapshot.parts = rows.iter().map(part_from_row).collect::<MetaResult<_>>()?;
+        Ok(snapshot)
+    }
+
+    async fn snapshots_where(
+        &self,
+        sql: &str,
+        binds: &[String],
+    ) -> MetaResult<Vec<SnapshotRecord>> {
+        let mut query = sqlx::query(sql);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.with_parts(snapshot_from_row(row)?).await?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl SnapshotMeta for SqliteMetaStore {
+    async fn insert_snapshot(&self, s: &SnapshotRecord) -> MetaResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO snapshots (id, project_id, cluster_id, created_secs, created_inc, last_oplog_secs, last_oplog_inc, \
+             complete, expires, do_not_delete, deleted_at, refs_released, mongod_version, storage_engine, recorded) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)",
+        )
+        .bind(s.id.to_hex())
+        .bind(s.group_id.to_hex())
+        .bind(s.cluster_id.to_hex())
+        .bind(i64::from(s.created.secs))
+        .bind(i64::from(s.created.inc))
+        .bind(s.last_oplog_applied.map(|t| i64::from(t.secs)))
+        .bind(s.last_oplog_applied.map(|t| i64::from(t.inc)))
+        .bind(s.complete)
+        .bind(s.expires)
+        .bind(s.do_not_delete)
+        .bind(s.deleted_at)
+        .bind(&s.mongod_version)
+        .bind(&s.storage_engine)
+        .bind(s.recorded)
+        .execute(&mut *tx)
+        .await?;
+        for p in &s.parts {
+            sqlx::query(
+                "INSERT INTO snapshot_parts (snapshot_id, replica_set_name, cluster_id, type_name, committed, file_count, \
+                 file_size_bytes, data_size_bytes, storage_size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.id.to_hex())
+            .bind(&p.replica_set_name)
+            .bind(p.cluster_id.to_hex())
+            .bind(p.type_name.as_str())
+            .bind(p.committed)
+            .bind(p.file_count as i64)
+            .bind(p.file_size_bytes as i64)
+            .bind(p.data_size_bytes as i64)
+            .bind(p.storage_size_bytes as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_snapshot(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        id: SnapshotId,
+    ) -> MetaResult<Option<SnapshotRecord>> {
+        let found = self
+            .snapshots_where(
+                "SELECT * FROM snapshots WHERE project_id = ? AND cluster_id = ? AND id = ?",
+                &[group.to_hex(), cluster.to_hex(), id.to_hex()],
+            )
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn list_snapshots(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        page: PageRequest,
+    ) -> MetaResult<PageOf<SnapshotRecord>> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshots WHERE project_id = ? AND cluster_id = ? AND deleted_at IS NULL",
+        )
+        .bind(group.to_hex())
+        .bind(cluster.to_hex())
+        .fetch_one(self.pool())
+        .await?;
+        let (limit, offset) = page_limit(page);
+        let items = self
+            .snapshots_where(
+                &format!(
+                    "SELECT * FROM snapshots WHERE project_id = ? AND cluster_id = ? AND deleted_at IS NULL \
+                     ORDER BY created_secs DESC, created_inc DESC, id DESC LIMIT {limit} OFFSET {offset}"
+                ),
+                &[group.to_hex(), cluster.to_hex()],
+            )
+            .await?;
+        Ok(PageOf {
+            items,
+            total: total as u64,
+        })
+    }
+
+    async fn set_snapshot_retention(
+        &self,
+        id: SnapshotId,
+        expires: Option<UnixSeconds>,
+        do_not_delete: bool,
+    ) -> MetaResult<()> {
+        sqlx::query("UPDATE snapshots SET expires = ?, do_not_delete = ? WHERE id = ?")
+            .bind(expires)
+            .bind(do_not_delete)
+            .bind(id.to_hex())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_snapshot_deleted(&self, id: SnapshotId, at: UnixSeconds) -> MetaResult<bool> {
+        let done =
+            sqlx::query("UPDATE snapshots SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(at)
+                .bind(id.to_hex())
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn commit_part(
+        &self,
+        snapshot: SnapshotId,
+        replica_set: &str,
+        stats: PartStats,
+        distinct_chunks: &[[u8; 32]],
+    ) -> MetaResult<PartCommit> {
+        let mut tx = self.pool().begin().await?;
+        let committed: Option<bool> = sqlx::query_scalar(
+            "SELECT committed FROM snapshot_parts WHERE snapshot_id = ? AND replica_set_name = ?",
+        )
+        .bind(snapshot.to_hex())
+        .bind(replica_set)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if committed != Some(false) {
+            return Ok(PartCommit::AlreadyCommitted);
+        }
+        for id in distinct_chunks {
+            let done = sqlx::query(
+                "UPDATE chunks SET refcount = refcount + 1, unreferenced_since = NULL WHERE id = ?",
+            )
+            .bind(hex::encode(id))
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(PartCommit::UnknownChunk(*id));
+            }
+        }
+        sqlx::query(
+            "UPDATE snapshot_parts SET committed = TRUE, file_count = ?, file_size_bytes = ?, data_size_bytes = ?, \
+             storage_size_bytes = ? WHERE snapshot_id = ? AND replica_set_name = ?",
+        )
+        .bind(stats.file_count as i64)
+        .bind(stats.file_size_bytes as i64)
+        .bind(stats.data_size_bytes as i64)
+        .bind(stats.storage_size_bytes as i64)
+        .bind(snapshot.to_hex())
+        .bind(replica_set)
+        .execute(&mut *tx)
+        .await?;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM snapshot_parts WHERE snapshot_id = ? AND committed = FALSE",
+        )
+        .bind(snapshot.to_hex())
+        .fetch_one(&mut *tx)
+        .await?;
+        if pending == 0 {
+            sqlx::query("UPDATE snapshots SET complete = TRUE WHERE id = ?")
+                .bind(snapshot.to_hex())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(PartCommit::Committed {
+            complete: pending == 0,
+        })
+    }
+
+    async fn record_chunk(&self, c: &ChunkInfo, now: UnixSeconds) -> MetaResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO chunks (id, raw_bytes, stored_bytes, is_deflate, refcount, unreferenced_since) \
+             VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(hex::encode(c.id))
+        .bind(i64::from(c.raw_bytes))
+        .bind(i64::from(c.stored_bytes))
+        .bind(c.is_deflate)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
+        let mut found = Vec::new();
+        for group in ids.chunks(IDS_PER_STATEMENT) {
+            let hexes: Vec<String> = group.iter().map(hex::encode).collect();
+            let list = vec!["?"; hexes.len()].join(", ");
+            let touch_sql = format!(
+                "UPDATE chunks SET unreferenced_since = ? WHERE refcount = 0 AND id IN ({list})"
+            );
+            let mut update = sqlx::query(&touch_sql).bind(now);
+            for h in &hexes {
+                update = update.bind(h);
+            }
+            update.execute(self.pool()).await?;
+            let sql = format!("SELECT * FROM chunks WHERE id IN ({list})");
+            let mut select = sqlx::query(&sql);
+            for h in &hexes {
+                select = select.bind(h);
+            }
+            for row in select.fetch_all(self.pool()).await? {
+                found.push(chunk_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete_expired_snapshots(
+        &self,
+        now: UnixSeconds,
+        abandoned_before: UnixSeconds,
+    ) -> MetaResult<Vec<SnapshotId>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM snapshots WHERE deleted_at IS NULL AND \
+             ((expires IS NOT NULL AND expires <= ? AND do_not_delete = FALSE) OR (complete = FALSE AND recorded < ?))",
+        )
+        .bind(now)
+        .bind(abandoned_before)
+        .fetch_all(self.pool())
+        .await?;
+        let mut deleted = Vec::new();
+        for id in rows {
+            let parsed = SnapshotId::parse(&id).ok_or_else(|| corrupt("snapshot id", &id))?;
+            if self.mark_snapshot_deleted(parsed, now).await? {
+                deleted.push(parsed);
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn snapshots_holding_refs(&self) -> MetaResult<Vec<SnapshotRecord>> {
+        self.snapshots_where(
+            "SELECT * FROM snapshots WHERE deleted_at IS NOT NULL AND refs_released = FALSE",
+            &[],
+        )
+        .await
+    }
+
+    async fn release_snapshot_refs(
+        &self,
+        id: SnapshotId,
+        distinct_chunks: &[[u8; 32]],
+        now: UnixSeconds,
+    ) -> MetaResult<()> {
+        let mut tx = self.pool().begin().await?;
+        let released: Option<bool> =
+            sqlx::query_scalar("SELECT refs_released FROM snapshots WHERE id = ?")
+                .bind(id.to_hex())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if released != Some(false) {
+            return Ok(());
+        }
+        for chunk in distinct_chunks {
+            sqlx::query(
+                "UPDATE chunks SET refcount = refcount - 1, \
+                 unreferenced_since = CASE WHEN refcount = 1 THEN ? ELSE unreferenced_since END \
+                 WHERE id = ? AND refcount > 0",
+            )
+            .bind(now)
+            .bind(hex::encode(chunk))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE snapshots SET refs_released = TRUE WHERE id = ?")
+            .bind(id.to_hex())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn collectable_chunks(
+        &self,
+        before: UnixSeconds,
+        limit: u32,
+    ) -> MetaResult<Vec<[u8; 32]>> {
+        let rows = sqlx::query(
+            "SELECT * FROM chunks WHERE refcount = 0 AND unreferenced_since < ? LIMIT ?",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| chunk_from_row(r).map(|c| c.id))
+            .collect()
+    }
+
+    async fn forget_chunk(&self, id: [u8; 32], before: UnixSeconds) -> MetaResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM chunks WHERE id = ? AND refcount = 0 AND unreferenced_since < ?",
+        )
+        .bind(hex::encode(id))
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
