@@ -30,7 +30,9 @@ pub fn member_trailer(crc32: u32, isize: u32) -> [u8; MEMBER_TRAILER_BYTES] {
 }
 
 /// A whole, deterministic gzip member holding `plain`: for small data such as tar headers and
-/// padding. Level-1 deflate, or stored blocks when that is not smaller.
+/// padding. Fast deflate, or stored blocks when that is not smaller. The output depends only
+/// on `plain` and the pinned compressor version (its CPU-specific paths find the same
+/// matches), so a resumed download sees the same bytes as long as the server build is the same.
 pub fn compress_member(plain: &[u8]) -> Vec<u8> {
     let stored_len = stored_deflate_stream_len(plain.len() as u64);
     let body = usize::try_from(stored_len)
