@@ -102,7 +102,9 @@ impl Services {
                 rows
             }
         };
-        match self.meta.insert_clusters(&rows).await {
+        let inserted = self.meta.insert_clusters(&rows).await;
+        self.clusters_changed(group);
+        match inserted {
             Ok(()) => Ok(rows),
             Err(MetaError::Conflict(_)) => Err(DomainError::rejected(
                 ErrorCode::DuplicateClusterName,
@@ -124,7 +126,17 @@ impl Services {
     ) -> DomainResult<PageOf<ClusterRecord>> {
         self.authorize_group(principal, group, GroupAccess::Read)
             .await?;
-        Ok(self.meta.list_clusters(group, page).await?)
+        let all = self.cached_clusters(group).await?;
+        let items = all
+            .iter()
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        Ok(PageOf {
+            items,
+            total: all.len() as u64,
+        })
     }
 
     pub async fn get_cluster(
@@ -145,15 +157,33 @@ impl Services {
         group: GroupId,
         id: ClusterId,
     ) -> DomainResult<Vec<ClusterRecord>> {
-        let cluster = self.get_cluster(principal, group, id).await?;
-        let mut members = self.meta.cluster_members(group, cluster.id).await?;
+        self.authorize_group(principal, group, GroupAccess::Read)
+            .await?;
+        self.members_of(group, id).await
+    }
+
+    /// A cluster followed by its shards and config server, from the metadata cache;
+    /// `CLUSTER_NOT_FOUND` when the project has no such cluster.
+    pub async fn members_of(
+        &self,
+        group: GroupId,
+        id: ClusterId,
+    ) -> DomainResult<Vec<ClusterRecord>> {
+        let cluster = self.find_cluster(group, id).await?;
+        let all = self.cached_clusters(group).await?;
+        let mut members: Vec<ClusterRecord> = all
+            .iter()
+            .filter(|c| c.id == id || c.parent_id == Some(id))
+            .cloned()
+            .collect();
         members.sort_by_key(|m| m.id != cluster.id);
         Ok(members)
     }
 
     /// Loads a cluster of a project the caller was already authorized for.
     pub async fn find_cluster(&self, group: GroupId, id: ClusterId) -> DomainResult<ClusterRecord> {
-        self.meta.get_cluster(group, id).await?.ok_or_else(|| {
+        let all = self.cached_clusters(group).await?;
+        all.iter().find(|c| c.id == id).cloned().ok_or_else(|| {
             DomainError::rejected(
                 ErrorCode::ClusterNotFound,
                 format!("No cluster with ID {id} exists in group {group}."),

@@ -1,13 +1,13 @@
 //! Programmatic API keys: creation, lookup for authentication, roles and access lists.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use md5::{Digest, Md5};
 use rand::Rng;
 
+use super::cache::TtlCache;
 use super::{Clock, DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::meta::{MetaError, MetaStore};
@@ -77,13 +77,11 @@ pub fn normalize_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Public key → when it was looked up, and what was found (`None`: no such key).
-type KeyCache = HashMap<String, (Instant, Option<Arc<ApiKeyRecord>>)>;
-
 pub struct KeyService {
     meta: Arc<dyn MetaStore>,
     clock: Arc<dyn Clock>,
-    cache: Mutex<KeyCache>,
+    /// Public key → the key (`None`: no such key).
+    cache: TtlCache<String, Option<Arc<ApiKeyRecord>>>,
 }
 
 impl KeyService {
@@ -91,37 +89,21 @@ impl KeyService {
         KeyService {
             meta,
             clock,
-            cache: Mutex::new(HashMap::new()),
+            cache: TtlCache::new(KEY_CACHE_TTL, 10_000),
         }
     }
 
     /// Looks a key up by its public half for authentication, from a short-lived cache.
     pub async fn find_for_auth(&self, public_key: &str) -> DomainResult<Option<Arc<ApiKeyRecord>>> {
-        if let Some((at, hit)) = self.cache_lock().get(public_key) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(hit.clone());
-            }
-        }
-        let found = self
-            .meta
-            .get_api_key_by_public(public_key)
-            .await?
-            .map(Arc::new);
-        let mut cache = self.cache_lock();
-        if cache.len() > 10_000 {
-            cache.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
-        }
-        cache.insert(public_key.to_owned(), (Instant::now(), found.clone()));
-        Ok(found)
-    }
-
-    fn cache_lock(&self) -> std::sync::MutexGuard<'_, KeyCache> {
-        // A panic while holding this lock cannot leave the map inconsistent, so recover it.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        let meta = self.meta.clone();
+        let load = async move {
+            Ok::<_, DomainError>(meta.get_api_key_by_public(public_key).await?.map(Arc::new))
+        };
+        self.cache.get_or_load(&public_key.to_owned(), load).await
     }
 
     fn forget(&self, public_key: &str) {
-        self.cache_lock().remove(public_key);
+        self.cache.invalidate(&public_key.to_owned());
     }
 
     /// Whether a request from `ip` may use `key`. An empty list admits nobody unless the

@@ -1,6 +1,7 @@
 //! Domain services: what Rewind does, independent of HTTP and of any storage backend.
 
 pub mod bootstrap;
+mod cache;
 pub mod clusters;
 mod error;
 pub mod keys;
@@ -15,7 +16,7 @@ pub use error::{DomainError, DomainResult, ErrorCode};
 use crate::blocks::BlockStore;
 use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::meta::MetaStore;
-use crate::model::{GroupRecord, Role, RoleGrant, UnixSeconds};
+use crate::model::{ClusterRecord, GroupRecord, PageRequest, Role, RoleGrant, UnixSeconds};
 
 /// Where the services read the time. Injected so tests can move it.
 pub trait Clock: Send + Sync + 'static {
@@ -112,7 +113,15 @@ pub struct Services {
     pub plans: restore::PlanCache,
     /// Wakes the restore worker when a job is created.
     pub work_available: tokio::sync::Notify,
+    /// Projects by id (`None`: no such project), read by every authorization.
+    groups: cache::TtlCache<GroupId, Option<GroupRecord>>,
+    /// Each project's cluster rows, read by most requests.
+    clusters: cache::TtlCache<GroupId, Arc<Vec<ClusterRecord>>>,
 }
+
+/// How long project and cluster metadata may be served from memory. Writes through this
+/// node apply at once; writes through another node within this delay.
+const METADATA_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Services {
     pub fn new(
@@ -130,7 +139,34 @@ impl Services {
             token_secret,
             plans: restore::PlanCache::default(),
             work_available: tokio::sync::Notify::new(),
+            groups: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
+            clusters: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
         }
+    }
+
+    /// A project, from the metadata cache.
+    pub async fn cached_group(&self, id: GroupId) -> DomainResult<Option<GroupRecord>> {
+        let meta = self.meta.clone();
+        let load = async move { Ok::<_, DomainError>(meta.get_group(id).await?) };
+        self.groups.get_or_load(&id, load).await
+    }
+
+    /// All cluster rows of a project, from the metadata cache, in id order.
+    pub async fn cached_clusters(&self, group: GroupId) -> DomainResult<Arc<Vec<ClusterRecord>>> {
+        let meta = self.meta.clone();
+        let load = async move {
+            let all = PageRequest {
+                offset: 0,
+                limit: u64::MAX,
+            };
+            Ok::<_, DomainError>(Arc::new(meta.list_clusters(group, all).await?.items))
+        };
+        self.clusters.get_or_load(&group, load).await
+    }
+
+    /// Forgets a project's cached cluster rows after they changed.
+    pub fn clusters_changed(&self, group: GroupId) {
+        self.clusters.invalidate(&group);
     }
 
     /// Loads a project and checks the caller may act on it as `access` says.
@@ -143,7 +179,7 @@ impl Services {
         group: GroupId,
         access: GroupAccess,
     ) -> DomainResult<GroupRecord> {
-        let record = self.meta.get_group(group).await?;
+        let record = self.cached_group(group).await?;
         let record = match record {
             Some(r) if principal.is_member_of(&r) => r,
             _ => return Err(DomainError::not_in_group(&group.to_hex())),

@@ -233,7 +233,7 @@ impl Services {
                 "Invalid attribute storageEngine specified.",
             ));
         }
-        let members = self.meta.cluster_members(group, cluster).await?;
+        let members = self.members_of(group, cluster).await?;
         let parts = members
             .iter()
             .filter(|m| m.type_name != ClusterType::ShardedReplicaSet)

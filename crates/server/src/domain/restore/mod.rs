@@ -263,7 +263,7 @@ impl Services {
         target: &TargetCluster,
         source: &ClusterRecord,
     ) -> DomainResult<ClusterRecord> {
-        if self.meta.get_group(target_group).await?.is_none() {
+        if self.cached_group(target_group).await?.is_none() {
             return Err(DomainError::rejected(
                 ErrorCode::GroupNotFound,
                 format!("No group with ID {target_group} exists."),
@@ -283,11 +283,8 @@ impl Services {
                 "The target must be a whole cluster, not a shard or config server.",
             ));
         }
-        let source_members = self
-            .meta
-            .cluster_members(source.group_id, source.id)
-            .await?;
-        let target_members = self.meta.cluster_members(target_group, cluster.id).await?;
+        let source_members = self.members_of(source.group_id, source.id).await?;
+        let target_members = self.members_of(target_group, cluster.id).await?;
         if cluster.type_name != source.type_name || source_members.len() != target_members.len() {
             return Err(invalid(
                 field,
@@ -317,19 +314,10 @@ impl Services {
         group: GroupId,
         name: &str,
     ) -> DomainResult<ClusterRecord> {
-        let page = self
-            .meta
-            .list_clusters(
-                group,
-                PageRequest {
-                    offset: 0,
-                    limit: u64::MAX,
-                },
-            )
-            .await?;
-        page.items
-            .into_iter()
+        let all = self.cached_clusters(group).await?;
+        all.iter()
             .find(|c| c.parent_id.is_none() && c.cluster_name == name)
+            .cloned()
             .ok_or_else(|| {
                 DomainError::rejected(
                     ErrorCode::ClusterNotFound,
