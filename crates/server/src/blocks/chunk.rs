@@ -49,7 +49,7 @@ const SAMPLE_BYTES: usize = 4 * 1024;
 /// A sample must shrink by at least this many percent for the whole chunk to be compressed.
 const MIN_SAMPLE_SAVING_PERCENT: usize = 3;
 /// Largest payload of one stored (uncompressed) deflate block, RFC 1951 §3.2.4.
-const STORED_BLOCK_MAX_BYTES: usize = 65_535;
+pub(crate) const STORED_BLOCK_MAX_BYTES: usize = 65_535;
 /// Per-block framing of a stored block: 1 header byte (BFINAL, BTYPE=00, padding),
 /// LEN (2) and NLEN (2).
 const STORED_BLOCK_OVERHEAD_BYTES: usize = 5;
@@ -210,11 +210,17 @@ pub(crate) fn stored_deflate_stream(plain: &[u8]) -> Vec<u8> {
 }
 
 fn put_stored_block(out: &mut Vec<u8>, block: &[u8], last: bool) {
-    let len = block.len() as u16; // callers pass at most STORED_BLOCK_MAX_BYTES
-    out.put_u8(u8::from(last));
-    out.put_u16_le(len);
-    out.put_u16_le(!len);
+    out.put_slice(&stored_block_header(block.len(), last));
     out.put_slice(block);
+}
+
+/// The 5-byte header of a byte-aligned stored block of `len` (at most
+/// `STORED_BLOCK_MAX_BYTES`) bytes: BFINAL/BTYPE, LEN, NLEN.
+pub(crate) fn stored_block_header(len: usize, last: bool) -> [u8; 5] {
+    let len = len as u16; // callers pass at most STORED_BLOCK_MAX_BYTES
+    let [l0, l1] = len.to_le_bytes();
+    let [n0, n1] = (!len).to_le_bytes();
+    [u8::from(last), l0, l1, n0, n1]
 }
 
 /// Exact length of [`stored_deflate_stream`] for `plain_len` bytes of input.

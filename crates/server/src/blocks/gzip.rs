@@ -6,8 +6,13 @@
 //! Every byte is fixed (no timestamp, no name, fixed OS), so the same snapshot always yields
 //! the same archive — needed for HTTP `Range` resumption and for comparing archives.
 
-use super::chunk::{deflate_raw_within, stored_deflate_stream, stored_deflate_stream_len};
-use super::EncodedChunk;
+use bytes::Bytes;
+
+use super::chunk::{
+    deflate_raw_within, stored_block_header, stored_deflate_stream, stored_deflate_stream_len,
+    STORED_BLOCK_MAX_BYTES,
+};
+use super::{EncodedChunk, Encoding};
 
 /// Length of [`member_header`].
 pub const MEMBER_HEADER_BYTES: usize = 10;
@@ -64,11 +69,35 @@ pub fn member_len(raw_len: u32, stored_len: u32, is_deflate: bool) -> u64 {
     (MEMBER_HEADER_BYTES + MEMBER_TRAILER_BYTES) as u64 + stream
 }
 
-/// Appends the gzip member of a stored chunk: fixed header, deflate stream, CRC-32 and length.
-pub fn write_chunk_member(chunk: &EncodedChunk, out: &mut bytes::BytesMut) {
-    out.extend_from_slice(&member_header());
-    out.extend_from_slice(&chunk.deflate_stream());
-    out.extend_from_slice(&member_trailer(chunk.crc32(), chunk.raw_len()));
+/// The gzip member of a stored chunk as pieces that share the stored payload instead of
+/// copying it: header, deflate stream (the payload itself, or stored-block headers between
+/// slices of it), trailer. Their concatenation is `chunk_member_len(chunk)` bytes.
+pub fn chunk_member_pieces(chunk: &EncodedChunk) -> Vec<Bytes> {
+    static HEADER: [u8; MEMBER_HEADER_BYTES] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    let payload = chunk.payload();
+    let mut pieces = Vec::with_capacity(3 + 2 * payload.len().div_ceil(STORED_BLOCK_MAX_BYTES));
+    pieces.push(Bytes::from_static(&HEADER));
+    match chunk.encoding() {
+        Encoding::Deflate => pieces.push(payload.clone()),
+        Encoding::Raw if payload.is_empty() => {
+            pieces.push(Bytes::copy_from_slice(&stored_block_header(0, true)));
+        }
+        Encoding::Raw => {
+            let mut at = 0;
+            while at < payload.len() {
+                let end = (at + STORED_BLOCK_MAX_BYTES).min(payload.len());
+                let header = stored_block_header(end - at, end == payload.len());
+                pieces.push(Bytes::copy_from_slice(&header));
+                pieces.push(payload.slice(at..end));
+                at = end;
+            }
+        }
+    }
+    pieces.push(Bytes::copy_from_slice(&member_trailer(
+        chunk.crc32(),
+        chunk.raw_len(),
+    )));
+    pieces
 }
 
 #[cfg(test)]
