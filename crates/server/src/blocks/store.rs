@@ -12,6 +12,7 @@ use futures::stream::{BoxStream, StreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetResult, ObjectMeta, ObjectStore};
+use object_store::{PutMode, PutOptions};
 
 use super::chunk::MAX_OBJECT_BYTES;
 use super::{BlockError, BlockResult, ChunkId, EncodedChunk};
@@ -204,15 +205,29 @@ impl BlockStore for ObjectBlockStore {
     }
 
     async fn put(&self, chunk: &EncodedChunk) -> BlockResult<PutOutcome> {
+        let bytes = chunk.to_object_bytes();
+        let len = bytes.len() as u64;
+        let path = chunk_path(&chunk.id());
+        // One conditional write where the backend has them (local files, memory, S3 with
+        // conditional puts); otherwise look first. Racing writers of one id write identical
+        // bytes, so whichever lands is right.
+        let create = PutOptions::from(PutMode::Create);
+        match self
+            .inner
+            .put_opts(&path, bytes.clone().into(), create)
+            .await
+        {
+            Ok(_) => return Ok(PutOutcome::Stored { bytes: len }),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Ok(PutOutcome::AlreadyPresent)
+            }
+            Err(object_store::Error::NotImplemented) => {}
+            Err(e) => return Err(e.into()),
+        }
         if self.contains(chunk.id()).await? {
             return Ok(PutOutcome::AlreadyPresent);
         }
-        let bytes = chunk.to_object_bytes();
-        let len = bytes.len() as u64;
-        // Racing writers of one id write identical bytes; whichever rename lands last wins.
-        self.inner
-            .put(&chunk_path(&chunk.id()), bytes.into())
-            .await?;
+        self.inner.put(&path, bytes.into()).await?;
         Ok(PutOutcome::Stored { bytes: len })
     }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use rewind_api_types::{ChunkUploadSummary, ManifestFile, PartManifest, VerifyReport};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,8 @@ pub const MAX_FILES_PER_PART: usize = 1_000_000;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// How far in the future a snapshot's timestamp may lie (clock skew between hosts).
 pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
+/// Chunk objects written concurrently while storing an upload batch.
+const PUTS_IN_FLIGHT: usize = 16;
 /// Bytes of a chunk upload frame header: 32-byte id plus a 4-byte big-endian length.
 pub const FRAME_HEADER_BYTES: usize = 36;
 
@@ -342,17 +345,30 @@ impl Services {
             chunks_received: encoded.len() as u64,
         };
         let _gc_guard = self.gc_lock.read().await;
-        let now = self.clock.now();
-        for chunk in &encoded {
-            summary.bytes_received += u64::from(chunk.raw_len());
-            self.blocks.put(chunk).await.map_err(block_error)?;
-            let info = ChunkInfo {
+        let infos: Vec<ChunkInfo> = encoded
+            .iter()
+            .map(|chunk| ChunkInfo {
                 id: *chunk.id().as_bytes(),
                 raw_bytes: chunk.raw_len(),
                 stored_bytes: chunk.payload().len() as u32,
                 is_deflate: chunk.encoding() == Encoding::Deflate,
-            };
-            if self.meta.record_chunk(&info, now).await? {
+            })
+            .collect();
+        // Objects first, then the index: an indexed chunk is always stored.
+        let blocks = &self.blocks;
+        futures::stream::iter(encoded)
+            .map(|chunk| {
+                let blocks = blocks.clone();
+                async move { blocks.put(&chunk).await }
+            })
+            .buffer_unordered(PUTS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(block_error)?;
+        let inserted = self.meta.record_chunks(&infos, self.clock.now()).await?;
+        for (info, new) in infos.iter().zip(inserted) {
+            summary.bytes_received += u64::from(info.raw_bytes);
+            if new {
                 summary.chunks_newly_stored += 1;
                 summary.bytes_newly_stored += u64::from(info.stored_bytes);
             }

@@ -54,8 +54,9 @@ pub trait SnapshotMeta: Send + Sync + 'static {
         distinct_chunks: &[[u8; 32]],
     ) -> MetaResult<PartCommit>;
 
-    /// Adds a chunk to the index (unreferenced); `false` if it was already there.
-    async fn record_chunk(&self, chunk: &ChunkInfo, now: UnixSeconds) -> MetaResult<bool>;
+    /// Adds chunks to the index (unreferenced), in one transaction; for each, `false` if it
+    /// was already there.
+    async fn record_chunks(&self, chunks: &[ChunkInfo], now: UnixSeconds) -> MetaResult<Vec<bool>>;
     /// The indexed chunks among `ids`. Unreferenced ones have their idle clock reset, so a
     /// chunk an import is about to reuse is not collected under it.
     async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>>;

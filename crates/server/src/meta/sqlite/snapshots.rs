@@ -286,19 +286,25 @@ impl SnapshotMeta for SqliteMetaStore {
         })
     }
 
-    async fn record_chunk(&self, c: &ChunkInfo, now: UnixSeconds) -> MetaResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO chunks (id, raw_bytes, stored_bytes, is_deflate, refcount, unreferenced_since) \
-             VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(hex::encode(c.id))
-        .bind(i64::from(c.raw_bytes))
-        .bind(i64::from(c.stored_bytes))
-        .bind(c.is_deflate)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+    async fn record_chunks(&self, chunks: &[ChunkInfo], now: UnixSeconds) -> MetaResult<Vec<bool>> {
+        let mut tx = self.pool().begin().await?;
+        let mut inserted = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            let done = sqlx::query(
+                "INSERT INTO chunks (id, raw_bytes, stored_bytes, is_deflate, refcount, unreferenced_since) \
+                 VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(hex::encode(c.id))
+            .bind(i64::from(c.raw_bytes))
+            .bind(i64::from(c.stored_bytes))
+            .bind(c.is_deflate)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            inserted.push(done.rows_affected() > 0);
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
