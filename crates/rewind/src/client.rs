@@ -51,8 +51,15 @@ pub fn describe_error(status: StatusCode, body: &[u8]) -> String {
 pub struct ApiClient {
     creds: Credentials,
     http: reqwest::Client,
-    challenge: Mutex<Option<WwwAuthenticateHeader>>,
+    /// Answered challenges not in use. Each request takes one for its whole exchange, so
+    /// every nonce's `nc` reaches the server in increasing order even when requests run
+    /// concurrently (the server refuses a counter that does not increase).
+    prompts: Mutex<Vec<WwwAuthenticateHeader>>,
 }
+
+/// Most attempts at one request when the server keeps answering with a new challenge
+/// (an expired nonce is answered `stale=true`).
+const AUTH_ATTEMPTS: usize = 3;
 
 impl ApiClient {
     pub fn new(creds: Credentials) -> Result<Self> {
@@ -68,7 +75,7 @@ impl ApiClient {
         ApiClient {
             creds,
             http,
-            challenge: Mutex::new(None),
+            prompts: Mutex::new(Vec::new()),
         }
     }
 
@@ -76,11 +83,34 @@ impl ApiClient {
         &self.creds.server
     }
 
-    fn authorization(&self, method: &Method, uri: &str) -> Result<Option<String>> {
-        let mut guard = self.challenge.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(prompt) = guard.as_mut() else {
-            return Ok(None);
-        };
+    /// A challenge to answer: an idle one, or a fresh one fetched with a bodiless request
+    /// (so a large body is never sent just to be refused).
+    async fn take_prompt(&self) -> Result<WwwAuthenticateHeader> {
+        if let Some(prompt) = self.prompts.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(prompt);
+        }
+        let url = format!("{}/api/public/v1.0/groups", self.creds.server);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .with_context(|| format!("the server sent no Digest challenge (HTTP {status})"))?;
+        digest_auth::parse(challenge).context("the server sent an unreadable Digest challenge")
+    }
+
+    fn answer(
+        &self,
+        prompt: &mut WwwAuthenticateHeader,
+        method: &Method,
+        uri: &str,
+    ) -> Result<String> {
         let context = AuthContext::new_with_method(
             self.creds.public_key.as_str(),
             self.creds.private_key.as_str(),
@@ -91,7 +121,7 @@ impl ApiClient {
         let header = prompt
             .respond(&context)
             .context("cannot answer the Digest challenge")?;
-        Ok(Some(header.to_header_string()))
+        Ok(header.to_header_string())
     }
 
     async fn send_once(
@@ -100,12 +130,13 @@ impl ApiClient {
         path: &str,
         body: Option<&[u8]>,
         content_type: &str,
+        authorization: String,
     ) -> Result<RawResponse> {
         let url = format!("{}{path}", self.creds.server);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(auth) = self.authorization(method, path)? {
-            request = request.header(AUTHORIZATION, auth);
-        }
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header(AUTHORIZATION, authorization);
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, content_type)
@@ -122,8 +153,9 @@ impl ApiClient {
         })
     }
 
-    /// Sends a request with `path` (path plus query, under the server URL), answering a
-    /// Digest challenge when one comes back.
+    /// Sends a request with `path` (path plus query, under the server URL), answering the
+    /// server's Digest challenge; a new challenge in a 401 (an expired nonce) is answered
+    /// again, a few times at most.
     pub async fn send(
         &self,
         method: Method,
@@ -131,24 +163,29 @@ impl ApiClient {
         body: Option<&[u8]>,
         content_type: &str,
     ) -> Result<RawResponse> {
-        let mut response = self.send_once(&method, path, body, content_type).await?;
-        for _ in 0..2 {
-            if response.status != StatusCode::UNAUTHORIZED {
-                break;
+        let mut prompt = self.take_prompt().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let authorization = self.answer(&mut prompt, &method, path)?;
+            let response = self
+                .send_once(&method, path, body, content_type, authorization)
+                .await?;
+            let renewed = (response.status == StatusCode::UNAUTHORIZED && attempt < AUTH_ATTEMPTS)
+                .then(|| response.headers.get(WWW_AUTHENTICATE)?.to_str().ok())
+                .flatten()
+                .and_then(|c| digest_auth::parse(c).ok());
+            match renewed {
+                Some(fresh) => prompt = fresh,
+                None => {
+                    self.prompts
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(prompt);
+                    return Ok(response);
+                }
             }
-            let Some(challenge) = response
-                .headers
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-            else {
-                break;
-            };
-            let prompt = digest_auth::parse(challenge)
-                .context("the server sent an unreadable Digest challenge")?;
-            *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(prompt);
-            response = self.send_once(&method, path, body, content_type).await?;
         }
-        Ok(response)
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
