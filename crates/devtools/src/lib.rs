@@ -167,3 +167,24 @@ pub fn scatter_overwrites(dir: &Path, writes: u32, write_bytes: u64, seed: u64) 
     }
     Ok(changed)
 }
+
+/// Writes a file of `size` bytes made of one pseudo-random block of `block` bytes repeated:
+/// a large file whose chunks deduplicate to about one block, for memory benchmarks that need
+/// a big snapshot without storing it.
+pub fn write_repeated(path: &Path, size: u64, block: usize, seed: u64) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut pattern = vec![0u8; block];
+    rng.fill_bytes(&mut pattern);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut file =
+        File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(block as u64) as usize;
+        file.write_all(&pattern[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}

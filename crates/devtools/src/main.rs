@@ -23,6 +23,15 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Write a SIZE_MIB file of one random BLOCK_MIB block repeated (deduplicates to one block).
+    Repeated {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        size_mib: u64,
+        #[arg(long, default_value_t = 64)]
+        block_mib: usize,
+    },
     /// Overwrite WRITES scattered regions of WRITE_BYTES in the data files, in place.
     Scatter {
         #[arg(long)]
@@ -46,6 +55,11 @@ fn main() -> Result<()> {
             let files = rewind_devtools::generate_dbpath(&dir, size_mib << 20, seed)?;
             println!("wrote {} files under {}", files.len(), dir.display());
         }
+        Command::Repeated {
+            file,
+            size_mib,
+            block_mib,
+        } => rewind_devtools::write_repeated(&file, size_mib << 20, block_mib << 20, 3)?,
         Command::Scatter {
             dir,
             writes,
