@@ -3,5 +3,7 @@
 mod auth;
 mod curl;
 mod errors;
+mod fixtures;
 mod foundation;
+mod snapshots;
 mod support;
