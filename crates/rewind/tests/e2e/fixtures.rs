@@ -150,7 +150,17 @@ pub async fn create_jobs(client: &ApiClient, jobs_path: &str, body: Value) -> Ve
 
 /// Polls a job until it leaves preparation: delivery `READY` (or later) or the job `BROKEN`.
 pub async fn wait_for_job(client: &ApiClient, jobs_path: &str, id: &str) -> Value {
-    let deadline = Instant::now() + JOB_READY_WITHIN;
+    wait_for_job_within(client, jobs_path, id, JOB_READY_WITHIN).await
+}
+
+/// `wait_for_job` with a chosen bound.
+pub async fn wait_for_job_within(
+    client: &ApiClient,
+    jobs_path: &str,
+    id: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
     loop {
         let reply = get(client, &format!("{jobs_path}/{id}")).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
