@@ -295,7 +295,7 @@ async fn a_sharded_cluster_registers_its_shards_and_config_server() {
 }
 
 /// The keys of the top-level object of a raw JSON body, in the order they were sent.
-fn raw_key_order(text: &str) -> Vec<String> {
+pub(crate) fn raw_key_order(text: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut depth = 0;
     let mut chars = text.chars().peekable();

@@ -2,6 +2,11 @@
 
 mod auth;
 mod curl;
+mod delivery;
 mod errors;
+mod fixtures;
 mod foundation;
+mod restore;
+mod restore_validation;
+mod snapshots;
 mod support;

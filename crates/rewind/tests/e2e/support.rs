@@ -57,8 +57,10 @@ pub struct TestServer {
     child: Child,
     pub url: String,
     pub boot: Bootstrap,
+    /// The `serve` flags the server was started with, reused by `restart`.
+    extra: Vec<String>,
     /// Removed, with the server's log, when the server is dropped.
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -70,43 +72,31 @@ impl TestServer {
     pub fn start_with(extra: &[&str]) -> TestServer {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let boot = init_data_dir(data_dir.path());
-        let log = std::fs::File::create(data_dir.path().join("server.log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
-            .arg("serve")
-            .args(["--data-dir", data_dir.path().to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("rewind serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.strip_prefix("Rewind listening on ") {
-                        break url.trim().to_owned();
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let log = std::fs::read_to_string(data_dir.path().join("server.log"));
-                    panic!("rewind serve exited before listening: {log:?}");
-                }
-            }
-        };
-        // Keep draining stdout so the child can never block on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn_server(data_dir.path(), "127.0.0.1:0", &extra);
         TestServer {
             child,
             url,
             boot,
-            _data_dir: data_dir,
+            extra,
+            data_dir,
         }
+    }
+
+    /// The server's data directory (metadata store, block store, log).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Kills the server without warning (SIGKILL) and starts it again on the same data
+    /// directory and flags, as a crash and a supervisor's restart would. The new process
+    /// listens on a fresh port: `url` changes.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url) = spawn_server(self.data_dir.path(), "127.0.0.1:0", &self.extra);
+        self.child = child;
+        self.url = url;
     }
 
     /// The port the server listens on.
@@ -160,6 +150,46 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `rewind serve` on `dir` and waits until it listens; returns the child and its URL.
+fn spawn_server(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .arg("serve")
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .args(["--listen", listen])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("rewind serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.strip_prefix("Rewind listening on ") {
+                    break url.trim().to_owned();
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("server.log"));
+                panic!("rewind serve exited before listening: {log:?}");
+            }
+        }
+    };
+    // Keep draining stdout so the child can never block on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
 }
 
 /// A response, decoded as far as the tests need.

@@ -1,7 +1,8 @@
 //! SQLite backend of the metadata store: the embedded default, one file in the data directory.
 //!
 //! Concurrency: WAL mode lets readers proceed while one writer commits; `busy_timeout` makes
-//! concurrent writers queue instead of failing. `synchronous=NORMAL` keeps every committed
+//! concurrent writers queue instead of failing, and write transactions begin `IMMEDIATE`
+//! so that they queue too. `synchronous=NORMAL` keeps every committed
 //! transaction across a process crash; a power cut may roll back the last few commits, never
 //! corrupt the file (PostgreSQL is the backend for stricter durability needs).
 
@@ -83,12 +84,21 @@ impl SqliteMetaStore {
         &self.pool
     }
 
+    /// Begins a write transaction holding the write lock from its first statement. A
+    /// deferred `BEGIN` that reads and then writes fails at once with `SQLITE_BUSY` when
+    /// another connection committed in between (`busy_timeout` cannot wait that out).
+    pub async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     async fn migrate(&self) -> MetaResult<()> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")
             .execute(&self.pool)
             .await?;
         for (version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
                     .bind(version)
@@ -287,7 +297,7 @@ impl AccountMeta for SqliteMetaStore {
     }
 
     async fn bootstrap(&self, records: &BootstrapRecords) -> MetaResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs")
             .fetch_one(&mut *tx)
             .await?;
@@ -368,7 +378,7 @@ impl AccountMeta for SqliteMetaStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> MetaResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_key_tx(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
@@ -434,7 +444,7 @@ impl AccountMeta for SqliteMetaStore {
     }
 
     async fn add_access_entries(&self, key: ApiKeyId, entries: &[AccessEntry]) -> MetaResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_access_tx(&mut tx, key, entries).await?;
         tx.commit().await?;
         Ok(())
@@ -450,7 +460,7 @@ impl AccountMeta for SqliteMetaStore {
     }
 
     async fn insert_clusters(&self, clusters: &[ClusterRecord]) -> MetaResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for c in clusters {
             sqlx::query(
                 "INSERT INTO clusters (id, project_id, cluster_name, type_name, replica_set_name, shard_name, parent_id, fcv, last_heartbeat, created) \
@@ -529,7 +539,7 @@ impl AccountMeta for SqliteMetaStore {
     }
 
     async fn touch_heartbeat(&self, ids: &[ClusterId], at: UnixSeconds) -> MetaResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for id in ids {
             sqlx::query("UPDATE clusters SET last_heartbeat = ? WHERE id = ?")
                 .bind(at)

@@ -92,7 +92,7 @@ const LIVE_DELIVERY: &str = "('READY', 'INTERRUPTED')";
 #[async_trait]
 impl RestoreMeta for SqliteMetaStore {
     async fn insert_jobs(&self, jobs: &[RestoreJobRecord]) -> MetaResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for j in jobs {
             let (method, max_downloads, hours, target_group, target_cluster) = match &j.method {
                 DeliveryMethod::Http {

@@ -115,7 +115,7 @@ impl SqliteMetaStore {
 #[async_trait]
 impl SnapshotMeta for SqliteMetaStore {
     async fn insert_snapshot(&self, s: &SnapshotRecord) -> MetaResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO snapshots (id, project_id, cluster_id, created_secs, created_inc, last_oplog_secs, last_oplog_inc, \
              complete, expires, do_not_delete, deleted_at, refs_released, mongod_version, storage_engine, recorded) \
@@ -234,7 +234,7 @@ impl SnapshotMeta for SqliteMetaStore {
         stats: PartStats,
         distinct_chunks: &[[u8; 32]],
     ) -> MetaResult<PartCommit> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let committed: Option<bool> = sqlx::query_scalar(
             "SELECT committed FROM snapshot_parts WHERE snapshot_id = ? AND replica_set_name = ?",
         )
@@ -369,7 +369,7 @@ impl SnapshotMeta for SqliteMetaStore {
         distinct_chunks: &[[u8; 32]],
         now: UnixSeconds,
     ) -> MetaResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let released: Option<bool> =
             sqlx::query_scalar("SELECT refs_released FROM snapshots WHERE id = ?")
                 .bind(id.to_hex())

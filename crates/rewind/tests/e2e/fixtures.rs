@@ -1,0 +1,295 @@
+//! Shared steps of the snapshot and restore tests: generated data directories, imports
+//! through the real `rewind` client, restore jobs, downloads and tree comparisons.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use rewind_cli::client::ApiClient;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use crate::support::*;
+
+/// The longest a restore job of a few MiB may take to become ready.
+pub const JOB_READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// Generates a dbpath-shaped tree of about `bytes` under `dir`.
+pub fn generate(dir: &Path, bytes: u64, seed: u64) {
+    rewind_devtools::generate_dbpath(dir, bytes, seed).expect("the dbpath is generated");
+}
+
+/// A `rewind` command carrying the bootstrap key and the server address in the environment.
+pub fn rewind_client_command(server: &TestServer) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rewind"));
+    command
+        .env_remove("RUST_LOG")
+        .env("REWIND_SERVER", &server.url)
+        .env("REWIND_PUBLIC_KEY", &server.boot.public_key)
+        .env("REWIND_PRIVATE_KEY", &server.boot.private_key);
+    command
+}
+
+/// Runs a client `rewind` command to completion.
+pub fn rewind_as_client(server: &TestServer, args: &[&str]) -> Output {
+    rewind_client_command(server)
+        .args(args)
+        .output()
+        .expect("the rewind binary runs")
+}
+
+/// `rewind snapshot import --json` with `source` (`["--from", DIR]` or `--part` pairs);
+/// returns its summary.
+pub fn import(server: &TestServer, group: &str, cluster: &str, source: &[&str]) -> Value {
+    let mut args = vec![
+        "snapshot",
+        "import",
+        "--group",
+        group,
+        "--cluster",
+        cluster,
+        "--json",
+    ];
+    args.extend_from_slice(source);
+    let out = rewind_as_client(server, &args);
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("import --json prints a summary")
+}
+
+/// `import` of one replica set's directory; returns the summary.
+pub fn import_dir(server: &TestServer, group: &str, cluster: &str, dir: &Path) -> Value {
+    import(server, group, cluster, &["--from", dir.to_str().unwrap()])
+}
+
+/// Registers a replica set and returns its cluster id.
+pub async fn register_replica_set(client: &ApiClient, group: &str, name: &str) -> String {
+    let registered = register_cluster(client, group, json!({ "clusterName": name })).await;
+    registered["members"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// A server with one registered replica set, and a generated dbpath imported into it.
+pub struct ImportedReplicaSet {
+    pub server: TestServer,
+    pub client: ApiClient,
+    pub group: String,
+    pub cluster: String,
+    pub snapshot: String,
+    pub source: tempfile::TempDir,
+}
+
+impl ImportedReplicaSet {
+    /// `bytes` of generated data (seed `seed`) imported into replica set `rs0`.
+    pub async fn start(bytes: u64, seed: u64, flags: &[&str]) -> ImportedReplicaSet {
+        let server = TestServer::start_with(flags);
+        let client = server.client();
+        let group = server.boot.group_id.clone();
+        let cluster = register_replica_set(&client, &group, "rs0").await;
+        let source = tempfile::tempdir().unwrap();
+        generate(source.path(), bytes, seed);
+        let summary = import_dir(&server, &group, &cluster, source.path());
+        let snapshot = summary["snapshotId"].as_str().unwrap().to_owned();
+        ImportedReplicaSet {
+            server,
+            client,
+            group,
+            cluster,
+            snapshot,
+            source,
+        }
+    }
+
+    pub fn jobs_path(&self) -> String {
+        restore_jobs_path(&self.group, &self.cluster)
+    }
+
+    /// Creates an HTTP restore of the snapshot with `delivery` fields added to
+    /// `methodName: HTTP`; returns the created jobs.
+    pub async fn restore(&self, delivery: Value) -> Vec<Value> {
+        let mut d = json!({ "methodName": "HTTP" });
+        for (k, v) in delivery.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        create_jobs(
+            &self.client,
+            &self.jobs_path(),
+            json!({ "delivery": d, "snapshotId": self.snapshot }),
+        )
+        .await
+    }
+
+    /// Waits until the job is prepared (or broken) and returns it.
+    pub async fn ready_job(&self, job: &Value) -> Value {
+        wait_for_job(&self.client, &self.jobs_path(), job_id(job)).await
+    }
+}
+
+pub fn restore_jobs_path(group: &str, cluster: &str) -> String {
+    format!("{API}/groups/{group}/clusters/{cluster}/restoreJobs")
+}
+
+pub fn snapshots_path(group: &str, cluster: &str) -> String {
+    format!("{API}/groups/{group}/clusters/{cluster}/snapshots")
+}
+
+pub fn job_id(job: &Value) -> &str {
+    job["id"].as_str().expect("a job has an id")
+}
+
+/// POSTs a create body and returns the jobs of the 200 list page.
+pub async fn create_jobs(client: &ApiClient, jobs_path: &str, body: Value) -> Vec<Value> {
+    let reply = post(client, jobs_path, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.json()["results"].as_array().unwrap().clone()
+}
+
+/// Polls a job until it leaves preparation: delivery `READY` (or later) or the job `BROKEN`.
+pub async fn wait_for_job(client: &ApiClient, jobs_path: &str, id: &str) -> Value {
+    wait_for_job_within(client, jobs_path, id, JOB_READY_WITHIN).await
+}
+
+/// `wait_for_job` with a chosen bound.
+pub async fn wait_for_job_within(
+    client: &ApiClient,
+    jobs_path: &str,
+    id: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let reply = get(client, &format!("{jobs_path}/{id}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let job = reply.json();
+        let delivery = job["delivery"]["statusName"].as_str().unwrap_or("");
+        if job["statusName"] == "BROKEN" || !matches!(delivery, "NOT_STARTED" | "IN_PROGRESS") {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} is still being prepared: {job}"
+        );
+        pause(Duration::from_millis(100)).await;
+    }
+}
+
+/// A plain (unauthenticated) GET of a download URL, with an optional `Range` header.
+pub async fn fetch(
+    url: &str,
+    range: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(range) = range {
+        request = request.header(reqwest::header::RANGE, range);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.expect("the body arrives").to_vec();
+    (status, headers, body)
+}
+
+/// The error code of a JSON error body.
+pub fn error_code(body: &[u8]) -> String {
+    let value: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    value["errorCode"].as_str().unwrap_or("").to_owned()
+}
+
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha1::digest(bytes))
+}
+
+/// Extracts a `.tar.gz` held in memory into `dir`.
+pub fn untar(archive: &[u8], dir: &Path) {
+    let gz = flate2::read::MultiGzDecoder::new(archive);
+    tar::Archive::new(gz)
+        .unpack(dir)
+        .expect("the archive is a valid tar.gz");
+}
+
+/// Every regular file under `root`, by path relative to it, with its content.
+pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap();
+                let relative = relative.to_str().unwrap().replace('\\', "/");
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Asserts `restored` holds exactly the files of `source`, byte for byte, plus a
+/// `restoreInfo.txt`.
+#[track_caller]
+pub fn assert_restored_tree(source: &Path, restored: &Path) {
+    let expected = read_tree(source);
+    let mut actual = read_tree(restored);
+    let info = actual
+        .remove("restoreInfo.txt")
+        .expect("the archive holds restoreInfo.txt");
+    assert!(!info.is_empty(), "restoreInfo.txt is empty");
+    let names = |t: &BTreeMap<String, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&actual), names(&expected), "the restored file names");
+    for (name, bytes) in &expected {
+        assert!(
+            actual[name] == *bytes,
+            "{name} differs: {} bytes restored, {} imported",
+            actual[name].len(),
+            bytes.len()
+        );
+    }
+}
+
+/// Downloads a ready job's archive in full and returns it.
+pub async fn download_archive(job: &Value) -> Vec<u8> {
+    let url = job["delivery"]["url"]
+        .as_str()
+        .expect("a ready job has a URL");
+    let (status, _, body) = fetch(url, None).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// Every chunk object the block store holds under `data_dir`.
+pub fn chunk_objects(data_dir: &Path) -> Vec<PathBuf> {
+    let root = data_dir.join("blocks").join("chunks");
+    let mut found = Vec::new();
+    let mut pending = vec![root];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The chunk id (64 hex digits) of a chunk object path.
+pub fn chunk_id_of(path: &Path) -> String {
+    path.file_name().unwrap().to_str().unwrap().to_owned()
+}
