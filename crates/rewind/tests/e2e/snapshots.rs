@@ -286,7 +286,8 @@ async fn an_interrupted_import_resumes_without_sending_its_chunks_again() {
     let group = server.boot.group_id.clone();
     let cluster = register_replica_set(&client, &group, "rs0").await;
     let source = tempfile::tempdir().unwrap();
-    random_files(source.path(), 8, 8 << 20, 41);
+    // Large enough that the import is still running when its first chunks land.
+    random_files(source.path(), 16, 8 << 20, 41);
     let dir = source.path().to_str().unwrap();
 
     let mut child = rewind_client_command(&server)
@@ -305,7 +306,8 @@ async fn an_interrupted_import_resumes_without_sending_its_chunks_again() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while chunk_objects(server.data_dir()).is_empty() {
+    // More objects than one upload batch holds: at least one batch is stored and indexed.
+    while chunk_objects(server.data_dir()).len() < 300 {
         assert!(
             Instant::now() < deadline,
             "the import stored nothing in 30 s"
@@ -323,7 +325,7 @@ async fn an_interrupted_import_resumes_without_sending_its_chunks_again() {
     let rerun = import_dir(&server, &group, &cluster, source.path());
     let scanned = rerun["bytesScanned"].as_u64().unwrap();
     let uploaded = rerun["bytesUploaded"].as_u64().unwrap();
-    assert_eq!(scanned, 64 << 20);
+    assert_eq!(scanned, 128 << 20);
     assert!(
         uploaded < scanned,
         "the rerun uploads {uploaded} of {scanned} bytes though {stored_before} chunks were stored"

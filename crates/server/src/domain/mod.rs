@@ -106,7 +106,7 @@ pub struct Services {
     /// Uploads and commits hold it shared; garbage collection holds it exclusively while it
     /// removes chunks, so a chunk can never be collected between being found present and
     /// being referenced (or between being re-uploaded and indexed) on this node.
-    pub gc_lock: tokio::sync::RwLock<()>,
+    pub gc_lock: Arc<tokio::sync::RwLock<()>>,
     /// Signs download tokens; shared by every node of a deployment.
     pub token_secret: Vec<u8>,
     /// Archive layouts of recently downloaded jobs.
@@ -135,7 +135,7 @@ impl Services {
             meta,
             blocks,
             clock,
-            gc_lock: tokio::sync::RwLock::new(()),
+            gc_lock: Arc::new(tokio::sync::RwLock::new(())),
             token_secret,
             plans: restore::PlanCache::default(),
             work_available: tokio::sync::Notify::new(),

@@ -9,9 +9,15 @@ use rewind_api_types::{ChunkUploadSummary, ManifestFile, PartManifest, VerifyRep
 use serde::{Deserialize, Serialize};
 
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
-use crate::blocks::{encode_chunk, BlockError, ChunkId, Encoding, ObjectKey, MAX_CHUNK_BYTES};
+use std::sync::Arc;
+
+use crate::blocks::{
+    encode_chunk, BlockError, BlockStore, ChunkId, EncodedChunk, Encoding, ObjectKey,
+    MAX_CHUNK_BYTES,
+};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::snapshots::PartCommit;
+use crate::meta::MetaStore;
 use crate::model::{
     ChunkInfo, ClusterRecord, ClusterType, OplogTs, PageOf, PageRequest, PartStats,
     SnapshotPartRecord, SnapshotRecord, UnixSeconds,
@@ -344,7 +350,6 @@ impl Services {
             chunks_newly_stored: 0,
             chunks_received: encoded.len() as u64,
         };
-        let _gc_guard = self.gc_lock.read().await;
         let infos: Vec<ChunkInfo> = encoded
             .iter()
             .map(|chunk| ChunkInfo {
@@ -354,18 +359,20 @@ impl Services {
                 is_deflate: chunk.encoding() == Encoding::Deflate,
             })
             .collect();
-        // Objects first, then the index: an indexed chunk is always stored.
-        let blocks = &self.blocks;
-        futures::stream::iter(encoded)
-            .map(|chunk| {
-                let blocks = blocks.clone();
-                async move { blocks.put(&chunk).await }
-            })
-            .buffer_unordered(PUTS_IN_FLIGHT)
-            .try_collect::<Vec<_>>()
+        // A received batch is stored and indexed to the end even if the client goes away
+        // meanwhile (the request's future is then dropped, the task is not): otherwise its
+        // objects could be written but never indexed, and so never collected.
+        let persist = persist_chunks(
+            self.blocks.clone(),
+            self.meta.clone(),
+            self.gc_lock.clone().read_owned().await,
+            encoded,
+            infos.clone(),
+            self.clock.now(),
+        );
+        let inserted = tokio::spawn(persist)
             .await
-            .map_err(block_error)?;
-        let inserted = self.meta.record_chunks(&infos, self.clock.now()).await?;
+            .map_err(|e| DomainError::Internal(format!("chunk storing task failed: {e}")))??;
         for (info, new) in infos.iter().zip(inserted) {
             summary.bytes_received += u64::from(info.raw_bytes);
             if new {
@@ -677,6 +684,28 @@ impl Services {
         }
         Ok(report)
     }
+}
+
+/// Writes chunk objects, then indexes them: an indexed chunk is always stored. Holds the
+/// shared GC guard throughout, so no collection runs in between.
+async fn persist_chunks(
+    blocks: Arc<dyn BlockStore>,
+    meta: Arc<dyn MetaStore>,
+    _gc_guard: tokio::sync::OwnedRwLockReadGuard<()>,
+    encoded: Vec<EncodedChunk>,
+    infos: Vec<ChunkInfo>,
+    now: UnixSeconds,
+) -> DomainResult<Vec<bool>> {
+    futures::stream::iter(encoded)
+        .map(|chunk| {
+            let blocks = blocks.clone();
+            async move { blocks.put(&chunk).await }
+        })
+        .buffer_unordered(PUTS_IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(block_error)?;
+    Ok(meta.record_chunks(&infos, now).await?)
 }
 
 fn unknown_chunk(id: &[u8; 32]) -> DomainError {

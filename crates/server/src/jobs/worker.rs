@@ -18,10 +18,11 @@ use crate::domain::{DomainError, Services};
 use crate::meta::restore::PreparedOutcome;
 use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus, RestoreJobRecord};
 
-/// How long a claim lasts without renewal.
-pub const LEASE: Duration = Duration::from_secs(60);
+/// How long a claim lasts without renewal: also how long a job waits after the worker
+/// preparing it died before another worker (or the restarted server) takes it over.
+pub const LEASE: Duration = Duration::from_secs(15);
 /// How often a lease is renewed while preparing.
-const LEASE_RENEWAL: Duration = Duration::from_secs(15);
+const LEASE_RENEWAL: Duration = Duration::from_secs(5);
 /// How often the worker looks for jobs when nothing wakes it.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Attempts after which a job that keeps failing for internal reasons is declared BROKEN.

@@ -287,7 +287,7 @@ impl SnapshotMeta for SqliteMetaStore {
     }
 
     async fn record_chunks(&self, chunks: &[ChunkInfo], now: UnixSeconds) -> MetaResult<Vec<bool>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut inserted = Vec::with_capacity(chunks.len());
         for c in chunks {
             let done = sqlx::query(
