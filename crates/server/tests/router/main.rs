@@ -2,5 +2,6 @@
 //! throw malformed input at it.
 
 mod properties;
+mod restore_shapes;
 mod snapshots;
 mod support;

@@ -43,6 +43,7 @@ impl Reply {
 /// The application of one fresh data directory, with the bootstrap key.
 pub struct App {
     pub router: Router,
+    pub services: std::sync::Arc<rewind_server::domain::Services>,
     pub boot: BootstrapCredentials,
     nonce: String,
     nc: AtomicU32,
@@ -66,6 +67,7 @@ impl App {
         let state = app_state(&config, &storage, PUBLIC_URL).await.unwrap();
         let nonce = state.nonces.issue(chrono::Utc::now().timestamp());
         App {
+            services: state.services.clone(),
             router: router(state),
             boot,
             nonce,
@@ -116,6 +118,25 @@ impl App {
             None => Body::empty(),
         };
         self.send(req.body(body).unwrap()).await
+    }
+
+    /// An authenticated request with a raw body of the given content type.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(
+                header::AUTHORIZATION,
+                self.authorization(method.as_str(), uri),
+            )
+            .header(header::CONTENT_TYPE, content_type);
+        self.send(req.body(Body::from(body)).unwrap()).await
     }
 
     pub async fn get(&self, uri: &str) -> Reply {

@@ -1,0 +1,203 @@
+//! Pins the JSON shapes of snapshots and restore jobs, modelled on Cloud Manager's example
+//! responses and the Go client's fixtures: field names, nesting and order are compared byte
+//! for byte, with ids, dates, tokens and the host redacted.
+
+use axum::http::{Method, StatusCode};
+use insta::internals::Content;
+use insta::{assert_json_snapshot, dynamic_redaction, Settings};
+use rewind_server::blocks::ChunkId;
+use rewind_server::jobs::worker::RestoreWorker;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const REWIND: &str = "/api/rewind/v1";
+
+fn settings() -> Settings {
+    let mut settings = Settings::clone_current();
+    for field in [
+        "id",
+        "groupId",
+        "clusterId",
+        "snapshotId",
+        "batchId",
+        "targetGroupId",
+        "targetClusterId",
+    ] {
+        settings.add_redaction(&format!(".**.{field}"), format!("[{field}]"));
+    }
+    // A job's `created` is the wall clock; a snapshot's is the BSON timestamp it was given.
+    settings.add_redaction(
+        ".**.created",
+        dynamic_redaction(|value: Content, _| match value.as_str() {
+            Some(_) => "[date]".into(),
+            None => value,
+        }),
+    );
+    settings.add_redaction(".**.expires", "[date]");
+    settings.add_redaction(".**.hash", "[sha1]");
+    let urls = || {
+        dynamic_redaction(|value: Content, _| match value.as_str() {
+            Some(href) => {
+                assert!(href.starts_with(PUBLIC_URL), "URLs are absolute: {href}");
+                redact_token(&redact_ids(&href.replacen(PUBLIC_URL, "{host}", 1))).into()
+            }
+            None => value,
+        })
+    };
+    settings.add_redaction(".**.href", urls());
+    settings.add_redaction(".**.url", urls());
+    settings.add_redaction(
+        ".**.fileName",
+        dynamic_redaction(|value: Content, _| match value.as_str() {
+            Some(name) => redact_ids(name).into(),
+            None => value,
+        }),
+    );
+    settings
+}
+
+/// Replaces the download token (the base64 segment after `/pull/{job}/`) with `[token]`.
+fn redact_token(url: &str) -> String {
+    let Some(at) = url.find("/pull/") else {
+        return url.to_owned();
+    };
+    let mut parts: Vec<&str> = url[at + 6..].split('/').collect();
+    if parts.len() >= 2 {
+        parts[1] = "[token]";
+    }
+    format!("{}/pull/{}", &url[..at], parts.join("/"))
+}
+
+fn body(reply: &Reply) -> Value {
+    let value: Value = reply.json();
+    assert_eq!(
+        serde_json::to_string(&value).unwrap(),
+        reply.text(),
+        "compact, keys in order"
+    );
+    value
+}
+
+/// Registers a replica set and returns its id.
+async fn replica_set(app: &App, name: &str) -> String {
+    let group = &app.boot.group_id;
+    let reply = app
+        .post(
+            &format!("{REWIND}/groups/{group}/clusters"),
+            &json!({"clusterName": name}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    reply.json()["members"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Imports one small file as a complete snapshot taken at the seed's example time.
+async fn snapshot(app: &App, cluster: &str) -> String {
+    let group = &app.boot.group_id;
+    let base = format!("{REWIND}/groups/{group}/clusters/{cluster}/snapshots");
+    let created = app
+        .post(
+            &base,
+            &json!({"created": {"date": "2018-09-15T15:53:00Z", "increment": 1}, "mongodVersion": "4.2.8"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let data = b"collection pages".to_vec();
+    let chunk = ChunkId::of(&data);
+    let mut frame = chunk.as_bytes().to_vec();
+    frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&data);
+    let uploaded = app
+        .send_bytes(
+            Method::POST,
+            &format!("{REWIND}/groups/{group}/chunks"),
+            "application/octet-stream",
+            frame,
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.text());
+    let manifest = json!({"files": [{
+        "chunks": [[chunk.to_hex(), data.len()]], "mode": 384, "mtime": 1_537_026_780,
+        "path": "collection-0-1.wt", "size": data.len()
+    }]});
+    let committed = app
+        .call(
+            Method::PUT,
+            &format!("{base}/{id}/parts/{name}", name = "rs0"),
+            Some(&manifest),
+        )
+        .await;
+    assert_eq!(committed.status, StatusCode::OK, "{}", committed.text());
+    id
+}
+
+#[tokio::test]
+async fn snapshot_shapes() {
+    let app = App::new().await;
+    let cluster = replica_set(&app, "rs0").await;
+    let id = snapshot(&app, &cluster).await;
+    let group = &app.boot.group_id;
+    let one = app
+        .get(&format!(
+            "{API}/groups/{group}/clusters/{cluster}/snapshots/{id}"
+        ))
+        .await;
+    assert_eq!(one.status, StatusCode::OK);
+    settings().bind(|| assert_json_snapshot!("snapshot", body(&one)));
+    let list = app
+        .get(&format!(
+            "{API}/groups/{group}/clusters/{cluster}/snapshots"
+        ))
+        .await;
+    settings().bind(|| assert_json_snapshot!("snapshot_list", body(&list)));
+}
+
+#[tokio::test]
+async fn restore_job_shapes_follow_the_seed_examples() {
+    let app = App::new().await;
+    let cluster = replica_set(&app, "rs0").await;
+    let target = replica_set(&app, "rs1").await;
+    let snapshot = snapshot(&app, &cluster).await;
+    let group = app.boot.group_id.clone();
+    let jobs = format!("{API}/groups/{group}/clusters/{cluster}/restoreJobs");
+    let seed_body = json!({
+        "delivery": {"expirationHours": "1", "maxDownloads": "1", "methodName": "HTTP"},
+        "snapshotId": snapshot
+    });
+    let created = app.post(&format!("{jobs}?pretty=false"), &seed_body).await;
+    assert_eq!(
+        created.status,
+        StatusCode::OK,
+        "create answers 200 with a list"
+    );
+    settings().bind(|| assert_json_snapshot!("restore_job_created", body(&created)));
+
+    let worker = RestoreWorker::new(app.services.clone(), "test-worker".into());
+    assert!(
+        worker.run_once().await.unwrap(),
+        "the worker prepares the job"
+    );
+    let id = created.json()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ready = app.get(&format!("{jobs}/{id}")).await;
+    settings().bind(|| assert_json_snapshot!("restore_job_ready", body(&ready)));
+
+    let automated = app
+        .post(
+            &jobs,
+            &json!({
+                "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": group, "targetClusterId": target},
+                "snapshotId": snapshot
+            }),
+        )
+        .await;
+    assert_eq!(automated.status, StatusCode::OK, "{}", automated.text());
+    settings().bind(|| assert_json_snapshot!("restore_job_automated", body(&automated)));
+}
