@@ -92,8 +92,18 @@ const LIVE_DELIVERY: &str = "('READY', 'INTERRUPTED')";
 #[async_trait]
 impl RestoreMeta for SqliteMetaStore {
     async fn insert_jobs(&self, jobs: &[RestoreJobRecord]) -> MetaResult<()> {
-        let mut tx = self.begin_write().await?;
-        for j in jobs {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // One multi-row statement, atomic on its own: SQLite's write lock is held only while
+        // it runs, not across the round trips of an explicit transaction.
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO restore_jobs (id, batch_id, project_id, cluster_id, snapshot_id, replica_set_name, part_type, \
+             created, status, delivery_status, method, max_downloads, expiration_hours, target_group_id, target_cluster_id, \
+             expires, point_in_time, ts_secs, ts_inc, file_name, archive_bytes, archive_sha1, downloads_started, \
+             downloads_completed, finished_at, failure, attempts, lease_owner, lease_until) ",
+        );
+        insert.push_values(jobs, |mut row, j| {
             let (method, max_downloads, hours, target_group, target_cluster) = match &j.method {
                 DeliveryMethod::Http {
                     max_downloads,
@@ -116,37 +126,29 @@ impl RestoreMeta for SqliteMetaStore {
                     Some(target_cluster.to_hex()),
                 ),
             };
-            sqlx::query(
-                "INSERT INTO restore_jobs (id, batch_id, project_id, cluster_id, snapshot_id, replica_set_name, part_type, \
-                 created, status, delivery_status, method, max_downloads, expiration_hours, target_group_id, target_cluster_id, \
-                 expires, point_in_time, ts_secs, ts_inc, file_name, archive_bytes, archive_sha1, downloads_started, \
-                 downloads_completed, finished_at, failure, attempts, lease_owner, lease_until) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL)",
-            )
-            .bind(j.id.to_hex())
-            .bind(j.batch_id.map(|b| b.to_hex()))
-            .bind(j.group_id.to_hex())
-            .bind(j.cluster_id.to_hex())
-            .bind(j.snapshot_id.to_hex())
-            .bind(&j.replica_set_name)
-            .bind(j.part_type.as_str())
-            .bind(j.created)
-            .bind(j.status.as_str())
-            .bind(j.delivery_status.as_str())
-            .bind(method)
-            .bind(max_downloads)
-            .bind(hours)
-            .bind(target_group)
-            .bind(target_cluster)
-            .bind(j.expires)
-            .bind(j.point_in_time)
-            .bind(i64::from(j.timestamp.secs))
-            .bind(i64::from(j.timestamp.inc))
-            .bind(&j.file_name)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+            row.push_bind(j.id.to_hex())
+                .push_bind(j.batch_id.map(|b| b.to_hex()))
+                .push_bind(j.group_id.to_hex())
+                .push_bind(j.cluster_id.to_hex())
+                .push_bind(j.snapshot_id.to_hex())
+                .push_bind(j.replica_set_name.clone())
+                .push_bind(j.part_type.as_str())
+                .push_bind(j.created)
+                .push_bind(j.status.as_str())
+                .push_bind(j.delivery_status.as_str())
+                .push_bind(method)
+                .push_bind(max_downloads)
+                .push_bind(hours)
+                .push_bind(target_group)
+                .push_bind(target_cluster)
+                .push_bind(j.expires)
+                .push_bind(j.point_in_time)
+                .push_bind(i64::from(j.timestamp.secs))
+                .push_bind(i64::from(j.timestamp.inc))
+                .push_bind(j.file_name.clone())
+                .push("NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL");
+        });
+        insert.build().execute(self.pool()).await?;
         Ok(())
     }
 

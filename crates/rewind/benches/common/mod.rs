@@ -1,0 +1,385 @@
+//! Shared by the load benches: starting the real server, Digest signing on keep-alive
+//! connections, the closed-loop load generator, and its latency report.
+//!
+//! Each bench compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use md5::{Digest, Md5};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bootstrap {
+    pub group_id: String,
+    pub private_key: String,
+    pub public_key: String,
+}
+
+/// The server under test; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release `rewind` binary cargo built for this bench.
+pub fn rewind_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rewind")
+}
+
+/// Initialises `data_dir` and serves it on an ephemeral loopback port.
+pub fn start_server(data_dir: &std::path::Path) -> Result<(Server, Bootstrap)> {
+    let bin = rewind_bin();
+    let dir = data_dir.to_str().context("data dir is not UTF-8")?;
+    let init = Command::new(bin)
+        .args(["init", "--data-dir", dir, "--json"])
+        .output()?;
+    if !init.status.success() {
+        bail!("init failed: {}", String::from_utf8_lossy(&init.stderr));
+    }
+    let boot: Bootstrap = serde_json::from_slice(&init.stdout)?;
+    let mut child = Command::new(bin)
+        .args(["serve", "--data-dir", dir, "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let url = loop {
+        let line = lines.next().context("server exited before listening")??;
+        if let Some(url) = line.strip_prefix("Rewind listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let addr = url.trim_start_matches("http://").parse()?;
+    Ok((Server { child, addr }, boot))
+}
+
+pub fn md5_hex(text: &str) -> String {
+    hex::encode(Md5::digest(text.as_bytes()))
+}
+
+/// What one connection needs to sign its requests.
+#[derive(Clone)]
+pub struct Signing {
+    pub public_key: String,
+    pub ha1: String,
+}
+
+impl Signing {
+    pub fn new(boot: &Bootstrap) -> Self {
+        Signing {
+            ha1: md5_hex(&format!(
+                "{}:MMS Public API:{}",
+                boot.public_key, boot.private_key
+            )),
+            public_key: boot.public_key.clone(),
+        }
+    }
+
+    /// The `Authorization` header for request number `nc` under `nonce`.
+    fn authorization(
+        &self,
+        method: &Method,
+        uri: &str,
+        nonce: &str,
+        nc: u32,
+        cnonce: &str,
+    ) -> String {
+        let nc = format!("{nc:08x}");
+        let ha2 = md5_hex(&format!("{method}:{uri}"));
+        let response = md5_hex(&format!("{}:{nonce}:{nc}:{cnonce}:auth:{ha2}", self.ha1));
+        format!(
+            r#"Digest username="{}", realm="MMS Public API", nonce="{nonce}", uri="{uri}", algorithm=MD5, qop=auth, nc={nc}, cnonce="{cnonce}", response="{response}""#,
+            self.public_key
+        )
+    }
+}
+
+/// The request every connection of a load sends, and the status that counts as success.
+#[derive(Clone)]
+pub struct Target {
+    pub method: Method,
+    pub path: String,
+    /// A JSON body, for `POST`.
+    pub body: Option<Bytes>,
+    pub signing: Option<Signing>,
+    pub expect: StatusCode,
+}
+
+impl Target {
+    pub fn get(path: impl Into<String>, signing: Option<Signing>, expect: StatusCode) -> Self {
+        Target {
+            method: Method::GET,
+            path: path.into(),
+            body: None,
+            signing,
+            expect,
+        }
+    }
+
+    pub fn post_json(path: impl Into<String>, body: &serde_json::Value, signing: Signing) -> Self {
+        Target {
+            method: Method::POST,
+            path: path.into(),
+            body: Some(Bytes::from(body.to_string())),
+            signing: Some(signing),
+            expect: StatusCode::OK,
+        }
+    }
+}
+
+/// What one connection saw.
+#[derive(Default)]
+struct Tally {
+    /// Latencies (µs) of successful requests started after the warm-up.
+    latencies: Vec<u32>,
+    /// Successful requests, warm-up included.
+    ok_total: u64,
+    /// Answers other than the expected status (a Digest challenge excepted), warm-up included.
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// One keep-alive connection sending `target` back to back until `until`. Each signed
+/// connection takes its nonce from one challenge, then reuses it with an increasing `nc`,
+/// as a real keep-alive Digest client does; a later challenge (stale nonce) is answered
+/// the same way and not counted.
+async fn drive_connection(
+    addr: SocketAddr,
+    target: Target,
+    start_at: Instant,
+    until: Instant,
+) -> Result<Tally> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let host = addr.to_string();
+    let path = target.path.as_str();
+    let mut nonce = String::new();
+    let mut nc: u32 = 0;
+    let cnonce = format!("{:016x}", rand::random::<u64>());
+    let mut tally = Tally {
+        latencies: Vec::with_capacity(1 << 16),
+        ..Tally::default()
+    };
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        let mut request = Request::builder()
+            .method(target.method.clone())
+            .uri(path)
+            .header(HOST, host.as_str());
+        if let (Some(s), false) = (&target.signing, nonce.is_empty()) {
+            nc += 1;
+            request = request.header(
+                AUTHORIZATION,
+                s.authorization(&target.method, path, &nonce, nc, &cnonce),
+            );
+        }
+        if target.body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        let body = Full::new(target.body.clone().unwrap_or_default());
+        sender.ready().await?;
+        let response = sender.send_request(request.body(body)?).await?;
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.into_body().collect().await?.to_bytes();
+        if status == target.expect {
+            tally.ok_total += 1;
+            if now >= start_at {
+                let micros = now.elapsed().as_micros();
+                tally.latencies.push(micros.min(u32::MAX as u128) as u32);
+            }
+        } else if let (StatusCode::UNAUTHORIZED, Some(_), Some(challenge)) =
+            (status, &target.signing, challenge)
+        {
+            // The first request of a connection, or a stale nonce: take the new one.
+            nonce = challenge
+                .split("nonce=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .context("challenge without nonce")?
+                .to_owned();
+            nc = 0;
+        } else {
+            tally.errors += 1;
+            if tally.first_error.is_none() {
+                let text = String::from_utf8_lossy(&body);
+                let text: String = text.chars().take(300).collect();
+                tally.first_error = Some(format!("{status} for {} {path}: {text}", target.method));
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// The result of one load.
+pub struct Figures {
+    pub requests_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Successful requests started in the measured window.
+    pub count: usize,
+    /// Successful requests, warm-up included.
+    pub ok_total: u64,
+    /// Unexpected answers, warm-up included.
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl Figures {
+    /// Fails with the first unexpected answer, if there was one.
+    pub fn ensure_no_errors(&self) -> Result<()> {
+        match &self.first_error {
+            Some(first) => bail!("{} unexpected answers; first: {first}", self.errors),
+            None => Ok(()),
+        }
+    }
+
+    /// One row of the Markdown table printed by [`print_table`].
+    fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} |",
+            self.requests_per_sec, self.p50_ms, self.p99_ms, self.max_ms, self.count, self.errors
+        )
+    }
+}
+
+/// Prints named figures as a Markdown table.
+pub fn print_table(rows: &[(&str, &Figures)]) {
+    println!("| endpoint | requests/s | p50 | p99 | max | requests | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, figures) in rows {
+        println!("{}", figures.row(name));
+    }
+    for (name, figures) in rows {
+        if let Some(first) = &figures.first_error {
+            println!("{name}: {} errors, first: {first}", figures.errors);
+        }
+    }
+}
+
+/// Runs `connections` connections sending `target` for `warmup + measure`; latencies and
+/// throughput count only requests started after the warm-up.
+pub async fn run_load(
+    addr: SocketAddr,
+    target: &Target,
+    connections: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<Figures> {
+    let start_at = Instant::now() + warmup;
+    let until = start_at + measure;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| tokio::spawn(drive_connection(addr, target.clone(), start_at, until)))
+        .collect();
+    let mut all = Vec::new();
+    let (mut ok_total, mut errors, mut first_error) = (0, 0, None);
+    for task in tasks {
+        let tally = task.await??;
+        all.extend(tally.latencies);
+        ok_total += tally.ok_total;
+        errors += tally.errors;
+        first_error = first_error.or(tally.first_error);
+    }
+    all.sort_unstable();
+    let pick = |q: f64| {
+        if all.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1;
+        all[i] as f64 / 1000.0
+    };
+    Ok(Figures {
+        requests_per_sec: all.len() as f64 / measure.as_secs_f64(),
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+        max_ms: pick(1.0),
+        count: all.len(),
+        ok_total,
+        errors,
+        first_error,
+    })
+}
+
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The multi-threaded runtime the load generator runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The load parameters shared by the benches: `BENCH_CONNECTIONS` (default 32) and
+/// `BENCH_SECS` (default 10), after a 1 s warm-up.
+pub struct Load {
+    pub connections: usize,
+    pub secs: u64,
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+impl Load {
+    pub fn from_env() -> Self {
+        let secs = env_or("BENCH_SECS", 10);
+        Load {
+            connections: env_or("BENCH_CONNECTIONS", 32),
+            secs,
+            warmup: Duration::from_secs(1),
+            measure: Duration::from_secs(secs),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} keep-alive connections, {} s each after 1 s warm-up, {} CPUs shared by server and load generator",
+            self.connections,
+            self.secs,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )
+    }
+
+    pub async fn run(&self, addr: SocketAddr, target: &Target) -> Result<Figures> {
+        run_load(addr, target, self.connections, self.warmup, self.measure).await
+    }
+}

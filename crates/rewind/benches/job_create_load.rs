@@ -1,0 +1,153 @@
+//! Restore-job creation throughput and latency against the real server.
+//!
+//! Starts the release `rewind` binary on loopback over a fresh data directory (embedded
+//! SQLite store), registers a replica set and imports a tiny snapshot with the real CLI
+//! (`BENCH_SNAPSHOT_KIB`, default 64, in four files; creation cost does not depend on it,
+//! but the server's restore worker prepares every created job by reading its archive).
+//! Then, with the same load as the auth bench (`BENCH_CONNECTIONS` keep-alive connections,
+//! default 32, for `BENCH_SECS` seconds, default 10, after a 1 s warm-up), drives as
+//! baselines `GET /health` and the Digest-signed `GET …/clusters`, and finally the Digest-
+//! signed `POST …/clusters/{C}/restoreJobs` for the snapshot with HTTP delivery. Any answer
+//! but `200` counts as an error. Prints creations/s with p50/p99/max latency next to the
+//! baselines and their ratios, and checks with one `GET` that every created job is listed.
+//!
+//! Run with `cargo bench -p rewind --bench job_create_load`.
+
+mod common;
+
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context, Result};
+use common::{print_table, rewind_bin, start_server, Load, Signing, Target};
+use hyper::StatusCode;
+use rewind_cli::client::{ApiClient, Credentials};
+
+/// Creations per second the embedded store should sustain.
+const TARGET_PER_SEC: f64 = 2000.0;
+/// The latency every creation but the slowest 1 % should stay under.
+const TARGET_P99_MS: f64 = 20.0;
+
+/// Writes `kib` KiB of incompressible bytes in four files, so the snapshot has real chunks.
+fn write_data_dir(dir: &std::path::Path, kib: usize) -> Result<()> {
+    let per_file = kib * 1024 / 4;
+    for i in 0..4 {
+        let bytes: Vec<u8> = (0..per_file).map(|_| rand::random::<u8>()).collect();
+        std::fs::write(dir.join(format!("collection-{i}.wt")), bytes)?;
+    }
+    Ok(())
+}
+
+/// Imports `dir` as a snapshot of `cluster` with the CLI; returns the snapshot id.
+fn import_snapshot(
+    server_url: &str,
+    boot: &common::Bootstrap,
+    cluster: &str,
+    dir: &std::path::Path,
+) -> Result<String> {
+    let out = Command::new(rewind_bin())
+        .args(["snapshot", "import", "--group", &boot.group_id])
+        .args(["--cluster", cluster, "--json", "--from"])
+        .arg(dir)
+        .env("REWIND_SERVER", server_url)
+        .env("REWIND_PUBLIC_KEY", &boot.public_key)
+        .env("REWIND_PRIVATE_KEY", &boot.private_key)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "snapshot import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    summary["snapshotId"]
+        .as_str()
+        .map(str::to_owned)
+        .context("import summary without snapshotId")
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; there is nothing to filter.
+    let load = Load::from_env();
+    let snapshot_kib: usize = common::env_or("BENCH_SNAPSHOT_KIB", 64);
+    let data_dir = tempfile::tempdir()?;
+    let (server, boot) = start_server(data_dir.path())?;
+    let runtime = common::runtime()?;
+    let client = ApiClient::new(Credentials {
+        server: server.url(),
+        public_key: boot.public_key.clone(),
+        private_key: boot.private_key.clone(),
+    })?;
+    let group = boot.group_id.clone();
+
+    let registered: serde_json::Value = runtime.block_on(client.post_json(
+        &format!("/api/rewind/v1/groups/{group}/clusters"),
+        &serde_json::json!({"clusterName": "rs0"}),
+    ))?;
+    let cluster = registered["members"][0]["id"]
+        .as_str()
+        .context("registration without members[0].id")?
+        .to_owned();
+    let source = tempfile::tempdir()?;
+    write_data_dir(source.path(), snapshot_kib)?;
+    let snapshot = import_snapshot(&server.url(), &boot, &cluster, source.path())?;
+
+    let signing = Signing::new(&boot);
+    let clusters = format!("/api/public/v1.0/groups/{group}/clusters");
+    let jobs = format!("{clusters}/{cluster}/restoreJobs");
+    println!(
+        "{}; snapshot of {snapshot_kib} KiB in 4 files",
+        load.describe()
+    );
+    // Baselines first: the restore worker keeps preparing created jobs after their load.
+    let health =
+        runtime.block_on(load.run(server.addr, &Target::get("/health", None, StatusCode::OK)))?;
+    let listed = runtime.block_on(load.run(
+        server.addr,
+        &Target::get(clusters, Some(signing.clone()), StatusCode::OK),
+    ))?;
+    let body = serde_json::json!({
+        "delivery": {"methodName": "HTTP", "maxDownloads": 1, "expirationHours": 1},
+        "snapshotId": snapshot,
+    });
+    let created =
+        runtime.block_on(load.run(server.addr, &Target::post_json(&jobs, &body, signing)))?;
+
+    let page: serde_json::Value =
+        runtime.block_on(client.get_json(&format!("{jobs}?itemsPerPage=1")))?;
+    let total = page["totalCount"]
+        .as_u64()
+        .context("job list without totalCount")?;
+
+    print_table(&[
+        ("GET /health (no auth)", &health),
+        ("GET /groups/{G}/clusters (Digest)", &listed),
+        (
+            "POST /groups/{G}/clusters/{C}/restoreJobs (Digest)",
+            &created,
+        ),
+    ]);
+    println!(
+        "creations / clusters list: {:.2}; creations / health: {:.2}",
+        created.requests_per_sec / listed.requests_per_sec,
+        created.requests_per_sec / health.requests_per_sec
+    );
+    println!(
+        "jobs created (warm-up included): {}; listed afterwards (totalCount): {total}",
+        created.ok_total
+    );
+    let met = created.requests_per_sec >= TARGET_PER_SEC && created.p99_ms < TARGET_P99_MS;
+    println!(
+        "target (>= {TARGET_PER_SEC:.0} creations/s, p99 < {TARGET_P99_MS:.0} ms): {}",
+        if met { "met" } else { "MISSED" }
+    );
+    drop(server);
+    ensure!(
+        total >= created.ok_total,
+        "only {total} jobs listed after {} creations",
+        created.ok_total
+    );
+    for figures in [&health, &listed, &created] {
+        figures.ensure_no_errors()?;
+    }
+    Ok(())
+}
