@@ -14,14 +14,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::blocks::{gzip, BlockError, BlockStore};
+use crate::blocks::{gzip, BlockError, BlockStore, ChunkId};
 use crate::domain::snapshots::{StoredChunkRef, StoredManifest};
 use crate::domain::{DomainError, DomainResult};
 
 /// Tar's block size.
 const TAR_BLOCK: usize = 512;
-/// Chunks fetched ahead of the one being sent.
-const CHUNKS_IN_FLIGHT: usize = 32;
+/// Segments read together: one store call (one blocking task on local files) per window.
+const SEGMENTS_PER_WINDOW: usize = 64;
+/// Windows read ahead of the one being sent.
+const WINDOWS_IN_FLIGHT: usize = 2;
 /// Mode of directories and of `restoreInfo.txt` in the archive.
 const DIR_MODE: u32 = 0o755;
 const INFO_MODE: u32 = 0o644;
@@ -198,46 +200,66 @@ impl ArchivePlan {
             .starts
             .partition_point(|&s| s <= start)
             .saturating_sub(1);
-        let plan = self.clone();
-        let indices = (first..self.segments.len()).take_while(move |&i| plan.starts[i] < end);
-        let plan = self.clone();
-        stream::iter(indices)
-            .map(move |i| {
-                let (plan, blocks) = (plan.clone(), blocks.clone());
+        let last = self.starts.partition_point(|&s| s < end);
+        let windows: Vec<std::ops::Range<usize>> = (first..last)
+            .step_by(SEGMENTS_PER_WINDOW)
+            .map(|w| w..(w + SEGMENTS_PER_WINDOW).min(last))
+            .collect();
+        stream::iter(windows)
+            .map(move |window| {
+                let (plan, blocks) = (self.clone(), blocks.clone());
                 async move {
-                    let pieces = plan.segment_pieces(i, blocks.as_ref()).await?;
-                    let seg_start = plan.starts[i];
-                    let from = start.saturating_sub(seg_start);
-                    let to = (end - seg_start).min(plan.segments[i].len());
-                    Ok::<_, BlockError>(stream::iter(
-                        slice_pieces(pieces, from, to).into_iter().map(Ok),
-                    ))
+                    plan.window_pieces(window, blocks.as_ref(), start, end)
+                        .await
                 }
             })
-            .buffered(CHUNKS_IN_FLIGHT)
+            .buffered(WINDOWS_IN_FLIGHT)
+            .map_ok(|pieces| stream::iter(pieces.into_iter().map(Ok)))
             .try_flatten()
             .boxed()
     }
 
-    /// The bytes of one segment, as pieces (a chunk's member shares its stored payload).
-    async fn segment_pieces(
+    /// The bytes of a window of segments, clipped to `start..end`, as pieces (a chunk's
+    /// member shares its stored payload). The window's chunks are read in one call.
+    async fn window_pieces(
         &self,
-        index: usize,
+        window: std::ops::Range<usize>,
         blocks: &dyn BlockStore,
+        start: u64,
+        end: u64,
     ) -> Result<Vec<Bytes>, BlockError> {
-        match &self.segments[index] {
-            Segment::Inline(bytes) => Ok(vec![bytes.clone()]),
-            Segment::Chunk(chunk) => {
-                let stored = blocks.get(chunk.id()).await?;
-                if gzip::chunk_member_len(&stored) != self.segments[index].len() {
-                    return Err(BlockError::Corrupt {
-                        id: chunk.id(),
-                        reason: "stored size differs from the manifest".into(),
-                    });
+        let ids: Vec<ChunkId> = self.segments[window.clone()]
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Chunk(c) => Some(c.id()),
+                Segment::Inline(_) => None,
+            })
+            .collect();
+        let mut fetched = blocks.get_many(&ids).await.into_iter();
+        let mut out = Vec::new();
+        for i in window {
+            let segment = &self.segments[i];
+            let pieces = match segment {
+                Segment::Inline(bytes) => vec![bytes.clone()],
+                Segment::Chunk(chunk) => {
+                    let stored = fetched.next().ok_or_else(|| {
+                        BlockError::Io("the store returned fewer chunks than asked".into())
+                    })??;
+                    if gzip::chunk_member_len(&stored) != segment.len() {
+                        return Err(BlockError::Corrupt {
+                            id: chunk.id(),
+                            reason: "stored size differs from the manifest".into(),
+                        });
+                    }
+                    gzip::chunk_member_pieces(&stored)
                 }
-                Ok(gzip::chunk_member_pieces(&stored))
-            }
+            };
+            let seg_start = self.starts[i];
+            let from = start.saturating_sub(seg_start);
+            let to = (end - seg_start).min(segment.len());
+            out.extend(slice_pieces(pieces, from, to));
         }
+        Ok(out)
     }
 }
 
