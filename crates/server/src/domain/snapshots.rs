@@ -179,7 +179,20 @@ impl Services {
         cluster: ClusterId,
         id: SnapshotId,
     ) -> DomainResult<SnapshotRecord> {
-        self.authorized_cluster(principal, group, cluster, GroupAccess::Read)
+        self.live_snapshot(principal, group, cluster, id, GroupAccess::Read)
+            .await
+    }
+
+    /// A snapshot that is not deleted, of a cluster the caller may act on as `access` says.
+    async fn live_snapshot(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        cluster: ClusterId,
+        id: SnapshotId,
+        access: GroupAccess,
+    ) -> DomainResult<SnapshotRecord> {
+        self.authorized_cluster(principal, group, cluster, access)
             .await?;
         match self.meta.get_snapshot(group, cluster, id).await? {
             Some(s) if s.deleted_at.is_none() => Ok(s),
@@ -446,12 +459,8 @@ impl Services {
         cluster: ClusterId,
         id: SnapshotId,
     ) -> DomainResult<SnapshotRecord> {
-        self.authorized_cluster(principal, group, cluster, GroupAccess::BackupAdmin)
-            .await?;
-        match self.meta.get_snapshot(group, cluster, id).await? {
-            Some(s) if s.deleted_at.is_none() => Ok(s),
-            _ => Err(snapshot_not_found(id, cluster)),
-        }
+        self.live_snapshot(principal, group, cluster, id, GroupAccess::BackupAdmin)
+            .await
     }
 
     /// Validates a client manifest against the chunk index and sizes it.
