@@ -509,7 +509,6 @@ impl Services {
         {
             return Err(not_found());
         }
-        let plan = self.archive_plan(&record).await?;
         let start = range_start.unwrap_or(0);
         let now = self.clock.now();
         let verdict = if start == 0 {
@@ -520,6 +519,9 @@ impl Services {
         if let Err(refusal) = verdict {
             return Err(refused(refusal));
         }
+        // Only a live link reaches the manifest: once a link expires, the sweeper may
+        // release the snapshot and remove its manifests.
+        let plan = self.archive_plan(&record).await?;
         Ok(Download {
             end: plan.len(),
             plan,
