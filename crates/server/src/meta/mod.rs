@@ -11,10 +11,9 @@ pub use restore::RestoreMeta;
 pub use snapshots::SnapshotMeta;
 pub use sqlite::SqliteMetaStore;
 
-use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
+use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::model::{
     AccessEntry, ApiKeyRecord, ClusterRecord, GroupRecord, OrgRecord, PageOf, PageRequest,
-    UnixSeconds,
 };
 
 /// Errors of the metadata store. Backend details stay inside `Backend` and are logged, never
@@ -97,13 +96,4 @@ pub trait AccountMeta: Send + Sync + 'static {
         group: GroupId,
         page: PageRequest,
     ) -> MetaResult<PageOf<ClusterRecord>>;
-    async fn get_cluster(&self, group: GroupId, id: ClusterId)
-        -> MetaResult<Option<ClusterRecord>>;
-    /// All rows that belong to a cluster: itself, and for a sharded cluster its shards and config server.
-    async fn cluster_members(
-        &self,
-        group: GroupId,
-        id: ClusterId,
-    ) -> MetaResult<Vec<ClusterRecord>>;
-    async fn touch_heartbeat(&self, ids: &[ClusterId], at: UnixSeconds) -> MetaResult<()>;
 }

@@ -23,7 +23,7 @@ use super::{AccountMeta, BootstrapRecords, GroupScope, MetaError, MetaResult};
 use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
 use crate::model::{
     AccessEntry, ApiKeyRecord, ClusterRecord, ClusterType, GroupRecord, OrgRecord, PageOf,
-    PageRequest, Role, RoleGrant, UnixSeconds,
+    PageRequest, Role, RoleGrant,
 };
 
 /// Ordered migrations for this backend; each runs once, in its own transaction.
@@ -507,47 +507,5 @@ impl AccountMeta for SqliteMetaStore {
                 .collect::<MetaResult<_>>()?,
             total: total as u64,
         })
-    }
-
-    async fn get_cluster(
-        &self,
-        group: GroupId,
-        id: ClusterId,
-    ) -> MetaResult<Option<ClusterRecord>> {
-        let row = sqlx::query("SELECT * FROM clusters WHERE project_id = ? AND id = ?")
-            .bind(group.to_hex())
-            .bind(id.to_hex())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(cluster_from_row).transpose()
-    }
-
-    async fn cluster_members(
-        &self,
-        group: GroupId,
-        id: ClusterId,
-    ) -> MetaResult<Vec<ClusterRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM clusters WHERE project_id = ? AND (id = ? OR parent_id = ?) ORDER BY id",
-        )
-        .bind(group.to_hex())
-        .bind(id.to_hex())
-        .bind(id.to_hex())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(cluster_from_row).collect()
-    }
-
-    async fn touch_heartbeat(&self, ids: &[ClusterId], at: UnixSeconds) -> MetaResult<()> {
-        let mut tx = self.begin_write().await?;
-        for id in ids {
-            sqlx::query("UPDATE clusters SET last_heartbeat = ? WHERE id = ?")
-                .bind(at)
-                .bind(id.to_hex())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 }
