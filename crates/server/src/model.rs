@@ -165,6 +165,8 @@ pub struct SnapshotPartRecord {
     pub replica_set_name: String,
     pub type_name: ClusterType,
     pub committed: bool,
+    /// Object name of the committed manifest (`None` until committed).
+    pub manifest_name: Option<String>,
     pub file_count: u64,
     pub file_size_bytes: u64,
     pub data_size_bytes: u64,

@@ -91,11 +91,23 @@ mod hex_id {
     }
 }
 
-/// The object key of a part's stored manifest. The replica set name is hex-encoded so
-/// any name a cluster may have makes one safe path segment.
-pub fn manifest_key(snapshot: SnapshotId, replica_set: &str) -> ObjectKey {
+/// The object name of a part's stored manifest, derived from its content: two commits of
+/// one part racing each other write different objects, and the part row records the one
+/// whose chunks it referenced. The replica set name is hex-encoded so any name a cluster
+/// may have makes one safe path segment.
+fn manifest_name(snapshot: SnapshotId, replica_set: &str, body: &[u8]) -> String {
+    let digest = blake3::hash(body).to_hex();
+    format!(
+        "{snapshot}-{}-{}.json",
+        hex::encode(replica_set),
+        &digest[..32]
+    )
+}
+
+/// The object key of a stored manifest, by the name its part row records.
+pub fn manifest_key(name: &str) -> ObjectKey {
     ObjectKey::Manifest {
-        name: format!("{snapshot}-{}.json", hex::encode(replica_set)),
+        name: name.to_owned(),
     }
 }
 
@@ -265,6 +277,7 @@ impl Services {
                     replica_set_name: m.replica_set_name.clone()?,
                     type_name: m.type_name,
                     committed: false,
+                    manifest_name: None,
                     file_count: 0,
                     file_size_bytes: 0,
                     data_size_bytes: 0,
@@ -429,22 +442,32 @@ impl Services {
         let _gc_guard = self.gc_lock.read().await;
         let (stored, stats, distinct) = self.resolve_manifest(manifest).await?;
         let body = serde_json::to_vec(&stored).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let name = manifest_name(snapshot, replica_set, &body);
         self.blocks
-            .put_object(&manifest_key(snapshot, replica_set), Bytes::from(body))
+            .put_object(&manifest_key(&name), Bytes::from(body))
             .await
             .map_err(block_error)?;
         match self
             .meta
-            .commit_part(snapshot, replica_set, stats, &distinct)
+            .commit_part(snapshot, replica_set, stats, &distinct, &name)
             .await?
         {
             PartCommit::Committed { .. } => {}
             PartCommit::AlreadyCommitted => {
+                self.discard_losing_manifest(
+                    principal,
+                    group,
+                    cluster,
+                    snapshot,
+                    replica_set,
+                    &name,
+                )
+                .await;
                 return Err(DomainError::rejected(
                     ErrorCode::SnapshotPartAlreadyCommitted,
                     format!("The part {replica_set} of snapshot {snapshot} is already committed."),
                     vec![replica_set.to_owned()],
-                ))
+                ));
             }
             PartCommit::UnknownChunk(id) => return Err(unknown_chunk(&id)),
         }
@@ -545,15 +568,47 @@ impl Services {
         Ok((StoredManifest { files }, stats, distinct))
     }
 
+    /// Removes the manifest a commit wrote before losing a race to another commit of the
+    /// same part, unless the winner wrote the very same object.
+    async fn discard_losing_manifest(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        cluster: ClusterId,
+        snapshot: SnapshotId,
+        replica_set: &str,
+        name: &str,
+    ) {
+        let Ok(record) = self.get_snapshot(principal, group, cluster, snapshot).await else {
+            return;
+        };
+        let winner = record
+            .parts
+            .iter()
+            .find(|p| p.replica_set_name == replica_set)
+            .and_then(|p| p.manifest_name.as_deref());
+        if winner != Some(name) {
+            if let Err(err) = self.blocks.delete_object(&manifest_key(name)).await {
+                tracing::warn!(snapshot.id = %snapshot, error = %err, "could not remove an unused manifest");
+            }
+        }
+    }
+
     /// Reads a committed part's manifest.
     pub async fn load_manifest(
         &self,
         snapshot: SnapshotId,
-        replica_set: &str,
+        part: &SnapshotPartRecord,
     ) -> DomainResult<StoredManifest> {
+        let replica_set = &part.replica_set_name;
+        let name = part.manifest_name.as_deref().ok_or_else(|| {
+            DomainError::Internal(format!(
+                "part {snapshot}/{replica_set} has no committed manifest"
+            ))
+        })?;
         let bytes = self
             .blocks
-            .get_object(&manifest_key(snapshot, replica_set))
+            .get_object(&manifest_key(name))
             .await
             .map_err(block_error)?
             .ok_or_else(|| {
@@ -639,7 +694,7 @@ impl Services {
         let record = self.get_snapshot(principal, group, cluster, id).await?;
         let mut ids = BTreeSet::new();
         for part in record.parts.iter().filter(|p| p.committed) {
-            let manifest = self.load_manifest(id, &part.replica_set_name).await?;
+            let manifest = self.load_manifest(id, part).await?;
             ids.extend(
                 manifest
                     .files

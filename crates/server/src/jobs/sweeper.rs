@@ -91,9 +91,7 @@ impl Sweeper {
         let services = &self.services;
         let mut chunks = BTreeSet::new();
         for part in snapshot.parts.iter().filter(|p| p.committed) {
-            let manifest = services
-                .load_manifest(snapshot.id, &part.replica_set_name)
-                .await?;
+            let manifest = services.load_manifest(snapshot.id, part).await?;
             chunks.extend(
                 manifest
                     .files
@@ -106,12 +104,12 @@ impl Sweeper {
             .meta
             .release_snapshot_refs(snapshot.id, &chunks, services.clock.now())
             .await?;
-        for part in &snapshot.parts {
-            if let Err(err) = services
-                .blocks
-                .delete_object(&manifest_key(snapshot.id, &part.replica_set_name))
-                .await
-            {
+        for name in snapshot
+            .parts
+            .iter()
+            .filter_map(|p| p.manifest_name.as_deref())
+        {
+            if let Err(err) = services.blocks.delete_object(&manifest_key(name)).await {
                 tracing::warn!(snapshot.id = %snapshot.id, error = %err, "could not remove a released manifest");
             }
         }

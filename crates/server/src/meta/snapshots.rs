@@ -52,6 +52,7 @@ pub trait SnapshotMeta: Send + Sync + 'static {
         replica_set: &str,
         stats: PartStats,
         distinct_chunks: &[[u8; 32]],
+        manifest_name: &str,
     ) -> MetaResult<PartCommit>;
 
     /// Adds chunks to the index (unreferenced), in one transaction; for each, `false` if it

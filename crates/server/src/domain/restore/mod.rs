@@ -472,9 +472,12 @@ impl Services {
             .get_snapshot(job.group_id, job.cluster_id, job.snapshot_id)
             .await?
             .ok_or_else(|| DomainError::Internal(format!("snapshot of job {} is gone", job.id)))?;
-        let manifest = self
-            .load_manifest(snapshot.id, &job.replica_set_name)
-            .await?;
+        let part = snapshot
+            .parts
+            .iter()
+            .find(|p| p.replica_set_name == job.replica_set_name)
+            .ok_or_else(|| DomainError::Internal(format!("part of job {} is gone", job.id)))?;
+        let manifest = self.load_manifest(snapshot.id, part).await?;
         let info = restore_info(&group.name, job, &snapshot);
         let plan = Arc::new(ArchivePlan::build(
             &manifest,

@@ -40,6 +40,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../../../../migrations/sqlite/0003_restore_jobs.sql"),
     ),
+    (
+        4,
+        include_str!("../../../../../migrations/sqlite/0004_restore_job_claim_index.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../../../migrations/sqlite/0005_manifest_names.sql"),
+    ),
 ];
 
 /// How many pooled connections serve concurrent requests (reads run in parallel under WAL).

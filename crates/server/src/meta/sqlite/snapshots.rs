@@ -57,6 +57,7 @@ fn part_from_row(row: &SqliteRow) -> MetaResult<SnapshotPartRecord> {
         replica_set_name: row.try_get("replica_set_name")?,
         type_name: ClusterType::parse(&type_name).ok_or_else(|| corrupt("typeName", &type_name))?,
         committed: row.try_get("committed")?,
+        manifest_name: row.try_get("manifest_name")?,
         file_count: count("file_count")?,
         file_size_bytes: count("file_size_bytes")?,
         data_size_bytes: count("data_size_bytes")?,
@@ -233,6 +234,7 @@ impl SnapshotMeta for SqliteMetaStore {
         replica_set: &str,
         stats: PartStats,
         distinct_chunks: &[[u8; 32]],
+        manifest_name: &str,
     ) -> MetaResult<PartCommit> {
         let mut tx = self.begin_write().await?;
         let committed: Option<bool> = sqlx::query_scalar(
@@ -257,9 +259,10 @@ impl SnapshotMeta for SqliteMetaStore {
             }
         }
         sqlx::query(
-            "UPDATE snapshot_parts SET committed = TRUE, file_count = ?, file_size_bytes = ?, data_size_bytes = ?, \
-             storage_size_bytes = ? WHERE snapshot_id = ? AND replica_set_name = ?",
+            "UPDATE snapshot_parts SET committed = TRUE, manifest_name = ?, file_count = ?, file_size_bytes = ?, \
+             data_size_bytes = ?, storage_size_bytes = ? WHERE snapshot_id = ? AND replica_set_name = ?",
         )
+        .bind(manifest_name)
         .bind(stats.file_count as i64)
         .bind(stats.file_size_bytes as i64)
         .bind(stats.data_size_bytes as i64)
