@@ -11,6 +11,12 @@
 //! but `200` counts as an error. Prints creations/s with p50/p99/max latency next to the
 //! baselines and their ratios, and checks with one `GET` that every created job is listed.
 //!
+//! The creation load runs twice: open-loop at the target rate of 2,000/s, with each
+//! request's latency counted from the moment it was due (the latency figure), then back to
+//! back (the most the server sustains: the throughput figure). A back-to-back load's
+//! latency is set by its concurrency (32 requests always in flight at 2,000/s wait 16 ms on
+//! average whatever the server does), so it cannot say what a client sees at a given rate.
+//!
 //! Run with `cargo bench -p rewind --bench job_create_load`.
 
 mod common;
@@ -109,8 +115,11 @@ fn main() -> Result<()> {
         "delivery": {"methodName": "HTTP", "maxDownloads": 1, "expirationHours": 1},
         "snapshotId": snapshot,
     });
-    let created =
-        runtime.block_on(load.run(server.addr, &Target::post_json(&jobs, &body, signing)))?;
+    let create = Target::post_json(&jobs, &body, signing);
+    // Latency at the target rate first: open-loop, so queueing shows (see
+    // `common::run_load`), and before the back-to-back load leaves the worker a backlog.
+    let paced = runtime.block_on(load.run_paced(server.addr, &create, TARGET_PER_SEC))?;
+    let created = runtime.block_on(load.run(server.addr, &create))?;
 
     let page: serde_json::Value =
         runtime.block_on(client.get_json(&format!("{jobs}?itemsPerPage=1")))?;
@@ -122,7 +131,11 @@ fn main() -> Result<()> {
         ("GET /health (no auth)", &health),
         ("GET /groups/{G}/clusters (Digest)", &listed),
         (
-            "POST /groups/{G}/clusters/{C}/restoreJobs (Digest)",
+            "POST /groups/{G}/clusters/{C}/restoreJobs (Digest), open-loop at 2,000/s",
+            &paced,
+        ),
+        (
+            "POST /groups/{G}/clusters/{C}/restoreJobs (Digest), back to back",
             &created,
         ),
     ]);
@@ -133,20 +146,23 @@ fn main() -> Result<()> {
     );
     println!(
         "jobs created (warm-up included): {}; listed afterwards (totalCount): {total}",
-        created.ok_total
+        created.ok_total + paced.ok_total
     );
-    let met = created.requests_per_sec >= TARGET_PER_SEC && created.p99_ms < TARGET_P99_MS;
+    // Throughput is the back-to-back load's; latency is measured at the target rate.
+    let met = created.requests_per_sec >= TARGET_PER_SEC
+        && paced.requests_per_sec >= 0.98 * TARGET_PER_SEC
+        && paced.p99_ms < TARGET_P99_MS;
     println!(
         "target (>= {TARGET_PER_SEC:.0} creations/s, p99 < {TARGET_P99_MS:.0} ms): {}",
         if met { "met" } else { "MISSED" }
     );
     drop(server);
+    let created_total = created.ok_total + paced.ok_total;
     ensure!(
-        total >= created.ok_total,
-        "only {total} jobs listed after {} creations",
-        created.ok_total
+        total >= created_total,
+        "only {total} jobs listed after {created_total} creations"
     );
-    for figures in [&health, &listed, &created] {
+    for figures in [&health, &listed, &created, &paced] {
         figures.ensure_no_errors()?;
     }
     Ok(())

@@ -169,11 +169,17 @@ struct Tally {
 /// connection takes its nonce from one challenge, then reuses it with an increasing `nc`,
 /// as a real keep-alive Digest client does; a later challenge (stale nonce) is answered
 /// the same way and not counted.
+///
+/// With a `pace`, the connection is open-loop instead of back to back: its `k`-th request is
+/// due at `first_due + k * pace`, it waits for that moment when ahead, and its latency counts
+/// from the due time, not from the send. A server that falls behind therefore shows its whole
+/// queueing delay (no coordinated omission), as `wrk2` measures.
 async fn drive_connection(
     addr: SocketAddr,
     target: Target,
     start_at: Instant,
     until: Instant,
+    pace: Option<(Instant, Duration)>,
 ) -> Result<Tally> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -188,8 +194,15 @@ async fn drive_connection(
         latencies: Vec::with_capacity(1 << 16),
         ..Tally::default()
     };
+    let mut due = pace.map(|(first_due, _)| first_due);
     loop {
-        let now = Instant::now();
+        let now = match due {
+            Some(due) => {
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
         if now >= until {
             break;
         }
@@ -217,6 +230,12 @@ async fn drive_connection(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = response.into_body().collect().await?.to_bytes();
+        if let (Some(next), Some((_, every))) = (&mut due, pace) {
+            // A challenge answered is not a paced request: only successes move the schedule.
+            if status != StatusCode::UNAUTHORIZED || target.signing.is_none() {
+                *next += every;
+            }
+        }
         if status == target.expect {
             tally.ok_total += 1;
             if now >= start_at {
@@ -295,17 +314,35 @@ pub fn print_table(rows: &[(&str, &Figures)]) {
 
 /// Runs `connections` connections sending `target` for `warmup + measure`; latencies and
 /// throughput count only requests started after the warm-up.
+///
+/// With `rate` (requests per second, all connections together) the load is open-loop: the
+/// connections' schedules are staggered evenly so requests are due at a steady rate, and
+/// latency is measured from each request's due time (see [`drive_connection`]).
 pub async fn run_load(
     addr: SocketAddr,
     target: &Target,
     connections: usize,
     warmup: Duration,
     measure: Duration,
+    rate: Option<f64>,
 ) -> Result<Figures> {
-    let start_at = Instant::now() + warmup;
+    let begin = Instant::now();
+    let start_at = begin + warmup;
     let until = start_at + measure;
     let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(drive_connection(addr, target.clone(), start_at, until)))
+        .map(|i| {
+            let pace = rate.map(|rate| {
+                let every = Duration::from_secs_f64(connections as f64 / rate);
+                (begin + every.mul_f64(i as f64 / connections as f64), every)
+            });
+            tokio::spawn(drive_connection(
+                addr,
+                target.clone(),
+                start_at,
+                until,
+                pace,
+            ))
+        })
         .collect();
     let mut all = Vec::new();
     let (mut ok_total, mut errors, mut first_error) = (0, 0, None);
@@ -380,6 +417,27 @@ impl Load {
     }
 
     pub async fn run(&self, addr: SocketAddr, target: &Target) -> Result<Figures> {
-        run_load(addr, target, self.connections, self.warmup, self.measure).await
+        run_load(
+            addr,
+            target,
+            self.connections,
+            self.warmup,
+            self.measure,
+            None,
+        )
+        .await
+    }
+
+    /// The same load, open-loop at `rate` requests per second in total (see [`run_load`]).
+    pub async fn run_paced(&self, addr: SocketAddr, target: &Target, rate: f64) -> Result<Figures> {
+        run_load(
+            addr,
+            target,
+            self.connections,
+            self.warmup,
+            self.measure,
+            Some(rate),
+        )
+        .await
     }
 }

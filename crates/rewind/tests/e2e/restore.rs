@@ -276,6 +276,56 @@ async fn a_server_killed_while_preparing_jobs_finishes_them_all_after_a_restart(
     }
 }
 
+/// Concurrent creations are written together (group commit) and prepared in batches: every
+/// request still gets its own job, each listed once and each prepared with its own archive.
+#[tokio::test]
+async fn concurrent_creations_each_get_their_own_prepared_job() {
+    let imported = ImportedReplicaSet::start(256 << 10, 57, &[]).await;
+    let created = futures::future::join_all(
+        (0..40).map(|_| imported.restore(json!({"maxDownloads": 1, "expirationHours": 2}))),
+    )
+    .await;
+    let ids: BTreeSet<String> = created
+        .iter()
+        .flatten()
+        .map(|job| job_id(job).to_owned())
+        .collect();
+    assert_eq!(ids.len(), 40, "40 requests, 40 distinct jobs");
+    let page: Value = imported
+        .client
+        .get_json(&format!("{}?itemsPerPage=100", imported.jobs_path()))
+        .await
+        .unwrap();
+    assert_eq!(page["totalCount"], 40, "{page}");
+    let mut hashes = BTreeSet::new();
+    for id in &ids {
+        let job = wait_for_job(&imported.client, &imported.jobs_path(), id).await;
+        assert_eq!(job["statusName"], "FINISHED", "{job}");
+        assert_eq!(job["delivery"]["statusName"], "READY", "{job}");
+        assert!(job["delivery"]["expires"].is_string(), "{job}");
+        let url = job["delivery"]["url"].as_str().unwrap();
+        let archive = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+        // The download is recorded once the server has sent the last byte, which can be a
+        // moment after the client has read it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let downloaded = loop {
+            let job = wait_for_job(&imported.client, &imported.jobs_path(), id).await;
+            if job.get("hashes").is_some() || Instant::now() > deadline {
+                break job;
+            }
+            pause(Duration::from_millis(20)).await;
+        };
+        assert_eq!(
+            downloaded["hashes"][0]["hash"].as_str(),
+            Some(sha1_hex(&archive).as_str()),
+            "the worker's SHA-1 is the delivered archive's: {downloaded}"
+        );
+        hashes.insert(sha1_hex(&archive));
+    }
+    // Each archive names its own job in restoreInfo.txt, so no two are the same bytes.
+    assert_eq!(hashes.len(), 40);
+}
+
 #[tokio::test]
 async fn the_download_command_verifies_the_sha1_and_extracts_the_source_tree() {
     let imported = ImportedReplicaSet::start(2 << 20, 101, &[]).await;

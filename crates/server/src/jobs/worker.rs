@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sha1::{Digest, Sha1};
 
 use super::{sleep_or_shutdown, Shutdown};
 use crate::blocks::BlockError;
 use crate::domain::{DomainError, Services};
+use crate::ids::JobId;
 use crate::meta::restore::PreparedOutcome;
 use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus, RestoreJobRecord};
 
@@ -27,11 +28,18 @@ const LEASE_RENEWAL: Duration = Duration::from_secs(5);
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Attempts after which a job that keeps failing for internal reasons is declared BROKEN.
 const MAX_ATTEMPTS: u32 = 5;
+/// Jobs claimed at once.
+const CLAIM_BATCH: u32 = 64;
+/// Jobs of a batch prepared concurrently (each reads its archive front to back).
+const PREPARED_AT_ONCE: usize = 4;
 
 pub struct RestoreWorker {
     services: Arc<Services>,
     name: String,
 }
+
+/// A prepared archive's size and SHA-1 (hex), or why there is none.
+type Prepared = Result<(u64, String), PrepareError>;
 
 /// Why preparation stopped.
 enum PrepareError {
@@ -67,44 +75,103 @@ impl RestoreWorker {
         }
     }
 
-    /// Claims and prepares one job; `false` when there was none.
+    /// Claims a batch of jobs and prepares them; `false` when there was none.
+    ///
+    /// Outcomes are recorded as they come, several per transaction: whatever is finished
+    /// when the store is written goes in the same write, so a batch of small jobs costs a
+    /// couple of writes while one large job never holds back the small ones behind it.
     pub async fn run_once(&self) -> Result<bool, DomainError> {
         let now = self.services.clock.now();
-        let Some(job) = self
+        let jobs = self
             .services
             .meta
-            .claim_job(&self.name, now, now + LEASE.as_secs() as i64)
-            .await?
-        else {
+            .claim_jobs(&self.name, now, now + LEASE.as_secs() as i64, CLAIM_BATCH)
+            .await?;
+        if jobs.is_empty() {
             return Ok(false);
-        };
-        tracing::info!(job.id = %job.id, attempt = job.attempts, "preparing restore job");
-        let outcome = match self.prepare_with_lease(&job).await {
-            Ok((bytes, sha1)) => self.ready(&job, bytes, sha1),
-            Err(PrepareError::Data(reason)) => self.broken(reason),
-            Err(PrepareError::Retry(err)) if job.attempts >= MAX_ATTEMPTS => self.broken(format!(
-                "preparation failed {} times; last error: {err}",
-                job.attempts
-            )),
-            Err(PrepareError::Retry(err)) => {
-                tracing::warn!(job.id = %job.id, error = %err, "restore job preparation failed; it will be retried");
-                return Ok(true);
-            }
-        };
-        if !self
-            .services
-            .meta
-            .finish_preparation(job.id, &self.name, &outcome)
-            .await?
-        {
-            tracing::warn!(job.id = %job.id, "lost the lease of a restore job before finishing it");
         }
-        if let Some(reason) = &outcome.failure {
-            tracing::error!(job.id = %job.id, reason, "restore job broken");
-        } else {
-            tracing::info!(job.id = %job.id, size_bytes = outcome.archive_bytes, "restore job ready");
+        let ids: Vec<_> = jobs.iter().map(|job| job.id).collect();
+        let mut prepared = futures::stream::iter(jobs)
+            .map(|job| async move {
+                let result = self.prepare(&job).await;
+                (job, result)
+            })
+            .buffer_unordered(PREPARED_AT_ONCE);
+        let work = async {
+            while let Some(first) = prepared.next().await {
+                let mut done = vec![first];
+                while let Some(Some(more)) = prepared.next().now_or_never() {
+                    done.push(more);
+                }
+                self.record(done).await?;
+            }
+            Ok::<_, DomainError>(())
+        };
+        tokio::select! {
+            result = work => result?,
+            () = self.keep_leases(&ids) => tracing::warn!("lost the leases of a batch of restore jobs; they will be prepared again"),
         }
         Ok(true)
+    }
+
+    /// Writes the outcomes of prepared jobs; jobs that failed for a passing reason keep
+    /// their lease, which runs out so that they are claimed again.
+    async fn record(&self, done: Vec<(RestoreJobRecord, Prepared)>) -> Result<(), DomainError> {
+        let mut outcomes = Vec::with_capacity(done.len());
+        for (job, result) in done {
+            tracing::debug!(job.id = %job.id, attempt = job.attempts, "restore job prepared");
+            let outcome = match result {
+                Ok((bytes, sha1)) => self.ready(&job, bytes, sha1),
+                Err(PrepareError::Data(reason)) => self.broken(reason),
+                Err(PrepareError::Retry(err)) if job.attempts >= MAX_ATTEMPTS => {
+                    self.broken(format!(
+                        "preparation failed {} times; last error: {err}",
+                        job.attempts
+                    ))
+                }
+                Err(PrepareError::Retry(err)) => {
+                    tracing::warn!(job.id = %job.id, error = %err, "restore job preparation failed; it will be retried");
+                    continue;
+                }
+            };
+            outcomes.push((job.id, outcome));
+        }
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let finished = self
+            .services
+            .meta
+            .finish_preparations(&self.name, &outcomes)
+            .await?;
+        for ((id, outcome), finished) in outcomes.iter().zip(finished) {
+            if !finished {
+                tracing::warn!(job.id = %id, "lost the lease of a restore job before finishing it");
+            } else if let Some(reason) = &outcome.failure {
+                tracing::error!(job.id = %id, reason, "restore job broken");
+            } else {
+                tracing::info!(job.id = %id, size_bytes = outcome.archive_bytes, "restore job ready");
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews the leases of a claimed batch until dropped; returns when none is held any
+    /// more (or the store fails), which stops the batch.
+    async fn keep_leases(&self, ids: &[JobId]) {
+        loop {
+            tokio::time::sleep(LEASE_RENEWAL).await;
+            let until = self.services.clock.now() + LEASE.as_secs() as i64;
+            match self
+                .services
+                .meta
+                .renew_leases(ids, &self.name, until)
+                .await
+            {
+                Ok(held) if held > 0 => {}
+                _ => return,
+            }
+        }
     }
 
     fn ready(&self, job: &RestoreJobRecord, bytes: u64, sha1: String) -> PreparedOutcome {
@@ -142,34 +209,8 @@ impl RestoreWorker {
         }
     }
 
-    /// Prepares while a side task keeps the lease alive.
-    async fn prepare_with_lease(
-        &self,
-        job: &RestoreJobRecord,
-    ) -> Result<(u64, String), PrepareError> {
-        let renew = async {
-            loop {
-                tokio::time::sleep(LEASE_RENEWAL).await;
-                let until = self.services.clock.now() + LEASE.as_secs() as i64;
-                match self
-                    .services
-                    .meta
-                    .renew_lease(job.id, &self.name, until)
-                    .await
-                {
-                    Ok(true) => {}
-                    _ => return,
-                }
-            }
-        };
-        tokio::select! {
-            result = self.prepare(job) => result,
-            _ = renew => Err(PrepareError::Retry(DomainError::Internal("lease lost".into()))),
-        }
-    }
-
     /// Reads the whole archive once: every chunk verified, size and SHA-1 computed.
-    async fn prepare(&self, job: &RestoreJobRecord) -> Result<(u64, String), PrepareError> {
+    async fn prepare(&self, job: &RestoreJobRecord) -> Prepared {
         let plan = self.services.archive_plan(job).await?;
         let expected = plan.len();
         let mut stream = plan.stream(self.services.blocks.clone(), 0, expected);

@@ -36,28 +36,31 @@ pub trait RestoreMeta: Send + Sync + 'static {
         page: PageRequest,
     ) -> MetaResult<PageOf<RestoreJobRecord>>;
 
-    /// Claims the oldest job waiting for preparation whose lease is free, leasing it to
-    /// `worker` until `lease_until`. Atomic: two workers never claim the same job.
-    async fn claim_job(
+    /// Claims up to `limit` of the oldest jobs waiting for preparation whose lease is free,
+    /// leasing them to `worker` until `lease_until`, oldest first. Atomic: two workers never
+    /// claim the same job. Claiming in batches keeps the worker to a few writes per batch
+    /// rather than per job, which matters on a store with one write lock.
+    async fn claim_jobs(
         &self,
         worker: &str,
         now: UnixSeconds,
         lease_until: UnixSeconds,
-    ) -> MetaResult<Option<RestoreJobRecord>>;
-    /// Extends a lease still held by `worker`; `false` when it was lost.
-    async fn renew_lease(
+        limit: u32,
+    ) -> MetaResult<Vec<RestoreJobRecord>>;
+    /// Extends the leases of `ids` still held by `worker`; returns how many were.
+    async fn renew_leases(
         &self,
-        id: JobId,
+        ids: &[JobId],
         worker: &str,
         lease_until: UnixSeconds,
-    ) -> MetaResult<bool>;
-    /// Records a prepared archive and the job's new statuses, releasing the lease.
-    async fn finish_preparation(
+    ) -> MetaResult<u64>;
+    /// Records prepared archives and the jobs' new statuses, releasing their leases, all in
+    /// one transaction. One flag per outcome: `false` when `worker` had lost that lease.
+    async fn finish_preparations(
         &self,
-        id: JobId,
         worker: &str,
-        outcome: &PreparedOutcome,
-    ) -> MetaResult<bool>;
+        outcomes: &[(JobId, PreparedOutcome)],
+    ) -> MetaResult<Vec<bool>>;
 
     /// Takes one download from the budget if the link is live; `Err` says why not.
     async fn start_download(

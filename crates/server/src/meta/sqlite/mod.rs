@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
+mod group_commit;
 mod restore;
 mod snapshots;
 
@@ -54,7 +55,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
 const POOL_CONNECTIONS: u32 = 8;
 
 pub struct SqliteMetaStore {
+    /// Reads, and the writes of rarely written tables.
     pool: SqlitePool,
+    /// One connection for the frequent writes (restore jobs) and every write transaction:
+    /// writers wait their turn in the pool's queue instead of sleeping in SQLite's busy
+    /// handler, whose 1–100 ms naps made the latency tail of job creation.
+    writer: SqlitePool,
+    job_inserter: group_commit::JobInserter,
 }
 
 impl From<sqlx::Error> for MetaError {
@@ -80,9 +87,18 @@ impl SqliteMetaStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
+            .connect_with(options.clone())
+            .await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let job_inserter = group_commit::JobInserter::start(writer.clone());
+        let store = Self {
+            pool,
+            writer,
+            job_inserter,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -92,13 +108,18 @@ impl SqliteMetaStore {
         &self.pool
     }
 
+    /// The single connection of frequent writes and write transactions (see the field).
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     /// Begins a write transaction holding the write lock from its first statement. A
     /// deferred `BEGIN` that reads and then writes fails at once with `SQLITE_BUSY` when
     /// another connection committed in between (`busy_timeout` cannot wait that out).
     pub async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
     async fn migrate(&self) -> MetaResult<()> {

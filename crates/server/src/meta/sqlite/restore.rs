@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Row, SqlitePool};
+
+use super::group_commit::MAX_ROWS_PER_STATEMENT;
 
 use super::{corrupt, page_limit, SqliteMetaStore};
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
@@ -95,61 +97,7 @@ impl RestoreMeta for SqliteMetaStore {
         if jobs.is_empty() {
             return Ok(());
         }
-        // One multi-row statement, atomic on its own: SQLite's write lock is held only while
-        // it runs, not across the round trips of an explicit transaction.
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO restore_jobs (id, batch_id, project_id, cluster_id, snapshot_id, replica_set_name, part_type, \
-             created, status, delivery_status, method, max_downloads, expiration_hours, target_group_id, target_cluster_id, \
-             expires, point_in_time, ts_secs, ts_inc, file_name, archive_bytes, archive_sha1, downloads_started, \
-             downloads_completed, finished_at, failure, attempts, lease_owner, lease_until) ",
-        );
-        insert.push_values(jobs, |mut row, j| {
-            let (method, max_downloads, hours, target_group, target_cluster) = match &j.method {
-                DeliveryMethod::Http {
-                    max_downloads,
-                    expiration_hours,
-                } => (
-                    HTTP,
-                    Some(i64::from(*max_downloads)),
-                    expiration_hours.map(i64::from),
-                    None,
-                    None,
-                ),
-                DeliveryMethod::Automated {
-                    target_group,
-                    target_cluster,
-                } => (
-                    AUTOMATED,
-                    None,
-                    None,
-                    Some(target_group.to_hex()),
-                    Some(target_cluster.to_hex()),
-                ),
-            };
-            row.push_bind(j.id.to_hex())
-                .push_bind(j.batch_id.map(|b| b.to_hex()))
-                .push_bind(j.group_id.to_hex())
-                .push_bind(j.cluster_id.to_hex())
-                .push_bind(j.snapshot_id.to_hex())
-                .push_bind(j.replica_set_name.clone())
-                .push_bind(j.part_type.as_str())
-                .push_bind(j.created)
-                .push_bind(j.status.as_str())
-                .push_bind(j.delivery_status.as_str())
-                .push_bind(method)
-                .push_bind(max_downloads)
-                .push_bind(hours)
-                .push_bind(target_group)
-                .push_bind(target_cluster)
-                .push_bind(j.expires)
-                .push_bind(j.point_in_time)
-                .push_bind(i64::from(j.timestamp.secs))
-                .push_bind(i64::from(j.timestamp.inc))
-                .push_bind(j.file_name.clone())
-                .push("NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL");
-        });
-        insert.build().execute(self.pool()).await?;
-        Ok(())
+        self.job_inserter.insert(jobs.to_vec()).await
     }
 
     async fn get_job(
@@ -211,69 +159,89 @@ impl RestoreMeta for SqliteMetaStore {
         })
     }
 
-    async fn claim_job(
+    async fn claim_jobs(
         &self,
         worker: &str,
         now: UnixSeconds,
         lease_until: UnixSeconds,
-    ) -> MetaResult<Option<RestoreJobRecord>> {
+        limit: u32,
+    ) -> MetaResult<Vec<RestoreJobRecord>> {
         // One statement: the sub-select and the update run under SQLite's write lock, so
         // two workers cannot both see the same job as free.
-        let row = sqlx::query(
+        let rows = sqlx::query(
             "UPDATE restore_jobs SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, \
              delivery_status = 'IN_PROGRESS' \
-             WHERE id = (SELECT id FROM restore_jobs WHERE status = 'IN_PROGRESS' \
-                         AND delivery_status IN ('NOT_STARTED', 'IN_PROGRESS') \
-                         AND (lease_until IS NULL OR lease_until < ?) ORDER BY created, id LIMIT 1) \
+             WHERE id IN (SELECT id FROM restore_jobs WHERE status = 'IN_PROGRESS' \
+                          AND delivery_status IN ('NOT_STARTED', 'IN_PROGRESS') \
+                          AND (lease_until IS NULL OR lease_until < ?) ORDER BY created, id LIMIT ?) \
              RETURNING *",
         )
         .bind(worker)
         .bind(lease_until)
         .bind(now)
-        .fetch_optional(self.pool())
+        .bind(i64::from(limit))
+        .fetch_all(self.writer())
         .await?;
-        row.as_ref().map(job_from_row).transpose()
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<MetaResult<Vec<_>>>()?;
+        // RETURNING follows no particular order.
+        jobs.sort_by_key(|job| (job.created, job.id.to_hex()));
+        Ok(jobs)
     }
 
-    async fn renew_lease(
+    async fn renew_leases(
         &self,
-        id: JobId,
+        ids: &[JobId],
         worker: &str,
         lease_until: UnixSeconds,
-    ) -> MetaResult<bool> {
-        let done =
-            sqlx::query("UPDATE restore_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?")
-                .bind(lease_until)
-                .bind(id.to_hex())
-                .bind(worker)
-                .execute(self.pool())
-                .await?;
-        Ok(done.rows_affected() > 0)
+    ) -> MetaResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut update =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE restore_jobs SET lease_until = ");
+        update.push_bind(lease_until);
+        update.push(" WHERE lease_owner = ");
+        update.push_bind(worker);
+        update.push(" AND id IN (");
+        let mut list = update.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_hex());
+        }
+        update.push(")");
+        Ok(update.build().execute(self.writer()).await?.rows_affected())
     }
 
-    async fn finish_preparation(
+    async fn finish_preparations(
         &self,
-        id: JobId,
         worker: &str,
-        o: &PreparedOutcome,
-    ) -> MetaResult<bool> {
-        let done = sqlx::query(
-            "UPDATE restore_jobs SET status = ?, delivery_status = ?, archive_bytes = ?, archive_sha1 = ?, \
-             expires = COALESCE(expires, ?), finished_at = ?, failure = ?, lease_owner = NULL, lease_until = NULL \
-             WHERE id = ? AND lease_owner = ? AND status = 'IN_PROGRESS'",
-        )
-        .bind(o.status.as_str())
-        .bind(o.delivery_status.as_str())
-        .bind(o.archive_bytes.map(|b| b as i64))
-        .bind(&o.archive_sha1)
-        .bind(o.expires)
-        .bind(o.finished_at)
-        .bind(&o.failure)
-        .bind(id.to_hex())
-        .bind(worker)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        outcomes: &[(JobId, PreparedOutcome)],
+    ) -> MetaResult<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let mut finished = Vec::with_capacity(outcomes.len());
+        for (id, o) in outcomes {
+            let done = sqlx::query(
+                "UPDATE restore_jobs SET status = ?, delivery_status = ?, archive_bytes = ?, archive_sha1 = ?, \
+                 expires = COALESCE(expires, ?), finished_at = ?, failure = ?, lease_owner = NULL, lease_until = NULL \
+                 WHERE id = ? AND lease_owner = ? AND status = 'IN_PROGRESS'",
+            )
+            .bind(o.status.as_str())
+            .bind(o.delivery_status.as_str())
+            .bind(o.archive_bytes.map(|b| b as i64))
+            .bind(&o.archive_sha1)
+            .bind(o.expires)
+            .bind(o.finished_at)
+            .bind(&o.failure)
+            .bind(id.to_hex())
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+            finished.push(done.rows_affected() > 0);
+        }
+        tx.commit().await?;
+        Ok(finished)
     }
 
     async fn start_download(
@@ -288,7 +256,7 @@ impl RestoreMeta for SqliteMetaStore {
         ))
         .bind(id.to_hex())
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         if done.rows_affected() > 0 {
             return Ok(Ok(()));
@@ -323,7 +291,7 @@ impl RestoreMeta for SqliteMetaStore {
              WHERE id = ? AND delivery_status IN ('READY', 'INTERRUPTED')",
         )
         .bind(id.to_hex())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -331,7 +299,7 @@ impl RestoreMeta for SqliteMetaStore {
     async fn interrupt_download(&self, id: JobId) -> MetaResult<()> {
         sqlx::query("UPDATE restore_jobs SET delivery_status = 'INTERRUPTED' WHERE id = ? AND delivery_status = 'READY'")
             .bind(id.to_hex())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -342,7 +310,7 @@ impl RestoreMeta for SqliteMetaStore {
              WHERE method = 'HTTP' AND delivery_status IN {LIVE_DELIVERY} AND expires IS NOT NULL AND expires <= ?"
         ))
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -388,4 +356,79 @@ impl SqliteMetaStore {
             _ => DownloadRefusal::NotReady,
         }))
     }
+}
+
+/// Inserts `jobs` atomically: as one multi-row statement (atomic on its own, so the write
+/// lock is held only while it runs), or, beyond one statement's worth of rows, as several in
+/// one transaction.
+pub(super) async fn insert_rows(writer: &SqlitePool, jobs: &[&RestoreJobRecord]) -> MetaResult<()> {
+    if jobs.len() <= MAX_ROWS_PER_STATEMENT {
+        return insert_statement(jobs)
+            .build()
+            .execute(writer)
+            .await
+            .map(drop)
+            .map_err(Into::into);
+    }
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    for rows in jobs.chunks(MAX_ROWS_PER_STATEMENT) {
+        insert_statement(rows).build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn insert_statement<'a>(jobs: &'a [&RestoreJobRecord]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO restore_jobs (id, batch_id, project_id, cluster_id, snapshot_id, replica_set_name, part_type, \
+         created, status, delivery_status, method, max_downloads, expiration_hours, target_group_id, target_cluster_id, \
+         expires, point_in_time, ts_secs, ts_inc, file_name, archive_bytes, archive_sha1, downloads_started, \
+         downloads_completed, finished_at, failure, attempts, lease_owner, lease_until) ",
+    );
+    insert.push_values(jobs, |mut row, j| {
+        let (method, max_downloads, hours, target_group, target_cluster) = match &j.method {
+            DeliveryMethod::Http {
+                max_downloads,
+                expiration_hours,
+            } => (
+                HTTP,
+                Some(i64::from(*max_downloads)),
+                expiration_hours.map(i64::from),
+                None,
+                None,
+            ),
+            DeliveryMethod::Automated {
+                target_group,
+                target_cluster,
+            } => (
+                AUTOMATED,
+                None,
+                None,
+                Some(target_group.to_hex()),
+                Some(target_cluster.to_hex()),
+            ),
+        };
+        row.push_bind(j.id.to_hex())
+            .push_bind(j.batch_id.map(|b| b.to_hex()))
+            .push_bind(j.group_id.to_hex())
+            .push_bind(j.cluster_id.to_hex())
+            .push_bind(j.snapshot_id.to_hex())
+            .push_bind(j.replica_set_name.clone())
+            .push_bind(j.part_type.as_str())
+            .push_bind(j.created)
+            .push_bind(j.status.as_str())
+            .push_bind(j.delivery_status.as_str())
+            .push_bind(method)
+            .push_bind(max_downloads)
+            .push_bind(hours)
+            .push_bind(target_group)
+            .push_bind(target_cluster)
+            .push_bind(j.expires)
+            .push_bind(j.point_in_time)
+            .push_bind(i64::from(j.timestamp.secs))
+            .push_bind(i64::from(j.timestamp.inc))
+            .push_bind(j.file_name.clone())
+            .push("NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL");
+    });
+    insert
 }
