@@ -1,5 +1,11 @@
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: a request allocates and frees many small
+/// buffers on whichever runtime thread polls it, and glibc's malloc spent about 15 % of the
+/// server's CPU on that under load (see docs/benchmarks.md, authenticated throughput).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = rewind_cli::commands::Cli::parse();

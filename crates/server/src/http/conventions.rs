@@ -1,6 +1,8 @@
 //! The API's cross-cutting conventions: `pretty`, `envelope`, pagination with `links`, and
 //! absolute `self` links built from the configured public base URL.
 
+use std::sync::Arc;
+
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -160,13 +162,14 @@ pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
 /// Builds absolute URLs under the configured public base URL.
 #[derive(Clone, Debug)]
 pub struct Links {
-    base: String,
+    /// Shared, not owned: the router clones its state for every request.
+    base: Arc<str>,
 }
 
 impl Links {
     pub fn new(public_url: &str) -> Self {
         Links {
-            base: public_url.trim_end_matches('/').to_owned(),
+            base: Arc::from(public_url.trim_end_matches('/')),
         }
     }
 
@@ -269,10 +272,11 @@ impl Paging {
                 rel: "next".into(),
             });
         }
-        let mut body = json!({ "links": links, "results": results });
-        if self.include_count {
-            body["totalCount"] = json!(total);
-        }
+        let body = rewind_api_types::Page {
+            links,
+            results,
+            total_count: self.include_count.then_some(total),
+        };
         let mut response = json_response(StatusCode::OK, &body);
         response.extensions_mut().insert(ListBody);
         response

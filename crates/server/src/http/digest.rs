@@ -71,81 +71,138 @@ pub fn parse_authorization(header: &str) -> Result<DigestCredentials, DigestPars
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("Digest") => rest,
         _ => return Err(DigestParseError::NotDigest),
     };
-    let mut fields: HashMap<String, String> = HashMap::new();
-    let mut chars = rest.chars().peekable();
+    let mut fields = DirectiveSlots::default();
+    let mut unknown: Vec<String> = Vec::new();
+    let mut cursor = Cursor(rest.as_bytes());
     loop {
-        while matches!(chars.peek(), Some(' ' | '\t' | ',')) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
+        cursor.skip(|b| matches!(b, b' ' | b'\t' | b','));
+        if cursor.0.is_empty() {
             break;
         }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                name.push(c.to_ascii_lowercase());
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        while matches!(chars.peek(), Some(' ' | '\t')) {
-            chars.next();
-        }
-        if name.is_empty() || chars.next() != Some('=') {
+        let name = cursor.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        cursor.skip(|b| matches!(b, b' ' | b'\t'));
+        if name.is_empty() || cursor.next() != Some(b'=') {
             return Err(DigestParseError::Malformed);
         }
-        while matches!(chars.peek(), Some(' ' | '\t')) {
-            chars.next();
+        cursor.skip(|b| matches!(b, b' ' | b'\t'));
+        let value = cursor.value()?;
+        cursor.skip(|b| matches!(b, b' ' | b'\t'));
+        if !matches!(cursor.0.first(), None | Some(b',')) {
+            return Err(DigestParseError::Malformed);
         }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let slot = match fields.slot(&name) {
+            Some(slot) => slot,
+            None if unknown.contains(&name) => return Err(DigestParseError::Duplicate(name)),
+            None => {
+                unknown.push(name);
+                continue;
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(DigestParseError::Duplicate(name));
+        }
+    }
+    let required = |v: Option<String>, name: &'static str| v.ok_or(DigestParseError::Missing(name));
+    Ok(DigestCredentials {
+        username: required(fields.username, "username")?,
+        realm: required(fields.realm, "realm")?,
+        nonce: required(fields.nonce, "nonce")?,
+        uri: required(fields.uri, "uri")?,
+        response: required(fields.response, "response")?,
+        algorithm: fields.algorithm,
+        qop: fields.qop,
+        nc: fields.nc,
+        cnonce: fields.cnonce,
+        opaque: fields.opaque,
+    })
+}
+
+/// The directives of a Digest header that Rewind reads, as they are parsed.
+#[derive(Default)]
+struct DirectiveSlots {
+    username: Option<String>,
+    realm: Option<String>,
+    nonce: Option<String>,
+    uri: Option<String>,
+    response: Option<String>,
+    algorithm: Option<String>,
+    qop: Option<String>,
+    nc: Option<String>,
+    cnonce: Option<String>,
+    opaque: Option<String>,
+}
+
+impl DirectiveSlots {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "username" => &mut self.username,
+            "realm" => &mut self.realm,
+            "nonce" => &mut self.nonce,
+            "uri" => &mut self.uri,
+            "response" => &mut self.response,
+            "algorithm" => &mut self.algorithm,
+            "qop" => &mut self.qop,
+            "nc" => &mut self.nc,
+            "cnonce" => &mut self.cnonce,
+            "opaque" => &mut self.opaque,
+            _ => return None,
+        })
+    }
+}
+
+/// The unread rest of a header. Hand-written rather than a parser crate: the grammar is
+/// RFC 7616's few lines of `name=token` / `name="quoted"` pairs, and this runs on every
+/// authenticated request.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn next(&mut self) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(first)
+    }
+
+    fn skip(&mut self, pred: impl Fn(u8) -> bool) {
+        self.take_while(pred);
+    }
+
+    fn take_while(&mut self, pred: impl Fn(u8) -> bool) -> &'a [u8] {
+        let end = self
+            .0
+            .iter()
+            .position(|&b| !pred(b))
+            .unwrap_or(self.0.len());
+        let (taken, rest) = self.0.split_at(end);
+        self.0 = rest;
+        taken
+    }
+
+    /// A quoted string (with `\` escapes) or a token up to the next separator.
+    fn value(&mut self) -> Result<String, DigestParseError> {
+        let mut value = Vec::new();
+        if self.0.first() == Some(&b'"') {
+            self.next();
             loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => value.push(chars.next().ok_or(DigestParseError::Malformed)?),
-                    Some(c) => value.push(c),
+                match self.next() {
+                    Some(b'"') => break,
+                    Some(b'\\') => value.push(self.next().ok_or(DigestParseError::Malformed)?),
+                    Some(b) => value.push(b),
                     None => return Err(DigestParseError::Malformed),
                 }
             }
         } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' || c == ' ' || c == '\t' {
-                    break;
-                }
-                if c == '"' {
-                    return Err(DigestParseError::Malformed);
-                }
-                value.push(c);
-                chars.next();
+            let token = self.take_while(|b| !matches!(b, b',' | b' ' | b'\t'));
+            if token.contains(&b'"') {
+                return Err(DigestParseError::Malformed);
             }
+            value.extend_from_slice(token);
         }
-        while matches!(chars.peek(), Some(' ' | '\t')) {
-            chars.next();
-        }
-        match chars.peek() {
-            None | Some(',') => {}
-            Some(_) => return Err(DigestParseError::Malformed),
-        }
-        if fields.insert(name.clone(), value).is_some() {
-            return Err(DigestParseError::Duplicate(name));
-        }
+        // The header was a `&str` and quotes and backslashes are ASCII, so cutting at them
+        // keeps UTF-8 intact; an escape before a multi-byte character cannot split it either,
+        // because only the escaped byte moves.
+        String::from_utf8(value).map_err(|_| DigestParseError::Malformed)
     }
-    let mut take = |name: &'static str| fields.remove(name);
-    let required = |v: Option<String>, name: &'static str| v.ok_or(DigestParseError::Missing(name));
-    Ok(DigestCredentials {
-        username: required(take("username"), "username")?,
-        realm: required(take("realm"), "realm")?,
-        nonce: required(take("nonce"), "nonce")?,
-        uri: required(take("uri"), "uri")?,
-        response: required(take("response"), "response")?,
-        algorithm: take("algorithm"),
-        qop: take("qop"),
-        nc: take("nc"),
-        cnonce: take("cnonce"),
-        opaque: take("opaque"),
-    })
 }
 
 fn md5_hex(input: &str) -> String {
@@ -288,6 +345,22 @@ mod tests {
         let c = parse_authorization(r#"Digest username="k",realm="MMS Public API",nonce="n",uri="/",response="r",qop="auth",nc=1,cnonce="c""#).unwrap();
         assert_eq!(c.qop.as_deref(), Some("auth"));
         assert_eq!(c.algorithm, None);
+    }
+
+    #[test]
+    fn unescapes_quoted_values_ignores_unknown_directives_and_folds_name_case() {
+        let c = parse_authorization(
+            r#"Digest USERNAME="a\"b\\c", Realm="r", x-extra=1, nonce="n", uri="/é", response="r", userhash=false"#,
+        )
+        .unwrap();
+        assert_eq!(c.username, r#"a"b\c"#);
+        assert_eq!(c.uri, "/é");
+        assert_eq!(
+            parse_authorization(
+                r#"Digest x=1, X=2, username="u", realm="r", nonce="n", uri="/", response="r""#
+            ),
+            Err(DigestParseError::Duplicate("x".into()))
+        );
     }
 
     #[test]
