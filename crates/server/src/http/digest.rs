@@ -90,17 +90,20 @@ pub fn parse_authorization(header: &str) -> Result<DigestCredentials, DigestPars
         if !matches!(cursor.0.first(), None | Some(b',')) {
             return Err(DigestParseError::Malformed);
         }
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let slot = match fields.slot(&name) {
+        let lower = || String::from_utf8_lossy(name).to_ascii_lowercase();
+        let slot = match fields.slot(name) {
             Some(slot) => slot,
-            None if unknown.contains(&name) => return Err(DigestParseError::Duplicate(name)),
             None => {
+                let name = lower();
+                if unknown.contains(&name) {
+                    return Err(DigestParseError::Duplicate(name));
+                }
                 unknown.push(name);
                 continue;
             }
         };
         if slot.replace(value).is_some() {
-            return Err(DigestParseError::Duplicate(name));
+            return Err(DigestParseError::Duplicate(lower()));
         }
     }
     let required = |v: Option<String>, name: &'static str| v.ok_or(DigestParseError::Missing(name));
@@ -134,20 +137,24 @@ struct DirectiveSlots {
 }
 
 impl DirectiveSlots {
-    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
-        Some(match name {
-            "username" => &mut self.username,
-            "realm" => &mut self.realm,
-            "nonce" => &mut self.nonce,
-            "uri" => &mut self.uri,
-            "response" => &mut self.response,
-            "algorithm" => &mut self.algorithm,
-            "qop" => &mut self.qop,
-            "nc" => &mut self.nc,
-            "cnonce" => &mut self.cnonce,
-            "opaque" => &mut self.opaque,
-            _ => return None,
-        })
+    /// The slot of directive `name` (ASCII, any case); `None` for one Rewind ignores.
+    fn slot(&mut self, name: &[u8]) -> Option<&mut Option<String>> {
+        let slots = [
+            (&b"username"[..], &mut self.username),
+            (b"realm", &mut self.realm),
+            (b"nonce", &mut self.nonce),
+            (b"uri", &mut self.uri),
+            (b"response", &mut self.response),
+            (b"algorithm", &mut self.algorithm),
+            (b"qop", &mut self.qop),
+            (b"nc", &mut self.nc),
+            (b"cnonce", &mut self.cnonce),
+            (b"opaque", &mut self.opaque),
+        ];
+        slots
+            .into_iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|(_, slot)| slot)
     }
 }
 
@@ -205,27 +212,48 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn md5_hex(input: &str) -> String {
-    hex::encode(Md5::digest(input.as_bytes()))
+/// Lower-case hex of an MD5 over `parts`, without building the joined string.
+fn md5_hex(parts: &[&[u8]]) -> [u8; 32] {
+    let mut md5 = Md5::new();
+    for part in parts {
+        md5.update(part);
+    }
+    let mut hex = [0u8; 32];
+    // 16 bytes always fit 32 hex digits.
+    let _ = hex::encode_to_slice(md5.finalize(), &mut hex);
+    hex
 }
 
-/// The response a client knowing the key must send, for `qop=auth`.
+/// The response a client knowing the key must send, for `qop=auth` (lower-case hex).
 pub fn expected_response(
     ha1: &str,
     creds: &DigestCredentials,
     method: &str,
     nc: &str,
     cnonce: &str,
-) -> String {
-    let ha2 = md5_hex(&format!("{method}:{}", creds.uri));
-    md5_hex(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", creds.nonce))
+) -> [u8; 32] {
+    let ha2 = md5_hex(&[method.as_bytes(), b":", creds.uri.as_bytes()]);
+    md5_hex(&[
+        ha1.as_bytes(),
+        b":",
+        creds.nonce.as_bytes(),
+        b":",
+        nc.as_bytes(),
+        b":",
+        cnonce.as_bytes(),
+        b":auth:",
+        &ha2,
+    ])
 }
 
-/// Compares two response digests without leaking where they differ.
-pub fn responses_match(expected: &str, given: &str) -> bool {
+/// Compares a response digest with the one a client sent (hex in either case), without
+/// leaking where they differ.
+pub fn responses_match(expected: &[u8; 32], given: &str) -> bool {
+    let Ok(given) = <[u8; 32]>::try_from(given.as_bytes()) else {
+        return false;
+    };
     expected
-        .as_bytes()
-        .ct_eq(given.to_ascii_lowercase().as_bytes())
+        .ct_eq(&given.map(|b| b.to_ascii_lowercase()))
         .into()
 }
 
@@ -249,24 +277,27 @@ pub enum NonceVerdict {
 /// reuses one nonce should keep talking to the same node (clients do: they reuse the
 /// keep-alive connection).
 pub struct NonceService {
-    secret: Vec<u8>,
+    /// HMAC-SHA256 already keyed with the server secret; cloned for each tag, which saves
+    /// re-deriving the key pads on every request.
+    keyed: Hmac<Sha256>,
     lifetime_secs: i64,
     ledger: Mutex<HashMap<String, (i64, u32)>>,
 }
 
 impl NonceService {
     pub fn new(secret: Vec<u8>, lifetime_secs: i64) -> Self {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
+        let keyed =
+            <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes any key length");
         NonceService {
-            secret,
+            keyed,
             lifetime_secs,
             ledger: Mutex::new(HashMap::new()),
         }
     }
 
     fn tag(&self, body: &[u8]) -> [u8; 16] {
-        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let mut mac = self.keyed.clone();
         mac.update(body);
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; 16];
@@ -287,10 +318,10 @@ impl NonceService {
 
     /// Checks a nonce's signature and age without touching the replay ledger.
     pub fn check_signature(&self, nonce: &str, now: i64) -> NonceVerdict {
-        let raw = match hex::decode(nonce) {
-            Ok(raw) if raw.len() == 32 => raw,
-            _ => return NonceVerdict::Forged,
-        };
+        let mut raw = [0u8; 32];
+        if hex::decode_to_slice(nonce, &mut raw).is_err() {
+            return NonceVerdict::Forged;
+        }
         let tag_ok: bool = self.tag(&raw[..16]).ct_eq(&raw[16..]).into();
         if !tag_ok {
             return NonceVerdict::Forged;
@@ -407,15 +438,26 @@ mod tests {
     #[test]
     fn rfc_2617_example_response_is_reproduced() {
         // RFC 2617 §3.5 example (realm differs, so compute HA1 directly).
-        let ha1 = md5_hex("Mufasa:testrealm@host.com:Circle Of Life");
+        let ha1 = md5_hex(&[b"Mufasa:testrealm@host.com:Circle Of Life"]);
+        let ha1 = std::str::from_utf8(&ha1).unwrap();
         let creds = DigestCredentials {
             nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093".into(),
             uri: "/dir/index.html".into(),
             ..Default::default()
         };
-        assert_eq!(
-            expected_response(&ha1, &creds, "GET", "00000001", "0a4f113b"),
-            "6629fae49393a05397450978507c4ef1"
-        );
+        let expected = expected_response(ha1, &creds, "GET", "00000001", "0a4f113b");
+        assert_eq!(&expected, b"6629fae49393a05397450978507c4ef1");
+        assert!(responses_match(
+            &expected,
+            "6629FAE49393a05397450978507c4ef1"
+        ));
+        assert!(!responses_match(
+            &expected,
+            "6629fae49393a05397450978507c4ef"
+        ));
+        assert!(!responses_match(
+            &expected,
+            "7629fae49393a05397450978507c4ef1"
+        ));
     }
 }
