@@ -652,3 +652,37 @@ async fn a_sharded_target_gets_each_shard_and_the_config_server_from_its_own_age
         assert_member_restored(m, dir.path());
     }
 }
+
+#[tokio::test]
+async fn two_agents_claiming_the_same_member_never_both_apply_it() {
+    let imported = ImportedReplicaSet::start(500_000, 581, &[]).await;
+    let server = &imported.server;
+    let target = Target::register(server, "target", None).await;
+    // Two hosts misconfigured to serve the same member, each with its own directory.
+    let mut a = Member::new(target.root.path(), "a", 990);
+    let mut b = Member::new(target.root.path(), "b", 991);
+    a.name = "shared:27017".to_owned();
+    b.name = "shared:27017".to_owned();
+    let other = Member::new(target.root.path(), "other:27017", 992);
+    let _agents = [
+        target.agent(&server.url, "target", "host-a", &[(&a, a.start_command())]),
+        target.agent(&server.url, "target", "host-b", &[(&b, b.start_command())]),
+        target.agent(
+            &server.url,
+            "target",
+            "host-c",
+            &[(&other, other.start_command())],
+        ),
+    ];
+    eventually_heartbeat(&server.client(), &target).await;
+    let jobs = create_automated(server, &imported.jobs_path(), &target, &imported.snapshot).await;
+    let job = wait_until_ended(server, &imported.jobs_path(), job_id(&jobs[0])).await;
+    assert_eq!(job["statusName"], "FINISHED", "{job}");
+    let source = read_tree(imported.source.path());
+    let restored = [&a, &b]
+        .iter()
+        .filter(|m| read_tree(&m.dbpath) == source)
+        .count();
+    assert_eq!(restored, 1, "exactly one agent applied the shared member");
+    assert_member_restored(&other, imported.source.path());
+}

@@ -232,16 +232,25 @@ impl Services {
                 job.delivery_status,
                 DeliveryStatus::Ready | DeliveryStatus::Interrupted
             );
-            if job.status == JobStatus::InProgress {
-                if !ready {
-                    continue;
-                }
-                self.plan_agent_job(&job, rs, timeout).await?;
-                self.meta
-                    .join_agent_job(job.id, &hello.members, now)
-                    .await?;
+            if job.status == JobStatus::InProgress && !ready {
+                continue;
             }
-            for member in self.meta.job_members(job.id).await? {
+            let mut members = self.meta.job_members(job.id).await?;
+            if job.status == JobStatus::InProgress {
+                self.plan_agent_job(&job, rs, timeout).await?;
+                // Writes only for members not yet part of the job: polls are frequent.
+                let missing: Vec<String> = hello
+                    .members
+                    .iter()
+                    .filter(|m| !members.iter().any(|r| &r.member_name == *m))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    self.meta.join_agent_job(job.id, &missing, now).await?;
+                    members = self.meta.job_members(job.id).await?;
+                }
+            }
+            for member in members {
                 if !mine.contains(member.member_name.as_str()) {
                     continue;
                 }
