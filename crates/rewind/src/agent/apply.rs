@@ -173,7 +173,7 @@ pub async fn apply(link: &AgentLink, member: &MemberConfig, task: &AgentTask) {
             if let Err(again) = roll_back(member, &paths).await {
                 reason.push_str(&format!("; after rolling back: {again:#}"));
             } else {
-                reason.push_str("; the previous data directory was put back");
+                reason.push_str("; the member is back on its previous data");
             }
             link.report_until_taken(task, MemberState::Failed, 0, Some(reason))
                 .await;
@@ -225,7 +225,14 @@ async fn apply_steps(
 
 /// Stops the member and opens the journal of a new job.
 async fn fresh_start(member: &MemberConfig, task: &AgentTask, paths: &Paths) -> Result<Journal> {
-    for leftover in [&paths.staging, &paths.download, &paths.previous] {
+    if paths.previous.exists() {
+        // Never ours to delete without a journal: it may be the only copy of older data.
+        bail!(
+            "{} exists without a restore in progress; move it away before restoring",
+            paths.previous.display()
+        );
+    }
+    for leftover in [&paths.staging, &paths.download] {
         remove_any(leftover).with_context(|| format!("cannot clear {}", leftover.display()))?;
     }
     run_command("stop", &member.stop_command).await?;

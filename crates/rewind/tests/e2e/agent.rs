@@ -686,3 +686,49 @@ async fn two_agents_claiming_the_same_member_never_both_apply_it() {
     assert_eq!(restored, 1, "exactly one agent applied the shared member");
     assert_member_restored(&other, imported.source.path());
 }
+
+#[tokio::test]
+async fn agent_endpoints_accept_only_backup_roles_on_the_target_project() {
+    let server = TestServer::start();
+    let owner = server.client();
+    let group = server.boot.group_id.clone();
+    let target = register_replica_set(&owner, &group, "target").await;
+    let heartbeat = format!("{REWIND_API}/groups/{group}/clusters/{target}/agents/heartbeat");
+    let hello = json!({"agentId": "h", "members": ["m:27017"], "replicaSetName": "target"});
+    let (id, public, private) = create_key(
+        &owner,
+        &format!("{API}/groups/{group}/apiKeys"),
+        "GROUP_READ_ONLY",
+    )
+    .await;
+    allow_loopback(&owner, &server.boot.org_id, &id).await;
+    let reader = server.client_for(&public, &private);
+    post(&reader, &heartbeat, hello.clone())
+        .await
+        .assert_error(401, "USER_UNAUTHORIZED", &[]);
+    let other = post(
+        &owner,
+        &format!("{API}/groups"),
+        json!({"name": "Elsewhere"}),
+    )
+    .await
+    .json();
+    let other = other["id"].as_str().unwrap().to_owned();
+    let (id, public, private) = create_key(
+        &owner,
+        &format!("{API}/groups/{other}/apiKeys"),
+        "GROUP_BACKUP_ADMIN",
+    )
+    .await;
+    allow_loopback(&owner, &server.boot.org_id, &id).await;
+    let outsider = server.client_for(&public, &private);
+    post(&outsider, &heartbeat, hello.clone())
+        .await
+        .assert_error(401, "NOT_IN_GROUP", &[&group]);
+    post(&owner, &heartbeat, json!({"agentId": "h"}))
+        .await
+        .assert_error(400, "INVALID_JSON_ATTRIBUTE", &[]);
+    let acked = post(&owner, &heartbeat, hello).await;
+    assert_eq!(acked.status, 200, "{}", acked.text);
+    assert!(acked.json()["lastHeartbeat"].is_string());
+}
