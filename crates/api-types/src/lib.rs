@@ -608,6 +608,26 @@ pub mod agent {
         pub state: MemberState,
     }
 
+    /// One member of an automated restore, as operators see it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MemberStatus {
+        #[serde(rename = "agentId", skip_serializing_if = "Option::is_none", default)]
+        pub agent_id: Option<String>,
+        #[serde(
+            rename = "failureReason",
+            skip_serializing_if = "Option::is_none",
+            default
+        )]
+        pub failure_reason: Option<String>,
+        #[serde(rename = "memberName")]
+        pub member_name: String,
+        #[serde(rename = "progressBytes")]
+        pub progress_bytes: u64,
+        pub state: MemberState,
+        /// When its agent last claimed, reported or polled for it (ISO-8601).
+        pub updated: String,
+    }
+
     /// Answer to a report: the job's `statusName`, so an agent learns of a cancel at once.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct ReportAck {

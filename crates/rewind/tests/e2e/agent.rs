@@ -296,6 +296,27 @@ async fn three_agents_apply_the_seed_automated_restore_to_a_three_member_replica
     for m in &members {
         assert_member_restored(m, imported.source.path());
     }
+    let listed = get(
+        &client,
+        &format!(
+            "{REWIND_API}/groups/{}/clusters/{}/restoreJobs/{}/members",
+            imported.group,
+            imported.cluster,
+            job_id(&jobs[0])
+        ),
+    )
+    .await
+    .json();
+    let listed = listed["results"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    for (m, row) in members.iter().zip(&listed) {
+        assert_eq!(row["memberName"], m.name.as_str());
+        assert!(
+            matches!(row["state"].as_str(), Some("APPLIED" | "COMMITTED")),
+            "{row}"
+        );
+        assert!(row["progressBytes"].as_u64().unwrap_or(0) > 0, "{row}");
+    }
     eventually("every member dropped its previous data", || {
         members.iter().all(no_restore_leftovers)
     })

@@ -475,6 +475,18 @@ impl Services {
         Ok(broken)
     }
 
+    /// The members of an automated restore job and where each stands, for operators.
+    pub async fn restore_members(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        cluster: ClusterId,
+        id: JobId,
+    ) -> DomainResult<Vec<RestoreMemberRecord>> {
+        let job = self.get_restore(principal, group, cluster, id).await?;
+        Ok(self.meta.job_members(job.id).await?)
+    }
+
     /// Cancels a restore job (and the rest of its batch): KILLED. Agents roll back the
     /// members they applied. A job that already ended cannot be cancelled.
     pub async fn cancel_restore(

@@ -7,10 +7,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use rewind_api_types::agent::{
-    AgentHello, AgentTask, HeartbeatAck, MemberReport, ReportAck, WorkRequest, WorkResponse,
+    AgentHello, AgentTask, HeartbeatAck, MemberReport, MemberStatus, ReportAck, WorkRequest,
+    WorkResponse,
 };
 use rewind_api_types::iso_seconds::format_iso;
 use serde::de::DeserializeOwned;
@@ -32,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             &format!("{REWIND}/groups/{{group}}/clusters/{{cluster}}/restoreJobs/{{job}}/cancel"),
             post(cancel),
+        )
+        .route(
+            &format!("{REWIND}/groups/{{group}}/clusters/{{cluster}}/restoreJobs/{{job}}/members"),
+            get(members),
         )
 }
 
@@ -134,5 +139,35 @@ async fn cancel(
     Ok(json_response(
         StatusCode::OK,
         &views::restore_job(&state, &record),
+    ))
+}
+
+/// `GET …/restoreJobs/{JOB}/members`: the members of an automated restore and their state,
+/// with `{G}`/`{C}` the job's own project and cluster, as for `cancel`.
+async fn members(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((group, cluster, job)): ApiPath<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
+    let job = parse_job(&job)?;
+    let members = state
+        .services
+        .restore_members(&principal, group, cluster, job)
+        .await?;
+    let results: Vec<MemberStatus> = members
+        .into_iter()
+        .map(|m| MemberStatus {
+            agent_id: m.agent_id,
+            failure_reason: m.failure,
+            member_name: m.member_name,
+            progress_bytes: m.progress_bytes,
+            state: m.state,
+            updated: format_iso(m.updated),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "results": results }),
     ))
 }
