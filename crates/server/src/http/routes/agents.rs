@@ -17,7 +17,7 @@ use rewind_api_types::iso_seconds::format_iso;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{parse_cluster, parse_group, parse_job, views, ApiPath, REWIND};
+use super::{parse_cluster, parse_group, parse_job_path, views, ApiPath, REWIND};
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::JsonBody;
 use crate::http::conventions::json_response;
@@ -128,10 +128,9 @@ async fn report(
 async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster, job)): ApiPath<(String, String, String)>,
+    ApiPath(path): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
-    let job = parse_job(&job)?;
+    let (group, cluster, job) = parse_job_path(path)?;
     let record = state
         .services
         .cancel_restore(&principal, group, cluster, job)
@@ -147,10 +146,9 @@ async fn cancel(
 async fn members(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster, job)): ApiPath<(String, String, String)>,
+    ApiPath(path): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
-    let job = parse_job(&job)?;
+    let (group, cluster, job) = parse_job_path(path)?;
     let members = state
         .services
         .restore_members(&principal, group, cluster, job)

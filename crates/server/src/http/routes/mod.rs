@@ -123,3 +123,14 @@ fn path_rejection(parts: &Parts, rejection: PathRejection) -> ApiError {
 }
 id_parser!(parse_snapshot, SnapshotId, InvalidSnapshotId, "snapshot");
 id_parser!(parse_job, JobId, InvalidJobId, "restore job");
+
+/// The ids of a `…/groups/{group}/clusters/{cluster}/restoreJobs/{job}` path.
+pub fn parse_job_path(
+    (group, cluster, job): (String, String, String),
+) -> Result<(GroupId, ClusterId, JobId), ApiError> {
+    Ok((
+        parse_group(&group)?,
+        parse_cluster(&cluster)?,
+        parse_job(&job)?,
+    ))
+}
