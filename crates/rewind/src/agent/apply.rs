@@ -525,3 +525,130 @@ pub async fn rollback(link: &AgentLink, member: &MemberConfig, task: &AgentTask)
     )
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &Path, content: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("collection-0.wt"), content).unwrap();
+    }
+
+    fn content(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("collection-0.wt")).unwrap()
+    }
+
+    /// Picks one of a member's paths.
+    type PathOf = fn(&Paths) -> &PathBuf;
+
+    /// A member under `root` whose journal says `step`, with the given directories filled.
+    fn member_at(root: &Path, step: Step, dirs: [(PathOf, &str); 2]) -> (MemberConfig, Paths) {
+        let m = MemberConfig {
+            name: "m:27017".into(),
+            dbpath: root.join("db"),
+            stop_command: "true".into(),
+            start_command: "true".into(),
+        };
+        let paths = Paths::of(&m);
+        for (dir, text) in dirs {
+            put(dir(&paths), text);
+        }
+        let journal = Journal {
+            job_id: "j".into(),
+            step,
+            had_data: true,
+        };
+        write_journal(&paths, &journal).unwrap();
+        (m, paths)
+    }
+
+    /// The state after a crash between the two renames of a swap.
+    fn half_swapped(root: &Path) -> (MemberConfig, Paths) {
+        member_at(
+            root,
+            Step::Swapping,
+            [(|p| &p.previous, "old"), (|p| &p.staging, "new")],
+        )
+    }
+
+    #[test]
+    fn a_swap_interrupted_between_its_renames_completes_when_run_again() {
+        let root = tempfile::tempdir().unwrap();
+        let (_, paths) = half_swapped(root.path());
+        swap(&paths, true).unwrap();
+        assert_eq!(content(&paths.dbpath), "new");
+        assert_eq!(content(&paths.previous), "old");
+        assert!(!paths.staging.exists());
+        swap(&paths, true).unwrap();
+        assert_eq!(
+            content(&paths.dbpath),
+            "new",
+            "a second run changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_roll_back_after_a_crash_between_the_renames_restores_the_previous_data() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = half_swapped(root.path());
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        for gone in [&paths.previous, &paths.staging, &paths.journal] {
+            assert!(!gone.exists(), "{} is removed", gone.display());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_roll_back_before_the_first_rename_leaves_the_data_directory_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = member_at(
+            root.path(),
+            Step::Swapping,
+            [(|p| &p.dbpath, "old"), (|p| &p.staging, "new")],
+        );
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        assert!(!paths.staging.exists());
+    }
+
+    #[tokio::test]
+    async fn a_roll_back_after_the_swap_puts_the_previous_data_back() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = member_at(
+            root.path(),
+            Step::Started,
+            [(|p| &p.dbpath, "new"), (|p| &p.previous, "old")],
+        );
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        assert!(!paths.previous.exists());
+    }
+
+    #[tokio::test]
+    async fn archive_entries_escaping_the_staging_directory_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::of(&MemberConfig {
+            name: "m:27017".into(),
+            dbpath: root.path().join("db"),
+            stop_command: "true".into(),
+            start_command: "true".into(),
+        });
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        let data = b"evil";
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        // `set_path` refuses `..`; write the raw name as a hostile archive would.
+        header.as_old_mut().name[..10].copy_from_slice(b"../outside");
+        header.set_cksum();
+        tar.append(&header, &data[..]).unwrap();
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        std::fs::write(&paths.download, gz.finish().unwrap()).unwrap();
+        let err = extract(&paths).await.unwrap_err();
+        assert!(format!("{err:#}").contains("refused"), "{err:#}");
+        assert!(!root.path().join("outside").exists());
+    }
+}
