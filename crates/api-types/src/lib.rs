@@ -479,3 +479,159 @@ pub struct RestoreJob {
     pub status_name: String,
     pub timestamp: BsonTimestamp,
 }
+
+/// Rewind-only payloads of `rewind agent` (under `/api/rewind/v1`).
+pub mod agent {
+    use serde::{Deserialize, Serialize};
+
+    /// What an agent says about itself on every heartbeat and poll.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AgentHello {
+        /// Stable name of the agent (the same after a restart), e.g. its host name.
+        #[serde(rename = "agentId")]
+        pub agent_id: String,
+        /// The members of the replica set this agent applies restores to, e.g. `host:27017`.
+        pub members: Vec<String>,
+        #[serde(rename = "replicaSetName")]
+        pub replica_set_name: String,
+    }
+
+    /// Answer to a heartbeat.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HeartbeatAck {
+        #[serde(rename = "lastHeartbeat")]
+        pub last_heartbeat: String,
+    }
+
+    /// A long-poll for work: the agent's identity and how long it may wait (seconds).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct WorkRequest {
+        #[serde(flatten)]
+        pub hello: AgentHello,
+        #[serde(rename = "waitSecs", default)]
+        pub wait_secs: u64,
+    }
+
+    /// What the agent is to do with one member for one job.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum TaskAction {
+        /// Stop the member, put the archive in place, start it, report `APPLIED`.
+        Apply,
+        /// The job finished: drop the kept previous data directory, report `COMMITTED`.
+        Commit,
+        /// The job was cancelled or broke: put the previous data back, report `ROLLED_BACK`.
+        Rollback,
+    }
+
+    /// One (job, member) assignment.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AgentTask {
+        pub action: TaskAction,
+        #[serde(rename = "fileName")]
+        pub file_name: String,
+        #[serde(rename = "jobId")]
+        pub job_id: String,
+        #[serde(rename = "memberName")]
+        pub member_name: String,
+        /// SHA-1 (hex) of the whole archive.
+        pub sha1: String,
+        #[serde(rename = "sizeBytes")]
+        pub size_bytes: u64,
+        pub url: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct WorkResponse {
+        pub tasks: Vec<AgentTask>,
+    }
+
+    /// Where one member is in one job, as the agent reports it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum MemberState {
+        /// Planned, not yet claimed by an agent.
+        Pending,
+        /// Claimed; stopping, downloading, extracting, swapping or starting.
+        Applying,
+        /// The restored data is in place and the member started.
+        Applied,
+        /// Applying failed; the previous data was put back.
+        Failed,
+        /// The job ended without finishing; the previous data was put back.
+        RolledBack,
+        /// The job finished; the previous data directory was removed.
+        Committed,
+    }
+
+    impl MemberState {
+        pub fn as_str(self) -> &'static str {
+            match self {
+                MemberState::Pending => "PENDING",
+                MemberState::Applying => "APPLYING",
+                MemberState::Applied => "APPLIED",
+                MemberState::Failed => "FAILED",
+                MemberState::RolledBack => "ROLLED_BACK",
+                MemberState::Committed => "COMMITTED",
+            }
+        }
+
+        pub fn parse(text: &str) -> Option<MemberState> {
+            [
+                MemberState::Pending,
+                MemberState::Applying,
+                MemberState::Applied,
+                MemberState::Failed,
+                MemberState::RolledBack,
+                MemberState::Committed,
+            ]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+        }
+    }
+
+    /// A progress or outcome report for one (job, member).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MemberReport {
+        #[serde(rename = "agentId")]
+        pub agent_id: String,
+        #[serde(rename = "jobId")]
+        pub job_id: String,
+        #[serde(rename = "memberName")]
+        pub member_name: String,
+        /// Archive bytes downloaded so far.
+        #[serde(rename = "progressBytes", default)]
+        pub progress_bytes: u64,
+        /// Why applying failed (with `FAILED`).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        pub reason: Option<String>,
+        pub state: MemberState,
+    }
+
+    /// One member of an automated restore, as operators see it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MemberStatus {
+        #[serde(rename = "agentId", skip_serializing_if = "Option::is_none", default)]
+        pub agent_id: Option<String>,
+        #[serde(
+            rename = "failureReason",
+            skip_serializing_if = "Option::is_none",
+            default
+        )]
+        pub failure_reason: Option<String>,
+        #[serde(rename = "memberName")]
+        pub member_name: String,
+        #[serde(rename = "progressBytes")]
+        pub progress_bytes: u64,
+        pub state: MemberState,
+        /// When its agent last claimed, reported or polled for it (ISO-8601).
+        pub updated: String,
+    }
+
+    /// Answer to a report: the job's `statusName`, so an agent learns of a cancel at once.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReportAck {
+        #[serde(rename = "statusName")]
+        pub status_name: String,
+    }
+}

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use std::time::Duration;
 
+use crate::domain::agents::DEFAULT_AGENT_TIMEOUT;
 use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
 use crate::jobs::sweeper::{DEFAULT_GC_DELAY, DEFAULT_SWEEP_INTERVAL};
 
@@ -49,6 +50,7 @@ pub struct Settings {
     pub nonce_lifetime_secs: Option<i64>,
     pub gc_delay_secs: Option<u64>,
     pub sweep_interval_secs: Option<u64>,
+    pub agent_timeout_secs: Option<u64>,
 }
 
 impl Settings {
@@ -76,6 +78,7 @@ impl Settings {
             nonce_lifetime_secs: self.nonce_lifetime_secs.or(lower.nonce_lifetime_secs),
             gc_delay_secs: self.gc_delay_secs.or(lower.gc_delay_secs),
             sweep_interval_secs: self.sweep_interval_secs.or(lower.sweep_interval_secs),
+            agent_timeout_secs: self.agent_timeout_secs.or(lower.agent_timeout_secs),
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct ServerConfig {
     pub gc_delay: Duration,
     /// How often the retention sweeper runs.
     pub sweep_interval: Duration,
+    /// How long an automated restore waits for its agents to report before it is BROKEN.
+    pub agent_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -148,6 +153,12 @@ impl ServerConfig {
                 settings
                     .sweep_interval_secs
                     .unwrap_or(DEFAULT_SWEEP_INTERVAL.as_secs())
+                    .max(1),
+            ),
+            agent_timeout: Duration::from_secs(
+                settings
+                    .agent_timeout_secs
+                    .unwrap_or(DEFAULT_AGENT_TIMEOUT.as_secs())
                     .max(1),
             ),
         })

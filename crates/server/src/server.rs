@@ -13,6 +13,7 @@ use crate::domain::{bootstrap, Clock, DomainError, Services, SystemClock};
 use crate::http::conventions::Links;
 use crate::http::digest::NonceService;
 use crate::http::{router, AppState};
+use crate::jobs::agent_monitor::AgentMonitor;
 use crate::jobs::sweeper::Sweeper;
 use crate::jobs::worker::RestoreWorker;
 use crate::meta::{MetaError, MetaStore, SqliteMetaStore};
@@ -106,6 +107,7 @@ pub async fn app_state(
         links: Links::new(public_url),
         trusted_proxy: config.trusted_proxy,
         require_access_list: config.require_access_list,
+        agent_timeout: config.agent_timeout,
     })
 }
 
@@ -155,6 +157,8 @@ impl BoundServer {
         let worker_name = format!("worker-{}", uuid::Uuid::new_v4());
         let worker = RestoreWorker::new(self.services.clone(), worker_name);
         let worker = tokio::spawn(worker.run(stopped.clone()));
+        let monitor = AgentMonitor::new(self.services.clone(), self.config.agent_timeout);
+        let monitor = tokio::spawn(monitor.run(stopped.clone()));
         let served = crate::http::serve(self.listener, self.app, async move {
             shutdown.await;
             let _ = stop.send(true);
@@ -163,6 +167,7 @@ impl BoundServer {
         let background = async {
             let _ = sweeper.await;
             let _ = worker.await;
+            let _ = monitor.await;
         };
         if tokio::time::timeout(BACKGROUND_EXIT_DEADLINE, background)
             .await

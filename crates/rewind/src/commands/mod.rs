@@ -38,6 +38,15 @@ pub enum Command {
     /// Start, list, inspect and download restore jobs.
     #[command(subcommand)]
     Restore(restore::RestoreCommand),
+    /// Apply automated restores to this host's members of one replica set.
+    Agent(AgentArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The agent's TOML configuration file.
+    #[arg(long, env = "REWIND_AGENT_CONFIG")]
+    pub config: PathBuf,
 }
 
 /// How client commands reach the server.
@@ -79,6 +88,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Snapshot(cmd) => snapshot::run(cmd).await,
         Command::Restore(cmd) => restore::run(cmd).await,
+        Command::Agent(args) => {
+            let config = crate::agent::config::AgentConfig::load(&args.config)?;
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            crate::agent::run(config).await
+        }
     }
 }
 

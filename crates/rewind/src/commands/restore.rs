@@ -72,6 +72,19 @@ pub enum RestoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a restore job in progress (with the rest of its batch): it ends KILLED, and
+    /// agents put back the previous data of the members they restored.
+    Cancel {
+        #[command(flatten)]
+        client: ClientArgs,
+        job: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Wait for a job, download its archive (resuming after breaks), verify its SHA-1.
     Download {
         #[command(flatten)]
@@ -146,6 +159,28 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
             } else {
                 println!("Created restore job(s):");
                 print_jobs(&page.results);
+            }
+        }
+        RestoreCommand::Cancel {
+            client,
+            job,
+            group,
+            cluster,
+            json,
+        } => {
+            let api = client.client()?;
+            let cancelled: RestoreJob = api
+                .post_json(
+                    &format!(
+                        "/api/rewind/v1/groups/{group}/clusters/{cluster}/restoreJobs/{job}/cancel"
+                    ),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if json {
+                print_json(&cancelled)?;
+            } else {
+                print_jobs(std::slice::from_ref(&cancelled));
             }
         }
         RestoreCommand::List {

@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Seconds between retention sweeper passes [default: 30].
     #[arg(long, env = "REWIND_SWEEP_INTERVAL_SECS")]
     sweep_interval_secs: Option<u64>,
+    /// Seconds an automated restore waits for its agents to report before it is BROKEN [default: 300].
+    #[arg(long, env = "REWIND_AGENT_TIMEOUT_SECS")]
+    agent_timeout_secs: Option<u64>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -98,6 +101,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         nonce_lifetime_secs: args.nonce_lifetime_secs,
         gc_delay_secs: args.gc_delay_secs,
         sweep_interval_secs: args.sweep_interval_secs,
+        agent_timeout_secs: args.agent_timeout_secs,
     };
     let file = match &args.config {
         Some(path) => Settings::from_file(path)?,

@@ -86,7 +86,11 @@ pub struct ImportedReplicaSet {
 impl ImportedReplicaSet {
     /// `bytes` of generated data (seed `seed`) imported into replica set `rs0`.
     pub async fn start(bytes: u64, seed: u64, flags: &[&str]) -> ImportedReplicaSet {
-        let server = TestServer::start_with(flags);
+        ImportedReplicaSet::start_on(TestServer::start_with(flags), bytes, seed).await
+    }
+
+    /// As `start`, on a server already started.
+    pub async fn start_on(server: TestServer, bytes: u64, seed: u64) -> ImportedReplicaSet {
         let client = server.client();
         let group = server.boot.group_id.clone();
         let cluster = register_replica_set(&client, &group, "rs0").await;
@@ -292,4 +296,43 @@ pub fn chunk_objects(data_dir: &Path) -> Vec<PathBuf> {
 /// The chunk id (64 hex digits) of a chunk object path.
 pub fn chunk_id_of(path: &Path) -> String {
     path.file_name().unwrap().to_str().unwrap().to_owned()
+}
+
+/// A sharded cluster `ledger` (two shards and a config server) registered on `server`,
+/// with a generated directory of `bytes` per replica set (seeds from `seed`) imported.
+pub struct ImportedShardedCluster {
+    pub cluster: String,
+    pub snapshot: String,
+    /// Source directories of `ledger-shard-0`, `ledger-shard-1`, `ledger-config-0`.
+    pub dirs: Vec<tempfile::TempDir>,
+}
+
+impl ImportedShardedCluster {
+    pub async fn import(server: &TestServer, bytes: u64, seed: u64) -> ImportedShardedCluster {
+        let client = server.client();
+        let group = server.boot.group_id.clone();
+        let registered = register_cluster(
+            &client,
+            &group,
+            json!({"clusterName": "ledger", "shards": 2}),
+        )
+        .await;
+        let cluster = registered["members"][0]["id"].as_str().unwrap().to_owned();
+        let parts = ["ledger-shard-0", "ledger-shard-1", "ledger-config-0"];
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut source = Vec::new();
+        for (i, (name, dir)) in parts.iter().zip(&dirs).enumerate() {
+            generate(dir.path(), bytes, seed + i as u64);
+            source.push("--part".to_owned());
+            source.push(format!("{name}={}", dir.path().display()));
+        }
+        let source: Vec<&str> = source.iter().map(String::as_str).collect();
+        let summary = import(server, &group, &cluster, &source);
+        let snapshot = summary["snapshotId"].as_str().unwrap().to_owned();
+        ImportedShardedCluster {
+            cluster,
+            snapshot,
+            dirs,
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `rewind` binary on a real socket, driven by real HTTP clients.
 
+mod agent;
 mod auth;
 mod curl;
 mod delivery;

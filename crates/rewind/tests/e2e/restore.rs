@@ -180,24 +180,12 @@ async fn a_sharded_cluster_restores_as_one_job_per_replica_set_in_one_batch() {
     let server = TestServer::start();
     let client = server.client();
     let group = server.boot.group_id.clone();
-    let registered = register_cluster(
-        &client,
-        &group,
-        json!({"clusterName": "ledger", "shards": 2}),
-    )
-    .await;
-    let cluster = registered["members"][0]["id"].as_str().unwrap().to_owned();
-    let parts = ["ledger-shard-0", "ledger-shard-1", "ledger-config-0"];
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut source = Vec::new();
-    for (i, (name, dir)) in parts.iter().zip(&dirs).enumerate() {
-        generate(dir.path(), 600_000, 80 + i as u64);
-        source.push("--part".to_owned());
-        source.push(format!("{name}={}", dir.path().display()));
-    }
-    let source: Vec<&str> = source.iter().map(String::as_str).collect();
-    let summary = import(&server, &group, &cluster, &source);
-    let snapshot = summary["snapshotId"].as_str().unwrap();
+    let ImportedShardedCluster {
+        cluster,
+        snapshot,
+        dirs,
+    } = ImportedShardedCluster::import(&server, 600_000, 80).await;
+    let snapshot = snapshot.as_str();
 
     let jobs_path = restore_jobs_path(&group, &cluster);
     let body = json!({"delivery": {"methodName": "HTTP"}, "snapshotId": snapshot});

@@ -59,6 +59,8 @@ pub struct TestServer {
     pub boot: Bootstrap,
     /// The `serve` flags the server was started with, reused by `restart`.
     extra: Vec<String>,
+    /// The `--listen` address, reused by `restart`.
+    listen: String,
     /// Removed, with the server's log, when the server is dropped.
     data_dir: tempfile::TempDir,
 }
@@ -70,15 +72,21 @@ impl TestServer {
 
     /// Starts a server with extra `serve` flags.
     pub fn start_with(extra: &[&str]) -> TestServer {
+        TestServer::start_listening("127.0.0.1:0", extra)
+    }
+
+    /// Starts a server listening on `listen` (restarts listen there again).
+    pub fn start_listening(listen: &str, extra: &[&str]) -> TestServer {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let boot = init_data_dir(data_dir.path());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_server(data_dir.path(), "127.0.0.1:0", &extra);
+        let (child, url) = spawn_server(data_dir.path(), listen, &extra);
         TestServer {
             child,
             url,
             boot,
             extra,
+            listen: listen.to_owned(),
             data_dir,
         }
     }
@@ -89,12 +97,12 @@ impl TestServer {
     }
 
     /// Kills the server without warning (SIGKILL) and starts it again on the same data
-    /// directory and flags, as a crash and a supervisor's restart would. The new process
-    /// listens on a fresh port: `url` changes.
+    /// directory and flags, as a crash and a supervisor's restart would. Unless started
+    /// with a fixed address, the new process listens on a fresh port: `url` changes.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url) = spawn_server(self.data_dir.path(), "127.0.0.1:0", &self.extra);
+        let (child, url) = spawn_server(self.data_dir.path(), &self.listen, &self.extra);
         self.child = child;
         self.url = url;
     }

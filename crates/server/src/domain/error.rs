@@ -59,6 +59,8 @@ error_codes! {
     ChunkHashMismatch => "CHUNK_HASH_MISMATCH",
     SnapshotPartAlreadyCommitted => "SNAPSHOT_PART_ALREADY_COMMITTED",
     SnapshotMarkedDoNotDelete => "CANNOT_DELETE_SNAPSHOT_MARKED_DO_NOT_DELETE",
+    CannotCancelRestoreJob => "CANNOT_CANCEL_RESTORE_JOB",
+    RestoreMemberNotClaimed => "RESTORE_MEMBER_NOT_CLAIMED",
     RequestTooLarge => "REQUEST_TOO_LARGE",
     RateLimited => "RATE_LIMITED",
     UnexpectedError => "UNEXPECTED_ERROR",

@@ -1,5 +1,6 @@
 //! Domain services: what Rewind does, independent of HTTP and of any storage backend.
 
+pub mod agents;
 pub mod bootstrap;
 mod cache;
 pub mod clusters;
@@ -113,6 +114,8 @@ pub struct Services {
     pub plans: restore::PlanCache,
     /// Wakes the restore worker when a job is created.
     pub work_available: tokio::sync::Notify,
+    /// Wakes agents' long-polls when an automated job becomes ready, ends or is reported on.
+    pub agent_news: tokio::sync::Notify,
     /// Projects by id (`None`: no such project), read by every authorization.
     groups: cache::TtlCache<GroupId, Option<GroupRecord>>,
     /// Each project's cluster rows, read by most requests.
@@ -139,6 +142,7 @@ impl Services {
             token_secret,
             plans: restore::PlanCache::default(),
             work_available: tokio::sync::Notify::new(),
+            agent_news: tokio::sync::Notify::new(),
             groups: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
             clusters: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
         }

@@ -54,7 +54,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | CannotStartRestoreJobForIncompleteClusterSnapshot
         | NoCheckpointForPitRestore
         | SnapshotPartAlreadyCommitted
-        | SnapshotMarkedDoNotDelete => StatusCode::CONFLICT,
+        | SnapshotMarkedDoNotDelete
+        | CannotCancelRestoreJob
+        | RestoreMemberNotClaimed => StatusCode::CONFLICT,
         DownloadNotAvailable | DownloadExpired | MaxDownloadsExceeded => StatusCode::GONE,
         RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub links: Links,
     pub trusted_proxy: Option<IpAddr>,
     pub require_access_list: bool,
+    /// How long an automated restore waits for its agents (see `ServerConfig`).
+    pub agent_timeout: std::time::Duration,
 }
 
 /// The full application: the authenticated APIs plus the unauthenticated health and metrics.

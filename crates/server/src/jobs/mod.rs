@@ -1,6 +1,7 @@
 //! Background work: the retention sweeper and garbage collector (and, later, the restore
 //! worker). Every task watches one shutdown signal and exits promptly when it flips.
 
+pub mod agent_monitor;
 pub mod sweeper;
 pub mod worker;
 

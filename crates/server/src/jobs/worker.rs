@@ -144,6 +144,7 @@ impl RestoreWorker {
             .meta
             .finish_preparations(&self.name, &outcomes)
             .await?;
+        self.services.agent_news.notify_waiters();
         for ((id, outcome), finished) in outcomes.iter().zip(finished) {
             if !finished {
                 tracing::warn!(job.id = %id, "lost the lease of a restore job before finishing it");

@@ -1,12 +1,14 @@
 //! The metadata store: organizations, projects, keys, clusters (and, in later modules,
 //! snapshots and jobs). One trait, one module per backend; the domain talks only to the trait.
 
+pub mod agents;
 pub mod restore;
 pub mod snapshots;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use agents::AgentMeta;
 pub use restore::RestoreMeta;
 pub use snapshots::SnapshotMeta;
 pub use sqlite::SqliteMetaStore;
@@ -48,9 +50,9 @@ pub struct BootstrapRecords {
 }
 
 /// The whole metadata store: one backend implements every area's trait.
-pub trait MetaStore: AccountMeta + SnapshotMeta + RestoreMeta {}
+pub trait MetaStore: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta {}
 
-impl<T: AccountMeta + SnapshotMeta + RestoreMeta> MetaStore for T {}
+impl<T: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta> MetaStore for T {}
 
 /// Organizations, projects, API keys, clusters and server secrets.
 #[async_trait]

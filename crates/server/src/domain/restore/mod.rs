@@ -505,16 +505,24 @@ impl Services {
             )
         };
         let record = self.meta.get_job_by_id(job).await?.ok_or_else(not_found)?;
-        let is_http = matches!(record.method, DeliveryMethod::Http { .. });
-        if !is_http
-            || !self.token_matches(job, token)
-            || file != format!("{}.tar.gz", record.file_name)
-        {
+        if !self.token_matches(job, token) || file != format!("{}.tar.gz", record.file_name) {
             return Err(not_found());
         }
         let start = range_start.unwrap_or(0);
         let now = self.clock.now();
-        let verdict = if start == 0 {
+        let verdict = if let DeliveryMethod::Automated { .. } = record.method {
+            // Pulled by the target's agents, with no download budget, while the job runs.
+            let live = record.status == JobStatus::InProgress
+                && matches!(
+                    record.delivery_status,
+                    DeliveryStatus::Ready | DeliveryStatus::Interrupted
+                );
+            if live {
+                Ok(())
+            } else {
+                Err(DownloadRefusal::NotReady)
+            }
+        } else if start == 0 {
             self.meta.start_download(job, now).await?
         } else {
             self.meta.may_resume_download(job, now).await?

@@ -1,6 +1,7 @@
 //! The API's routes. Paths are spelled out in full so that each one reads as the API
 //! documents it.
 
+mod agents;
 mod clusters;
 mod delivery;
 mod groups;
@@ -18,7 +19,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::ErrorCode;
-use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId, SnapshotId};
+use crate::ids::{ApiKeyId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
 
 /// Prefix of the Cloud Manager compatible API.
 pub const PUBLIC: &str = "/api/public/v1.0";
@@ -33,6 +34,7 @@ pub fn api_routes() -> Router<AppState> {
         .merge(clusters::routes())
         .merge(snapshots::routes())
         .merge(restore::routes())
+        .merge(agents::routes())
 }
 
 /// Routes that authenticate by other means (download tokens) or not at all.
@@ -120,3 +122,15 @@ fn path_rejection(parts: &Parts, rejection: PathRejection) -> ApiError {
     })
 }
 id_parser!(parse_snapshot, SnapshotId, InvalidSnapshotId, "snapshot");
+id_parser!(parse_job, JobId, InvalidJobId, "restore job");
+
+/// The ids of a `…/groups/{group}/clusters/{cluster}/restoreJobs/{job}` path.
+pub fn parse_job_path(
+    (group, cluster, job): (String, String, String),
+) -> Result<(GroupId, ClusterId, JobId), ApiError> {
+    Ok((
+        parse_group(&group)?,
+        parse_cluster(&cluster)?,
+        parse_job(&job)?,
+    ))
+}

@@ -8,7 +8,7 @@ use axum::Router;
 use rewind_api_types::iso_seconds::parse_iso;
 use serde_json::Value;
 
-use super::{parse_cluster, parse_group, views, ApiPath, PUBLIC};
+use super::{parse_cluster, parse_group, parse_job_path, views, ApiPath, PUBLIC};
 use crate::domain::restore::{
     DeliveryRequest, LinkExpiry, RestoreRequest, RestoreTarget, TargetCluster,
     DEFAULT_EXPIRATION_HOURS, MAX_EXPIRATION_HOURS, UNLIMITED_DOWNLOADS,
@@ -18,7 +18,7 @@ use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{query_pairs, Paging};
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, JobId, SnapshotId};
+use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, SnapshotId};
 use crate::model::{OplogTs, UnixSeconds};
 
 pub fn routes() -> Router<AppState> {
@@ -320,16 +320,9 @@ async fn list_jobs(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster, job)): ApiPath<(String, String, String)>,
+    ApiPath(path): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
-    let job = JobId::parse(&job).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidJobId,
-            format!("An invalid restore job ID {job} was specified."),
-            vec![job.clone()],
-        )
-    })?;
+    let (group, cluster, job) = parse_job_path(path)?;
     let record = state
         .services
         .get_restore(&principal, group, cluster, job)

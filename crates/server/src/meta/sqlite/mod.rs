@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
+mod agents;
 mod group_commit;
 mod restore;
 mod snapshots;
@@ -48,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../../../../migrations/sqlite/0005_manifest_names.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../../../migrations/sqlite/0008_agents.sql"),
     ),
 ];
 

@@ -30,7 +30,7 @@ fn u32_col(row: &SqliteRow, col: &str) -> MetaResult<u32> {
     u32::try_from(v).map_err(|_| corrupt(col, &v.to_string()))
 }
 
-fn job_from_row(row: &SqliteRow) -> MetaResult<RestoreJobRecord> {
+pub(super) fn job_from_row(row: &SqliteRow) -> MetaResult<RestoreJobRecord> {
     let method: String = row.try_get("method")?;
     let method = match method.as_str() {
         HTTP => DeliveryMethod::Http {

@@ -1,0 +1,654 @@
+//! Applying one archive to one member, and putting the previous data back.
+//!
+//! Files beside a member's `dbpath` (`/data/db` → `/data/db.rewind-…`):
+//! `journal.json` (the step reached, written before each irreversible step),
+//! `download.tar.gz` (the archive, kept across restarts for `Range` resume), `staging/`
+//! (the extracted archive), `previous/` (the data directory before the restore, kept until
+//! the job finishes) and `info/` (`restoreInfo.txt` and `oplog.bson` of the last restore).
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::StreamExt;
+use reqwest::header::RANGE;
+use reqwest::StatusCode;
+use rewind_api_types::agent::{AgentTask, MemberState};
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+use tokio::io::AsyncWriteExt;
+
+use super::config::MemberConfig;
+use super::AgentLink;
+
+/// Transfers attempted (each resuming where the last broke off) before giving up.
+const TRANSFER_ATTEMPTS: u32 = 10;
+/// Whole downloads attempted when the SHA-1 does not match.
+const HASH_ATTEMPTS: u32 = 3;
+/// How often progress is reported while downloading.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// Files of the archive that are not data: moved out of the data directory to `info/`.
+const INFO_FILES: [&str; 2] = ["restoreInfo.txt", "oplog.bson"];
+
+/// The step a member has reached in one job; each is recorded before the next begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Step {
+    /// The member was stopped.
+    Stopped,
+    /// The archive is downloaded and verified.
+    Downloaded,
+    /// Renames under way: `dbpath` → `previous`, `staging` → `dbpath`.
+    Swapping,
+    /// The restored data is in `dbpath`.
+    Swapped,
+    /// The member runs on the restored data.
+    Started,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Journal {
+    job_id: String,
+    step: Step,
+    /// Whether there was a data directory to keep before the swap.
+    had_data: bool,
+}
+
+/// The paths of one member's restore files.
+struct Paths {
+    dbpath: PathBuf,
+    journal: PathBuf,
+    download: PathBuf,
+    staging: PathBuf,
+    previous: PathBuf,
+    info: PathBuf,
+}
+
+impl Paths {
+    fn of(member: &MemberConfig) -> Paths {
+        let beside = |suffix: &str| {
+            let mut name = member.dbpath.file_name().unwrap_or_default().to_owned();
+            name.push(format!(".rewind-{suffix}"));
+            member.dbpath.with_file_name(name)
+        };
+        Paths {
+            dbpath: member.dbpath.clone(),
+            journal: beside("journal.json"),
+            download: beside("download.tar.gz"),
+            staging: beside("staging"),
+            previous: beside("previous"),
+            info: beside("info"),
+        }
+    }
+}
+
+fn read_journal(paths: &Paths) -> Option<Journal> {
+    let text = std::fs::read(&paths.journal).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Writes the journal durably: temp file, fsync, rename, fsync of the directory.
+fn write_journal(paths: &Paths, journal: &Journal) -> Result<()> {
+    let tmp = paths.journal.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut file, &serde_json::to_vec(journal)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &paths.journal)?;
+    sync_parent(&paths.journal);
+    Ok(())
+}
+
+fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs a member's stop or start command with `sh -c`.
+async fn run_command(what: &str, command: &str) -> Result<()> {
+    let command = command.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(std::process::Stdio::null())
+            .output()
+    })
+    .await?
+    .with_context(|| format!("cannot run the {what} command"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("").trim();
+        bail!("the {what} command failed ({}): {last}", output.status);
+    }
+    Ok(())
+}
+
+/// Why applying stopped.
+enum Stop {
+    /// The job ended (cancelled or broken elsewhere): roll back, report `ROLLED_BACK`.
+    JobEnded(String),
+    /// A step failed: roll back, report `FAILED`.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(err: anyhow::Error) -> Self {
+        Stop::Failed(err)
+    }
+}
+
+/// Applies `task` to `member`, resuming from the journal; reports the outcome.
+pub async fn apply(link: &AgentLink, member: &MemberConfig, task: &AgentTask) {
+    let paths = Paths::of(member);
+    let outcome = apply_steps(link, member, task, &paths).await;
+    match outcome {
+        Ok(bytes) => {
+            tracing::info!(job.id = %task.job_id, member = %member.name, size_bytes = bytes, "restore applied");
+            link.report_until_taken(task, MemberState::Applied, bytes, None)
+                .await;
+        }
+        Err(Stop::JobEnded(status)) => {
+            tracing::warn!(job.id = %task.job_id, member = %member.name, status, "job ended while applying; rolling back");
+            let note = roll_back(member, &paths)
+                .await
+                .err()
+                .map(|e| format!("{e:#}"));
+            link.report_until_taken(task, MemberState::RolledBack, 0, note)
+                .await;
+        }
+        Err(Stop::Failed(err)) => {
+            let mut reason = format!("{err:#}");
+            tracing::error!(job.id = %task.job_id, member = %member.name, reason, "restore failed; rolling back");
+            if let Err(again) = roll_back(member, &paths).await {
+                reason.push_str(&format!("; after rolling back: {again:#}"));
+            } else {
+                reason.push_str("; the member is back on its previous data");
+            }
+            link.report_until_taken(task, MemberState::Failed, 0, Some(reason))
+                .await;
+        }
+    }
+}
+
+async fn apply_steps(
+    link: &AgentLink,
+    member: &MemberConfig,
+    task: &AgentTask,
+    paths: &Paths,
+) -> Result<u64, Stop> {
+    let mut journal = match read_journal(paths) {
+        Some(j) if j.job_id == task.job_id => j,
+        Some(other) => {
+            // Left from another job the server no longer speaks of: undo it first.
+            tracing::warn!(job.id = %other.job_id, "rolling back a restore left by an earlier run");
+            roll_back(member, paths).await?;
+            fresh_start(member, task, paths).await?
+        }
+        None => fresh_start(member, task, paths).await?,
+    };
+    check_live(link, task, 0).await?;
+    if journal.step < Step::Downloaded {
+        download(link, task, paths).await?;
+        journal.step = Step::Downloaded;
+        write_journal(paths, &journal)?;
+    }
+    if journal.step < Step::Swapping {
+        extract(paths).await?;
+        check_live(link, task, task.size_bytes).await?;
+        journal.step = Step::Swapping;
+        write_journal(paths, &journal)?;
+    }
+    if journal.step < Step::Swapped {
+        swap(paths, journal.had_data)?;
+        journal.step = Step::Swapped;
+        write_journal(paths, &journal)?;
+    }
+    if journal.step < Step::Started {
+        run_command("start", &member.start_command).await?;
+        journal.step = Step::Started;
+        write_journal(paths, &journal)?;
+    }
+    let _ = std::fs::remove_file(&paths.download);
+    Ok(task.size_bytes)
+}
+
+/// Stops the member and opens the journal of a new job.
+async fn fresh_start(member: &MemberConfig, task: &AgentTask, paths: &Paths) -> Result<Journal> {
+    if paths.previous.exists() {
+        // Never ours to delete without a journal: it may be the only copy of older data.
+        bail!(
+            "{} exists without a restore in progress; move it away before restoring",
+            paths.previous.display()
+        );
+    }
+    for leftover in [&paths.staging, &paths.download] {
+        remove_any(leftover).with_context(|| format!("cannot clear {}", leftover.display()))?;
+    }
+    run_command("stop", &member.stop_command).await?;
+    let journal = Journal {
+        job_id: task.job_id.clone(),
+        step: Step::Stopped,
+        had_data: paths.dbpath.exists(),
+    };
+    write_journal(paths, &journal)?;
+    Ok(journal)
+}
+
+/// Reports progress; `JobEnded` when the job is no longer in progress.
+async fn check_live(link: &AgentLink, task: &AgentTask, bytes: u64) -> Result<(), Stop> {
+    match link.report(task, MemberState::Applying, bytes, None).await {
+        Ok(status) if status == "IN_PROGRESS" => Ok(()),
+        Ok(status) => Err(Stop::JobEnded(status)),
+        // The server may be restarting: carry on, the outcome report retries.
+        Err(err) => {
+            tracing::warn!(job.id = %task.job_id, error = %err, "progress report failed");
+            Ok(())
+        }
+    }
+}
+
+/// Downloads the archive to `download.tar.gz`, resuming a partial file with `Range`, and
+/// verifies its SHA-1; a mismatch discards the file and downloads it again.
+async fn download(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(), Stop> {
+    for hash_attempt in 1..=HASH_ATTEMPTS {
+        transfer(link, task, paths).await?;
+        let local = sha1_of(&paths.download).await?;
+        if local.eq_ignore_ascii_case(&task.sha1) {
+            return Ok(());
+        }
+        tracing::warn!(job.id = %task.job_id, expected = %task.sha1, got = %local, attempt = hash_attempt, "archive SHA-1 mismatch; downloading again");
+        std::fs::remove_file(&paths.download).context("cannot discard a corrupt download")?;
+    }
+    Err(Stop::Failed(anyhow!(
+        "the archive's SHA-1 did not match {} in {HASH_ATTEMPTS} downloads",
+        task.sha1
+    )))
+}
+
+async fn sha1_of(path: &Path) -> Result<String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = Sha1::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()))
+    })
+    .await?
+}
+
+/// Brings `download.tar.gz` to the archive's full size, resuming after broken transfers.
+async fn transfer(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(), Stop> {
+    let mut attempts = 0;
+    loop {
+        let have = std::fs::metadata(&paths.download)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if have == task.size_bytes {
+            return Ok(());
+        }
+        if have > task.size_bytes {
+            std::fs::remove_file(&paths.download)
+                .context("cannot discard an oversized download")?;
+            continue;
+        }
+        attempts += 1;
+        match transfer_once(link, task, paths, have).await {
+            Ok(()) => continue,
+            Err(Stop::Failed(err)) if attempts < TRANSFER_ATTEMPTS => {
+                tracing::warn!(job.id = %task.job_id, at_byte = have, error = %format!("{err:#}"), "download interrupted; resuming");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+            }
+            Err(Stop::Failed(err)) => {
+                return Err(Stop::Failed(err.context("the download kept failing")))
+            }
+            Err(ended) => return Err(ended),
+        }
+    }
+}
+
+async fn transfer_once(
+    link: &AgentLink,
+    task: &AgentTask,
+    paths: &Paths,
+    have: u64,
+) -> Result<(), Stop> {
+    let mut request = link.http.get(&task.url);
+    if have > 0 {
+        request = request.header(RANGE, format!("bytes={have}-"));
+    }
+    let response = request
+        .send()
+        .await
+        .context("cannot reach the download URL")?;
+    let append = match response.status() {
+        StatusCode::PARTIAL_CONTENT if have > 0 => true,
+        StatusCode::OK => false,
+        status => {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(Stop::Failed(anyhow!(
+                "the download was refused: {}",
+                crate::client::describe_error(status, &body)
+            )));
+        }
+    };
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(&paths.download)
+        .await
+        .context("cannot open the download file")?;
+    let mut got = if append { have } else { 0 };
+    let mut last_report = Instant::now();
+    let mut body = response.bytes_stream();
+    while let Some(piece) = body.next().await {
+        let bytes = piece.context("the transfer broke off")?;
+        file.write_all(&bytes)
+            .await
+            .context("cannot write the download")?;
+        got += bytes.len() as u64;
+        if last_report.elapsed() >= PROGRESS_INTERVAL {
+            file.flush().await.context("cannot write the download")?;
+            check_live(link, task, got).await?;
+            last_report = Instant::now();
+        }
+    }
+    file.flush().await.context("cannot write the download")?;
+    file.sync_all().await.context("cannot write the download")?;
+    Ok(())
+}
+
+/// Extracts the archive into a fresh `staging/`, refusing entries that would land outside
+/// it and anything but plain files and directories; moves `restoreInfo.txt` and
+/// `oplog.bson` to `info/`.
+async fn extract(paths: &Paths) -> Result<()> {
+    let (archive, staging, info) = (
+        paths.download.clone(),
+        paths.staging.clone(),
+        paths.info.clone(),
+    );
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        remove_any(&staging)?;
+        std::fs::create_dir_all(&staging)?;
+        let file = std::fs::File::open(&archive)?;
+        let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(file),
+        ));
+        tar.set_preserve_permissions(true);
+        tar.set_preserve_mtime(true);
+        for entry in tar.entries().context("the archive is not a tar.gz")? {
+            let mut entry = entry.context("the archive is damaged")?;
+            let path = entry.path().context("an archive entry has no valid path")?.into_owned();
+            let safe = path
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            let kind = entry.header().entry_type();
+            if !safe || !(kind.is_file() || kind.is_dir()) {
+                bail!("the archive entry {} is refused: it would escape the data directory or is not a plain file", path.display());
+            }
+            if !entry.unpack_in(&staging)? {
+                bail!("the archive entry {} escapes the data directory", path.display());
+            }
+        }
+        remove_any(&info)?;
+        std::fs::create_dir_all(&info)?;
+        for name in INFO_FILES {
+            let from = staging.join(name);
+            if from.exists() {
+                std::fs::rename(&from, info.join(name))?;
+            }
+        }
+        sync_tree(&staging)?;
+        Ok(())
+    })
+    .await?
+}
+
+/// Flushes every file and directory of a tree to disk before the swap makes it live.
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// `dbpath` → `previous`, then `staging` → `dbpath`. Idempotent, so a restart in the
+/// middle completes it: each rename is skipped once its result is in place.
+fn swap(paths: &Paths, had_data: bool) -> Result<()> {
+    if had_data && !paths.previous.exists() {
+        std::fs::rename(&paths.dbpath, &paths.previous)
+            .context("cannot move the data directory aside")?;
+    }
+    if paths.staging.exists() {
+        if paths.dbpath.exists() {
+            // Only possible without previous data: a directory created since the stop.
+            bail!(
+                "{} appeared while the member was stopped",
+                paths.dbpath.display()
+            );
+        }
+        std::fs::rename(&paths.staging, &paths.dbpath)
+            .context("cannot move the restored data into place")?;
+    }
+    sync_parent(&paths.dbpath);
+    Ok(())
+}
+
+/// Puts the previous data back (whatever step the journal reached), removes the restore's
+/// files and starts the member again if it was stopped.
+async fn roll_back(member: &MemberConfig, paths: &Paths) -> Result<()> {
+    let Some(journal) = read_journal(paths) else {
+        return Ok(());
+    };
+    if journal.step >= Step::Swapping {
+        if journal.step == Step::Started {
+            run_command("stop", &member.stop_command).await?;
+        }
+        // Restored data is in `dbpath` once `previous` holds the old data, or, when there
+        // was none, once `staging` has been moved in.
+        let previous_kept = paths.previous.exists();
+        let restored_in_place = if journal.had_data {
+            previous_kept
+        } else {
+            !paths.staging.exists()
+        };
+        if restored_in_place {
+            remove_any(&paths.dbpath).context("cannot remove the restored data")?;
+        }
+        if previous_kept {
+            std::fs::rename(&paths.previous, &paths.dbpath)
+                .context("cannot put the previous data directory back")?;
+        }
+        sync_parent(&paths.dbpath);
+    }
+    remove_any(&paths.staging)?;
+    remove_any(&paths.download)?;
+    remove_any(&paths.journal)?;
+    sync_parent(&paths.journal);
+    run_command("start", &member.start_command).await
+}
+
+/// The job finished: the previous data directory is no longer needed.
+pub async fn commit(link: &AgentLink, member: &MemberConfig, task: &AgentTask) {
+    let paths = Paths::of(member);
+    let journal = read_journal(&paths);
+    if journal.as_ref().is_some_and(|j| j.job_id != task.job_id) {
+        return;
+    }
+    let removed = remove_any(&paths.previous)
+        .and_then(|()| remove_any(&paths.download))
+        .and_then(|()| remove_any(&paths.journal));
+    match removed {
+        Ok(()) => {
+            link.report_until_taken(task, MemberState::Committed, task.size_bytes, None)
+                .await
+        }
+        Err(err) => {
+            tracing::error!(job.id = %task.job_id, member = %member.name, error = %err, "cannot remove the previous data directory")
+        }
+    }
+}
+
+/// The job ended without finishing: put the previous data back.
+pub async fn rollback(link: &AgentLink, member: &MemberConfig, task: &AgentTask) {
+    let paths = Paths::of(member);
+    let note = match read_journal(&paths) {
+        Some(j) if j.job_id == task.job_id => roll_back(member, &paths).await.err(),
+        _ => None,
+    };
+    if let Some(err) = &note {
+        tracing::error!(job.id = %task.job_id, member = %member.name, error = %format!("{err:#}"), "rollback incomplete");
+    }
+    link.report_until_taken(
+        task,
+        MemberState::RolledBack,
+        0,
+        note.map(|e| format!("{e:#}")),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &Path, content: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("collection-0.wt"), content).unwrap();
+    }
+
+    fn content(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("collection-0.wt")).unwrap()
+    }
+
+    /// Picks one of a member's paths.
+    type PathOf = fn(&Paths) -> &PathBuf;
+
+    /// A member under `root` whose journal says `step`, with the given directories filled.
+    fn member_at(root: &Path, step: Step, dirs: [(PathOf, &str); 2]) -> (MemberConfig, Paths) {
+        let m = MemberConfig {
+            name: "m:27017".into(),
+            dbpath: root.join("db"),
+            stop_command: "true".into(),
+            start_command: "true".into(),
+        };
+        let paths = Paths::of(&m);
+        for (dir, text) in dirs {
+            put(dir(&paths), text);
+        }
+        let journal = Journal {
+            job_id: "j".into(),
+            step,
+            had_data: true,
+        };
+        write_journal(&paths, &journal).unwrap();
+        (m, paths)
+    }
+
+    /// The state after a crash between the two renames of a swap.
+    fn half_swapped(root: &Path) -> (MemberConfig, Paths) {
+        member_at(
+            root,
+            Step::Swapping,
+            [(|p| &p.previous, "old"), (|p| &p.staging, "new")],
+        )
+    }
+
+    #[test]
+    fn a_swap_interrupted_between_its_renames_completes_when_run_again() {
+        let root = tempfile::tempdir().unwrap();
+        let (_, paths) = half_swapped(root.path());
+        swap(&paths, true).unwrap();
+        assert_eq!(content(&paths.dbpath), "new");
+        assert_eq!(content(&paths.previous), "old");
+        assert!(!paths.staging.exists());
+        swap(&paths, true).unwrap();
+        assert_eq!(
+            content(&paths.dbpath),
+            "new",
+            "a second run changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_roll_back_after_a_crash_between_the_renames_restores_the_previous_data() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = half_swapped(root.path());
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        for gone in [&paths.previous, &paths.staging, &paths.journal] {
+            assert!(!gone.exists(), "{} is removed", gone.display());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_roll_back_before_the_first_rename_leaves_the_data_directory_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = member_at(
+            root.path(),
+            Step::Swapping,
+            [(|p| &p.dbpath, "old"), (|p| &p.staging, "new")],
+        );
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        assert!(!paths.staging.exists());
+    }
+
+    #[tokio::test]
+    async fn a_roll_back_after_the_swap_puts_the_previous_data_back() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = member_at(
+            root.path(),
+            Step::Started,
+            [(|p| &p.dbpath, "new"), (|p| &p.previous, "old")],
+        );
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        assert!(!paths.previous.exists());
+    }
+
+    #[tokio::test]
+    async fn archive_entries_escaping_the_staging_directory_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::of(&MemberConfig {
+            name: "m:27017".into(),
+            dbpath: root.path().join("db"),
+            stop_command: "true".into(),
+            start_command: "true".into(),
+        });
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        let data = b"evil";
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        // `set_path` refuses `..`; write the raw name as a hostile archive would.
+        header.as_old_mut().name[..10].copy_from_slice(b"../outside");
+        header.set_cksum();
+        tar.append(&header, &data[..]).unwrap();
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        std::fs::write(&paths.download, gz.finish().unwrap()).unwrap();
+        let err = extract(&paths).await.unwrap_err();
+        assert!(format!("{err:#}").contains("refused"), "{err:#}");
+        assert!(!root.path().join("outside").exists());
+    }
+}
