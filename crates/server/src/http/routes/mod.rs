@@ -5,6 +5,7 @@ mod clusters;
 mod delivery;
 mod groups;
 mod keys;
+mod oplog;
 mod restore;
 mod snapshots;
 mod views;
@@ -33,6 +34,7 @@ pub fn api_routes() -> Router<AppState> {
         .merge(clusters::routes())
         .merge(snapshots::routes())
         .merge(restore::routes())
+        .merge(oplog::routes())
 }
 
 /// Routes that authenticate by other means (download tokens) or not at all.

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
+mod oplog;
 mod restore;
 mod snapshots;
 
@@ -47,6 +48,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../../../../migrations/sqlite/0005_manifest_names.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../../../migrations/sqlite/0007_oplog.sql"),
     ),
 ];
 
