@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch.
 
 mod cluster;
+mod oplog;
 mod restore;
 mod serve;
 mod snapshot;
@@ -38,6 +39,9 @@ pub enum Command {
     /// Start, list, inspect and download restore jobs.
     #[command(subcommand)]
     Restore(restore::RestoreCommand),
+    /// Push oplog entries, show their coverage, and set the point-in-time window.
+    #[command(subcommand)]
+    Oplog(oplog::OplogCommand),
 }
 
 /// How client commands reach the server.
@@ -79,6 +83,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Snapshot(cmd) => snapshot::run(cmd).await,
         Command::Restore(cmd) => restore::run(cmd).await,
+        Command::Oplog(cmd) => oplog::run(cmd).await,
     }
 }
 
