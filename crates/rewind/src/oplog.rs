@@ -18,7 +18,10 @@ use reqwest::Method;
 use rewind_api_types::{path_segment, OplogPushReport, OplogPushSummary, RegisteredCluster};
 use rewind_server::domain::oplog::MAX_PUSH_BYTES;
 use rewind_server::model::OplogTs;
-use rewind_server::oplog::entry::{entry_ts, read_entry, validate_entry, MAX_ENTRY_BYTES};
+use rewind_server::oplog::entry::{
+    declared_len, entry_ts, read_entry, split_entries_with, BatchError, ReadEntryError,
+    MAX_ENTRY_BYTES,
+};
 
 use crate::client::{describe_error, ApiClient};
 
@@ -66,41 +69,109 @@ pub fn parse_oplog_ts(text: &str) -> Result<OplogTs> {
     })
 }
 
-fn open(path: &Path) -> Result<BufReader<File>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(BufReader::with_capacity(READ_BUFFER_BYTES, file))
+/// An entry of the file whose framing is broken, and where it starts.
+#[derive(Debug, thiserror::Error)]
+#[error("entry at byte {at}: {error}")]
+struct FramingError {
+    at: u64,
+    error: ReadEntryError,
 }
 
-/// Checks every entry of the file; returns the number of entries.
-fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
-    let mut reader = open(path)?;
-    let mut entry = Vec::new();
-    let (mut count, mut offset) = (0u64, 0u64);
-    let mut previous: Option<OplogTs> = None;
-    loop {
-        entry.clear();
-        let refuse = |what: String| {
-            anyhow!(
-                "{}: entry {count} (at byte {offset}) {what}; nothing was pushed",
-                path.display()
-            )
-        };
-        let len = match read_entry(&mut reader, &mut entry) {
-            Ok(Some(len)) => len,
-            Ok(None) => return Ok(count),
-            Err(e) => return Err(refuse(format!("cannot be read: {e}"))),
-        };
-        let ts = validate_entry(&entry).map_err(|e| refuse(format!("is refused: {e}")))?;
-        if let Some(previous) = previous.filter(|p| *p >= ts) {
-            return Err(refuse(format!(
-                "has ts {ts}, which does not follow the previous entry's {previous}: entries must be in strictly increasing ts order"
-            )));
-        }
-        previous = Some(ts);
-        count += 1;
-        offset += len as u64;
-        progress.inc(len as u64);
+/// Reads a file of entries in batches of whole entries, checking only their framing.
+struct BatchReader {
+    reader: BufReader<File>,
+    /// File offset of the next batch.
+    offset: u64,
+}
+
+impl BatchReader {
+    fn open(path: &Path) -> Result<BatchReader> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(BatchReader {
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+            offset: 0,
+        })
     }
+
+    /// The next batch and its file offset, `None` at the end.
+    fn next_batch(&mut self) -> Result<Option<(Vec<u8>, u64)>, FramingError> {
+        let mut body = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
+        while body.len() < BATCH_BYTES {
+            match read_entry(&mut self.reader, &mut body) {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => {
+                    return Err(FramingError {
+                        at: self.offset + body.len() as u64,
+                        error,
+                    })
+                }
+            }
+        }
+        if body.is_empty() {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        self.offset += body.len() as u64;
+        Ok(Some((body, offset)))
+    }
+}
+
+/// Checks every entry of the file, several threads validating each batch; returns the
+/// number of entries.
+fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut batches = BatchReader::open(path)?;
+    let mut count = 0u64;
+    let mut previous: Option<OplogTs> = None;
+    let refuse = |index: u64, offset: u64, what: String| {
+        anyhow!(
+            "{}: entry {index} (at byte {offset}) {what}; nothing was pushed",
+            path.display()
+        )
+    };
+    loop {
+        let (body, offset) = match batches.next_batch() {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return Ok(count),
+            Err(FramingError { at, error }) => {
+                return Err(refuse(count, at, format!("cannot be read: {error}")))
+            }
+        };
+        let marks = split_entries_with(&body, workers).map_err(|e| match e {
+            BatchError::Invalid {
+                index,
+                offset: at,
+                error,
+            } => refuse(
+                count + index as u64,
+                offset + at as u64,
+                format!("is refused: {error}"),
+            ),
+            BatchError::OutOfOrder {
+                index,
+                offset: at,
+                ts,
+                previous,
+            } => refuse(
+                count + index as u64,
+                offset + at as u64,
+                out_of_order(ts, previous),
+            ),
+        })?;
+        if let (Some(previous), Some(first)) = (previous, marks.first()) {
+            if first.ts <= previous {
+                return Err(refuse(count, offset, out_of_order(first.ts, previous)));
+            }
+        }
+        previous = marks.last().map(|m| m.ts);
+        count += marks.len() as u64;
+        progress.inc(body.len() as u64);
+    }
+}
+
+fn out_of_order(ts: OplogTs, previous: OplogTs) -> String {
+    format!("has ts {ts}, which does not follow the previous entry's {previous}: entries must be in strictly increasing ts order")
 }
 
 /// Reads the (checked) file again, cut into batches, into `tx`.
@@ -109,30 +180,28 @@ fn read_batches(
     tx: tokio::sync::mpsc::Sender<Batch>,
     progress: &ProgressBar,
 ) -> Result<()> {
-    let mut reader = open(path)?;
-    let mut offset = 0u64;
-    loop {
-        let mut body = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
-        let mut last_start = 0;
-        while body.len() < BATCH_BYTES {
-            let start = body.len();
-            match read_entry(&mut reader, &mut body)
-                .with_context(|| format!("{} changed while it was pushed", path.display()))?
-            {
-                Some(_) => last_start = start,
-                None => break,
-            }
-        }
-        if body.is_empty() {
-            return Ok(());
-        }
-        let last = entry_ts(&body[last_start..])
-            .with_context(|| format!("{} changed while it was pushed", path.display()))?;
+    let changed = || format!("{} changed while it was pushed", path.display());
+    let mut batches = BatchReader::open(path)?;
+    while let Some((body, offset)) = batches.next_batch().with_context(changed)? {
+        let last = split_last(&body).with_context(changed)?;
         let len = body.len() as u64;
         tx.blocking_send(Batch { body, offset, last })
             .map_err(|_| anyhow!("the push stopped"))?;
         progress.inc(len);
-        offset += len;
+    }
+    Ok(())
+}
+
+/// The ts of the last entry of a batch of whole entries.
+fn split_last(body: &[u8]) -> Result<OplogTs> {
+    let mut at = 0;
+    loop {
+        let prefix = &body[at..at + 4];
+        let len = declared_len([prefix[0], prefix[1], prefix[2], prefix[3]])?;
+        if at + len >= body.len() {
+            return Ok(entry_ts(&body[at..])?);
+        }
+        at += len;
     }
 }
 

@@ -29,7 +29,8 @@ use crate::model::{
     PageRequest, UnixSeconds,
 };
 use crate::oplog::coverage::{self, Disagreement};
-use crate::oplog::{cut_runs, split_entries, BatchError, EntryMark, OplogSlice, SliceEntries};
+use crate::oplog::entry::split_entries_with;
+use crate::oplog::{cut_runs, BatchError, EntryMark, OplogSlice, SliceEntries};
 
 /// The point-in-time window of a project that never set one, in hours.
 pub const DEFAULT_PIT_WINDOW_HOURS: u32 = 24;
@@ -192,6 +193,53 @@ fn empty_summary(replica_set: &str) -> OplogStreamSummary {
     }
 }
 
+/// Turns the new runs into pieces to encode. A run with a slice to join (see
+/// [`Services::joinable_slices`]) is cut together with that slice's entries, and the slice
+/// is retired.
+fn plan_pieces(
+    body: &Bytes,
+    marks: &[EntryMark],
+    runs: &[Range<usize>],
+    joins: &[Option<(OplogSliceRecord, Arc<SliceEntries>)>],
+) -> (Vec<Piece>, Vec<OplogSliceId>) {
+    let mut pieces = Vec::new();
+    let mut retired = Vec::new();
+    for (run, join) in runs.iter().zip(joins) {
+        let (buffer, run_marks) = match join {
+            Some((record, entries)) => {
+                retired.push(record.id);
+                let head = entries.plain.len();
+                let base = marks[run.start].offset;
+                let tail = &body[base..marks[run.end - 1].end()];
+                let buffer = Bytes::from([&entries.plain[..], tail].concat());
+                let run_marks = entries
+                    .marks
+                    .iter()
+                    .copied()
+                    .chain(marks[run.clone()].iter().map(|m| EntryMark {
+                        offset: m.offset - base + head,
+                        ..*m
+                    }))
+                    .collect();
+                (buffer, run_marks)
+            }
+            None => (body.clone(), marks[run.clone()].to_vec()),
+        };
+        for cut in cut_runs(&run_marks) {
+            pieces.push(Piece {
+                buffer: buffer.clone(),
+                marks: run_marks[cut].to_vec(),
+            });
+        }
+    }
+    (pieces, retired)
+}
+
+/// Threads for CPU-heavy work of one request.
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Runs CPU-heavy work (parsing, compressing, inflating) on the blocking pool.
 async fn blocking<T: Send + 'static>(
     what: &str,
@@ -285,9 +333,12 @@ impl Services {
             )
             .await?;
         let parsed = body.clone();
-        let marks = blocking("oplog parsing", move || split_entries(&parsed))
-            .await?
-            .map_err(batch_refusal)?;
+        let workers = parallelism();
+        let marks = blocking("oplog parsing", move || {
+            split_entries_with(&parsed, workers)
+        })
+        .await?
+        .map_err(batch_refusal)?;
         let (first, last) = match (marks.first(), marks.last()) {
             (Some(first), Some(last)) => (first.ts, last.ts),
             _ => {
@@ -326,7 +377,10 @@ impl Services {
             .check_overlaps(&stream, &ranges, span, after, &body, &marks)
             .await?;
         let runs = coverage::new_runs(&ranges, &marks);
-        let (pieces, retired) = self.plan_pieces(&body, &marks, &runs, after, &decoded);
+        let joins = self
+            .joinable_slices(&stream, &marks, &runs, after, decoded)
+            .await?;
+        let (pieces, retired) = plan_pieces(&body, &marks, &runs, &joins);
         let entries_stored: usize = runs.iter().map(Range::len).sum();
         let bytes_stored: usize = runs
             .iter()
@@ -372,6 +426,11 @@ impl Services {
     ) -> DomainResult<Decoded> {
         let mut decoded = Decoded::new();
         for window in coverage::overlap_windows(ranges, span) {
+            if Some(window.first) == after && window.last == window.first {
+                // Only the `after` entry, which is then the range's last: ranges end at a
+                // stored entry, so there is nothing to read.
+                continue;
+            }
             let records = self
                 .meta
                 .oplog_slices(stream, window.first, window.last)
@@ -444,57 +503,42 @@ impl Services {
         Ok(out)
     }
 
-    /// Turns the new runs into pieces to encode. A run that continues a small stored slice
-    /// (its first entry directly follows that slice's last) is joined to it; the slice is
-    /// then retired.
-    fn plan_pieces(
+    /// For each new run, the stored slice it may be joined to: the one whose last entry
+    /// directly precedes the run, when it holds fewer than [`MERGE_SLICES_BELOW_BYTES`].
+    async fn joinable_slices(
         &self,
-        body: &Bytes,
+        stream: &OplogStream,
         marks: &[EntryMark],
         runs: &[Range<usize>],
         after: Option<OplogTs>,
-        decoded: &Decoded,
-    ) -> (Vec<Piece>, Vec<OplogSliceId>) {
-        let mut pieces = Vec::new();
-        let mut retired = Vec::new();
+        mut decoded: Decoded,
+    ) -> DomainResult<Vec<Option<(OplogSliceRecord, Arc<SliceEntries>)>>> {
+        let mut joins = Vec::with_capacity(runs.len());
         for run in runs {
             let before = match run.start {
                 0 => after,
                 i => Some(marks[i - 1].ts),
             };
-            let joined = before.and_then(|ts| {
-                decoded
-                    .values()
-                    .find(|(r, _)| r.last == ts && r.raw_bytes < MERGE_SLICES_BELOW_BYTES)
-            });
-            let (buffer, run_marks) = match joined {
-                Some((record, entries)) => {
-                    retired.push(record.id);
-                    let head = entries.plain.len();
-                    let tail = &body[marks[run.start].offset..marks[run.end - 1].end()];
-                    let buffer = Bytes::from([&entries.plain[..], tail].concat());
-                    let base = marks[run.start].offset;
-                    let run_marks = entries
-                        .marks
-                        .iter()
-                        .copied()
-                        .chain(marks[run.clone()].iter().map(|m| EntryMark {
-                            offset: m.offset - base + head,
-                            ..*m
-                        }))
-                        .collect();
-                    (buffer, run_marks)
-                }
-                None => (body.clone(), marks[run.clone()].to_vec()),
+            let Some(before) = before else {
+                joins.push(None);
+                continue;
             };
-            for cut in cut_runs(&run_marks) {
-                pieces.push(Piece {
-                    buffer: buffer.clone(),
-                    marks: run_marks[cut].to_vec(),
-                });
-            }
+            let candidate = self
+                .meta
+                .oplog_slices(stream, before, before)
+                .await?
+                .into_iter()
+                .find(|r| r.last == before && r.raw_bytes < MERGE_SLICES_BELOW_BYTES);
+            let join = match candidate {
+                None => None,
+                Some(record) => match decoded.remove(&record.id) {
+                    Some(found) => Some(found),
+                    None => self.load_slices(stream, vec![record]).await?.pop(),
+                },
+            };
+            joins.push(join);
         }
-        (pieces, retired)
+        Ok(joins)
     }
 
     /// Encodes the pieces (in parallel), writes their objects and commits the push.
@@ -507,7 +551,7 @@ impl Services {
         ranges: Vec<OplogRange>,
     ) -> DomainResult<()> {
         let now = self.clock.now();
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = parallelism();
         let mut encoded = Vec::with_capacity(pieces.len());
         let mut jobs = futures::stream::iter(pieces.into_iter().map(|piece| {
             let id = OplogSliceId::generate();
