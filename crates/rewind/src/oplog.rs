@@ -71,8 +71,9 @@ pub fn parse_oplog_ts(text: &str) -> Result<OplogTs> {
 
 /// An entry of the file whose framing is broken, and where it starts.
 #[derive(Debug, thiserror::Error)]
-#[error("entry at byte {at}: {error}")]
+#[error("entry {index} (at byte {at}): {error}")]
 struct FramingError {
+    index: u64,
     at: u64,
     error: ReadEntryError,
 }
@@ -82,6 +83,8 @@ struct BatchReader {
     reader: BufReader<File>,
     /// File offset of the next batch.
     offset: u64,
+    /// Entries read so far.
+    entries: u64,
 }
 
 impl BatchReader {
@@ -90,6 +93,7 @@ impl BatchReader {
         Ok(BatchReader {
             reader: BufReader::with_capacity(READ_BUFFER_BYTES, file),
             offset: 0,
+            entries: 0,
         })
     }
 
@@ -98,10 +102,11 @@ impl BatchReader {
         let mut body = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
         while body.len() < BATCH_BYTES {
             match read_entry(&mut self.reader, &mut body) {
-                Ok(Some(_)) => {}
+                Ok(Some(_)) => self.entries += 1,
                 Ok(None) => break,
                 Err(error) => {
                     return Err(FramingError {
+                        index: self.entries,
                         at: self.offset + body.len() as u64,
                         error,
                     })
@@ -134,8 +139,8 @@ fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
         let (body, offset) = match batches.next_batch() {
             Ok(Some(batch)) => batch,
             Ok(None) => return Ok(count),
-            Err(FramingError { at, error }) => {
-                return Err(refuse(count, at, format!("cannot be read: {error}")))
+            Err(FramingError { index, at, error }) => {
+                return Err(refuse(index, at, format!("cannot be read: {error}")))
             }
         };
         let marks = split_entries_with(&body, workers).map_err(|e| match e {
