@@ -13,25 +13,6 @@ build_release
 WORK=$(mktemp -d)
 trap 'stop_server 2>/dev/null; rm -rf "$WORK"' EXIT
 
-# timed_cpu CMD...: runs CMD, prints "SECONDS PEAK_RSS_KIB CPU_SECONDS" of it.
-timed_cpu() {
-  python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
-start = time.monotonic()
-done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
-elapsed = time.monotonic() - start
-if done.returncode != 0:
-    sys.exit(f"command failed ({done.returncode}): {' '.join(sys.argv[1:])}")
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{elapsed:.3f} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime:.2f}")
-PY
-}
-
-# CPU seconds (user + system) a process has used so far.
-cpu_secs() {
-  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
-}
-
 "$DEVTOOLS" gen-oplog --out "$WORK/oplog.bson" --entries "$ENTRIES" --hours 24 --seed 1 >&2
 BYTES=$(stat -c %s "$WORK/oplog.bson")
 sync
@@ -43,12 +24,12 @@ for run in $(seq 1 "$RUNS"); do
   CLUSTER=$("$REWIND" cluster add --group "$GROUP" --name rs0 --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["members"][0]["id"])')
   PUSH_CMD=("$REWIND" oplog push --group "$GROUP" --cluster "$CLUSTER" --json "$WORK/oplog.bson")
   before=$(cpu_secs "$SERVER_PID")
-  read -r t mem cpu < <(timed_cpu "${PUSH_CMD[@]}")
+  read -r t mem cpu < <(timed "${PUSH_CMD[@]}")
   after=$(cpu_secs "$SERVER_PID")
   PUSH+=("$t"); MEM+=("$mem"); CLIENT_CPU+=("$cpu")
   SERVER_CPU+=("$(python3 -c "print(round($after - $before, 2))")")
   STORED+=("$(du -sb "$WORK/data/blocks/oplog" | cut -f1)")
-  read -r t _ _ < <(timed_cpu "${PUSH_CMD[@]}")
+  read -r t _ _ < <(timed "${PUSH_CMD[@]}")
   REPUSH+=("$t")
   echo "run $run: push ${PUSH[-1]}s (client cpu ${CLIENT_CPU[-1]}s, server cpu ${SERVER_CPU[-1]}s), re-push ${REPUSH[-1]}s, stored ${STORED[-1]}B" >&2
   stop_server

@@ -57,12 +57,25 @@ fn stream_from_row(row: &SqliteRow) -> MetaResult<OplogStream> {
     })
 }
 
-fn secs(ts: OplogTs) -> i64 {
-    i64::from(ts.secs)
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binding the values oplog statements share.
+trait BindOplog<'q> {
+    /// The stream's cluster id, then its replica set name.
+    fn bind_stream(self, stream: &OplogStream) -> Self;
+    /// A timestamp as its seconds, then its increment.
+    fn bind_ts(self, ts: OplogTs) -> Self;
 }
 
-fn inc(ts: OplogTs) -> i64 {
-    i64::from(ts.inc)
+impl<'q> BindOplog<'q> for Query<'q> {
+    fn bind_stream(self, stream: &OplogStream) -> Self {
+        self.bind(stream.cluster.to_hex())
+            .bind(stream.replica_set.clone())
+    }
+
+    fn bind_ts(self, ts: OplogTs) -> Self {
+        self.bind(i64::from(ts.secs)).bind(i64::from(ts.inc))
+    }
 }
 
 async fn ranges_of(
@@ -73,8 +86,7 @@ async fn ranges_of(
         "SELECT first_secs, first_inc, last_secs, last_inc FROM oplog_ranges \
          WHERE cluster_id = ? AND replica_set_name = ? ORDER BY first_secs, first_inc",
     )
-    .bind(stream.cluster.to_hex())
-    .bind(&stream.replica_set)
+    .bind_stream(stream)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(range_from_row).collect()
@@ -86,8 +98,7 @@ async fn replace_ranges(
     ranges: &[OplogRange],
 ) -> MetaResult<()> {
     sqlx::query("DELETE FROM oplog_ranges WHERE cluster_id = ? AND replica_set_name = ?")
-        .bind(stream.cluster.to_hex())
-        .bind(&stream.replica_set)
+        .bind_stream(stream)
         .execute(&mut *conn)
         .await?;
     for range in ranges {
@@ -95,12 +106,9 @@ async fn replace_ranges(
             "INSERT INTO oplog_ranges (cluster_id, replica_set_name, first_secs, first_inc, last_secs, last_inc) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(stream.cluster.to_hex())
-        .bind(&stream.replica_set)
-        .bind(secs(range.first))
-        .bind(inc(range.first))
-        .bind(secs(range.last))
-        .bind(inc(range.last))
+        .bind_stream(stream)
+        .bind_ts(range.first)
+        .bind_ts(range.last)
         .execute(&mut *conn)
         .await?;
     }
@@ -125,12 +133,9 @@ impl OplogMeta for SqliteMetaStore {
              AND (first_secs, first_inc) <= (?, ?) AND (last_secs, last_inc) >= (?, ?) \
              ORDER BY first_secs, first_inc",
         )
-        .bind(stream.cluster.to_hex())
-        .bind(&stream.replica_set)
-        .bind(secs(to))
-        .bind(inc(to))
-        .bind(secs(from))
-        .bind(inc(from))
+        .bind_stream(stream)
+        .bind_ts(to)
+        .bind_ts(from)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(slice_from_row).collect()
@@ -187,8 +192,7 @@ impl OplogMeta for SqliteMetaStore {
                 "INSERT INTO oplog_pending_slices (id, cluster_id, replica_set_name, recorded) VALUES (?, ?, ?, ?)",
             )
             .bind(id.to_hex())
-            .bind(stream.cluster.to_hex())
-            .bind(&stream.replica_set)
+            .bind_stream(stream)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -227,12 +231,9 @@ impl OplogMeta for SqliteMetaStore {
                  entry_count, raw_bytes, stored_bytes, recorded, dropped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             )
             .bind(s.id.to_hex())
-            .bind(stream.cluster.to_hex())
-            .bind(&stream.replica_set)
-            .bind(secs(s.first))
-            .bind(inc(s.first))
-            .bind(secs(s.last))
-            .bind(inc(s.last))
+            .bind_stream(stream)
+            .bind_ts(s.first)
+            .bind_ts(s.last)
             .bind(s.entry_count as i64)
             .bind(s.raw_bytes as i64)
             .bind(s.stored_bytes as i64)
@@ -282,10 +283,8 @@ impl OplogMeta for SqliteMetaStore {
                  AND dropped_at IS NULL AND (first_secs, first_inc) <= (?, ?) \
                  ORDER BY first_secs DESC, first_inc DESC LIMIT 1",
             )
-            .bind(stream.cluster.to_hex())
-            .bind(&stream.replica_set)
-            .bind(secs(cutoff))
-            .bind(inc(cutoff))
+            .bind_stream(stream)
+            .bind_ts(cutoff)
             .fetch_one(&mut *tx)
             .await?;
             ts_at(&holding, "first")?
@@ -297,10 +296,8 @@ impl OplogMeta for SqliteMetaStore {
              AND dropped_at IS NULL AND (last_secs, last_inc) < (?, ?)",
         )
         .bind(now)
-        .bind(stream.cluster.to_hex())
-        .bind(&stream.replica_set)
-        .bind(secs(keep_from))
-        .bind(inc(keep_from))
+        .bind_stream(stream)
+        .bind_ts(keep_from)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -315,12 +312,9 @@ impl OplogMeta for SqliteMetaStore {
                  AND dropped_at IS NULL AND (first_secs, first_inc) >= (?, ?) AND (last_secs, last_inc) <= (?, ?) \
                  ORDER BY first_secs, first_inc LIMIT 1",
             )
-            .bind(stream.cluster.to_hex())
-            .bind(&stream.replica_set)
-            .bind(secs(range.first))
-            .bind(inc(range.first))
-            .bind(secs(range.last))
-            .bind(inc(range.last))
+            .bind_stream(stream)
+            .bind_ts(range.first)
+            .bind_ts(range.last)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = first {
