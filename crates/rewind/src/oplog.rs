@@ -13,14 +13,14 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use rewind_api_types::{path_segment, OplogPushReport, OplogPushSummary, RegisteredCluster};
 use rewind_server::domain::oplog::MAX_PUSH_BYTES;
 use rewind_server::model::OplogTs;
 use rewind_server::oplog::entry::{
-    declared_len, entry_ts, read_entry, split_entries_with, BatchError, ReadEntryError,
-    MAX_ENTRY_BYTES,
+    entry_ts, read_entry, split_entries_with, BatchError, ReadEntryError, MAX_ENTRY_BYTES,
 };
 
 use crate::client::{describe_error, ApiClient};
@@ -48,7 +48,7 @@ pub struct PushRequest {
 
 /// One request's worth of consecutive entries.
 struct Batch {
-    body: Vec<u8>,
+    body: Bytes,
     /// File offset of the batch's first byte.
     offset: u64,
     last: OplogTs,
@@ -97,12 +97,17 @@ impl BatchReader {
         })
     }
 
-    /// The next batch and its file offset, `None` at the end.
-    fn next_batch(&mut self) -> Result<Option<(Vec<u8>, u64)>, FramingError> {
+    /// The next batch, `None` at the end.
+    fn next_batch(&mut self) -> Result<Option<RawBatch>, FramingError> {
         let mut body = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
+        let mut last_start = 0;
         while body.len() < BATCH_BYTES {
+            let start = body.len();
             match read_entry(&mut self.reader, &mut body) {
-                Ok(Some(_)) => self.entries += 1,
+                Ok(Some(_)) => {
+                    self.entries += 1;
+                    last_start = start;
+                }
                 Ok(None) => break,
                 Err(error) => {
                     return Err(FramingError {
@@ -118,8 +123,21 @@ impl BatchReader {
         }
         let offset = self.offset;
         self.offset += body.len() as u64;
-        Ok(Some((body, offset)))
+        Ok(Some(RawBatch {
+            body,
+            offset,
+            last_start,
+        }))
     }
+}
+
+/// Whole entries read from the file.
+struct RawBatch {
+    body: Vec<u8>,
+    /// File offset of the first byte.
+    offset: u64,
+    /// Where the last entry starts in `body`.
+    last_start: usize,
 }
 
 /// Checks every entry of the file, several threads validating each batch; returns the
@@ -136,7 +154,7 @@ fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
         )
     };
     loop {
-        let (body, offset) = match batches.next_batch() {
+        let RawBatch { body, offset, .. } = match batches.next_batch() {
             Ok(Some(batch)) => batch,
             Ok(None) => return Ok(count),
             Err(FramingError { index, at, error }) => {
@@ -187,27 +205,19 @@ fn read_batches(
 ) -> Result<()> {
     let changed = || format!("{} changed while it was pushed", path.display());
     let mut batches = BatchReader::open(path)?;
-    while let Some((body, offset)) = batches.next_batch().with_context(changed)? {
-        let last = split_last(&body).with_context(changed)?;
-        let len = body.len() as u64;
-        tx.blocking_send(Batch { body, offset, last })
+    while let Some(raw) = batches.next_batch().with_context(changed)? {
+        let last = entry_ts(&raw.body[raw.last_start..]).with_context(changed)?;
+        let len = raw.body.len() as u64;
+        let batch = Batch {
+            body: Bytes::from(raw.body),
+            offset: raw.offset,
+            last,
+        };
+        tx.blocking_send(batch)
             .map_err(|_| anyhow!("the push stopped"))?;
         progress.inc(len);
     }
     Ok(())
-}
-
-/// The ts of the last entry of a batch of whole entries.
-fn split_last(body: &[u8]) -> Result<OplogTs> {
-    let mut at = 0;
-    loop {
-        let prefix = &body[at..at + 4];
-        let len = declared_len([prefix[0], prefix[1], prefix[2], prefix[3]])?;
-        if at + len >= body.len() {
-            return Ok(entry_ts(&body[at..])?);
-        }
-        at += len;
-    }
 }
 
 fn progress_bar(show: bool, total: u64, message: &'static str) -> ProgressBar {
@@ -332,10 +342,10 @@ async fn send_batch(
         None => path.to_owned(),
     };
     let response = api
-        .send(
+        .send_bytes(
             Method::POST,
             &target,
-            Some(&batch.body),
+            Some(batch.body.clone()),
             "application/octet-stream",
         )
         .await?;
