@@ -145,6 +145,27 @@ struct RawBatch {
 fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut batches = BatchReader::open(path)?;
+    // One thread reads the next batch while the workers validate this one.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || loop {
+            let next = batches.next_batch().transpose();
+            let last = !matches!(next, Some(Ok(_)));
+            if next.is_some_and(|batch| tx.send(batch).is_err()) || last {
+                return;
+            }
+        });
+        validate_batches(path, rx, workers, progress)
+    })
+}
+
+/// Validates the batches `rx` receives, in file order; returns the number of entries.
+fn validate_batches(
+    path: &Path,
+    rx: std::sync::mpsc::Receiver<Result<RawBatch, FramingError>>,
+    workers: usize,
+    progress: &ProgressBar,
+) -> Result<u64> {
     let mut count = 0u64;
     let mut previous: Option<OplogTs> = None;
     let refuse = |index: u64, offset: u64, what: String| {
@@ -154,10 +175,10 @@ fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
         )
     };
     loop {
-        let RawBatch { body, offset, .. } = match batches.next_batch() {
-            Ok(Some(batch)) => batch,
-            Ok(None) => return Ok(count),
-            Err(FramingError { index, at, error }) => {
+        let RawBatch { body, offset, .. } = match rx.recv() {
+            Ok(Ok(batch)) => batch,
+            Err(_) => return Ok(count),
+            Ok(Err(FramingError { index, at, error })) => {
                 return Err(refuse(index, at, format!("cannot be read: {error}")))
             }
         };
