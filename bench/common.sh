@@ -42,7 +42,8 @@ rss_kib() {
   awk '/VmRSS/ {print $2}' "/proc/$1/status"
 }
 
-# timed CMD...: runs CMD, prints "SECONDS PEAK_RSS_KIB" of it (children included).
+# timed CMD...: runs CMD, prints "SECONDS PEAK_RSS_KIB CPU_SECONDS" of it (children
+# included; CPU is user plus system time).
 timed() {
   python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
@@ -51,8 +52,14 @@ done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
 elapsed = time.monotonic() - start
 if done.returncode != 0:
     sys.exit(f"command failed ({done.returncode}): {' '.join(sys.argv[1:])}")
-print(f"{elapsed:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{elapsed:.3f} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime:.2f}")
 PY
+}
+
+# CPU seconds (user + system) a running process has used so far.
+cpu_secs() {
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
 median() {

@@ -21,14 +21,14 @@ for run in $(seq 1 "$RUNS"); do
   start_server "$WORK/data"
   CLUSTER=$("$REWIND" cluster add --group "$GROUP" --name rs0 --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["members"][0]["id"])')
   IMPORT=("$REWIND" snapshot import --group "$GROUP" --cluster "$CLUSTER" --from "$WORK/src" --json)
-  read -r t mem < <(timed "${IMPORT[@]}"); R_FULL+=("$t"); R_MEM+=("$mem")
+  read -r t mem _ < <(timed "${IMPORT[@]}"); R_FULL+=("$t"); R_MEM+=("$mem")
   stored1=$(du -sb "$WORK/data/blocks" | cut -f1); R_STORED1+=("$stored1")
   restic init -q -r "$WORK/restic" >/dev/null
   read -r t _ < <(timed restic backup -q -r "$WORK/restic" "$WORK/src"); S_FULL+=("$t")
   rstored1=$(du -sb "$WORK/restic" | cut -f1); S_STORED1+=("$rstored1")
   changed=$("$DEVTOOLS" scatter --dir "$WORK/src" --writes "$WRITES" --seed $((run + 100)))
   sync
-  read -r t mem < <(timed "${IMPORT[@]}"); R_INCR+=("$t"); R_MEM+=("$mem")
+  read -r t mem _ < <(timed "${IMPORT[@]}"); R_INCR+=("$t"); R_MEM+=("$mem")
   stored2=$(du -sb "$WORK/data/blocks" | cut -f1)
   R_GROWTH+=("$(python3 -c "print(($stored2 - $stored1) / $changed)")")
   read -r t _ < <(timed restic backup -q -r "$WORK/restic" "$WORK/src"); S_INCR+=("$t")

@@ -191,6 +191,30 @@ pub struct RegisteredCluster {
     pub members: Vec<Cluster>,
 }
 
+impl RegisteredCluster {
+    /// The names of the cluster's replica sets: itself, or its shards and config server.
+    pub fn replica_set_names(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.type_name != "SHARDED_REPLICA_SET")
+            .filter_map(|m| m.replica_set_name.clone())
+            .collect()
+    }
+}
+
+/// `text` as one URL path segment: everything but RFC 3986's unreserved characters
+/// percent-encoded (replica set names may hold spaces).
+pub fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// What `rewind init --json` prints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootstrapCredentials {
@@ -634,4 +658,115 @@ pub mod agent {
         #[serde(rename = "statusName")]
         pub status_name: String,
     }
+}
+
+/// A stretch of oplog stored completely: every entry from `first` to `last` is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OplogRange {
+    pub first: BsonTimestamp,
+    pub last: BsonTimestamp,
+}
+
+/// A gap in a replica set's stored oplog: entries strictly between `start` (the last stored
+/// entry before it) and `end` (the first stored entry after it) may be missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OplogGap {
+    pub end: BsonTimestamp,
+    pub start: BsonTimestamp,
+}
+
+/// One replica set's stored oplog (`GET /api/rewind/v1/groups/{G}/clusters/{C}/oplog[/{rs}]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OplogStatus {
+    #[serde(rename = "clusterId")]
+    pub cluster_id: String,
+    /// Bytes of the stored entries, uncompressed.
+    #[serde(rename = "dataSizeBytes")]
+    pub data_size_bytes: u64,
+    #[serde(rename = "entryCount")]
+    pub entry_count: u64,
+    #[serde(
+        rename = "firstTimestamp",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub first_timestamp: Option<BsonTimestamp>,
+    pub gaps: Vec<OplogGap>,
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    #[serde(
+        rename = "lastTimestamp",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub last_timestamp: Option<BsonTimestamp>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    pub ranges: Vec<OplogRange>,
+    #[serde(rename = "replicaSetName")]
+    pub replica_set_name: String,
+    #[serde(rename = "sliceCount")]
+    pub slice_count: u64,
+    /// Bytes of the stored slice objects (compressed).
+    #[serde(rename = "storageSizeBytes")]
+    pub storage_size_bytes: u64,
+}
+
+/// Answer to an oplog push (`POST /api/rewind/v1/groups/{G}/clusters/{C}/oplog/{rs}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OplogPushSummary {
+    #[serde(rename = "bytesReceived")]
+    pub bytes_received: u64,
+    /// Bytes of the entries newly stored, uncompressed.
+    #[serde(rename = "bytesStored")]
+    pub bytes_stored: u64,
+    /// The replica set's stored oplog after the push.
+    pub coverage: OplogStatus,
+    /// Entries identical to stored ones (a re-push), not stored again.
+    #[serde(rename = "entriesAlreadyStored")]
+    pub entries_already_stored: u64,
+    #[serde(rename = "entriesReceived")]
+    pub entries_received: u64,
+    #[serde(rename = "entriesStored")]
+    pub entries_stored: u64,
+    /// The push joined no stored range: a gap is recorded before it.
+    #[serde(rename = "gapOpened")]
+    pub gap_opened: bool,
+    #[serde(rename = "slicesWritten")]
+    pub slices_written: u64,
+}
+
+/// A project's backup settings (`GET/PATCH /api/rewind/v1/groups/{G}/backupSettings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSettings {
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// Hours back from now within which point-in-time restores are possible; the oplog
+    /// needed for them is kept.
+    #[serde(rename = "pointInTimeWindowHours")]
+    pub point_in_time_window_hours: u32,
+}
+
+/// What `rewind oplog push --json` prints: the sums over the push's requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OplogPushReport {
+    #[serde(rename = "bytesPushed")]
+    pub bytes_pushed: u64,
+    #[serde(rename = "bytesStored")]
+    pub bytes_stored: u64,
+    /// The replica set's stored oplog afterwards.
+    pub coverage: OplogStatus,
+    #[serde(rename = "entriesAlreadyStored")]
+    pub entries_already_stored: u64,
+    #[serde(rename = "entriesPushed")]
+    pub entries_pushed: u64,
+    #[serde(rename = "entriesStored")]
+    pub entries_stored: u64,
+    #[serde(rename = "gapOpened")]
+    pub gap_opened: bool,
+    pub requests: u64,
+    #[serde(rename = "slicesWritten")]
+    pub slices_written: u64,
 }

@@ -6,6 +6,8 @@
 //! compressed WiredTiger pages) and compressible document-like text, so dedup and
 //! compression are both exercised. The same seed always yields the same bytes.
 
+pub mod oplog;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -32,6 +32,20 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         block_mib: usize,
     },
+    /// Generate a file of ENTRIES oplog entries (mongodump's oplog.bson format) whose
+    /// timestamps span HOURS hours up to END (Unix seconds, default now).
+    GenOplog {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        entries: u64,
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        #[arg(long)]
+        end: Option<u32>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Overwrite WRITES scattered regions of WRITE_BYTES in the data files, in place.
     Scatter {
         #[arg(long)]
@@ -60,6 +74,39 @@ fn main() -> Result<()> {
             size_mib,
             block_mib,
         } => rewind_devtools::write_repeated(&file, size_mib << 20, block_mib << 20, 3)?,
+        Command::GenOplog {
+            out,
+            entries,
+            hours,
+            end,
+            seed,
+        } => {
+            let end = match end {
+                Some(end) => end,
+                None => u32::try_from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)?
+                        .as_secs(),
+                )?,
+            };
+            let spec = rewind_devtools::oplog::OplogSpec {
+                entries,
+                span_secs: hours * 3600,
+                end_secs: end,
+                seed,
+            };
+            let s = rewind_devtools::oplog::write_oplog(&out, spec)?;
+            println!(
+                "wrote {} entries ({} bytes) from {}:{} to {}:{} to {}",
+                s.entries,
+                s.bytes,
+                s.first.0,
+                s.first.1,
+                s.last.0,
+                s.last.1,
+                out.display()
+            );
+        }
         Command::Scatter {
             dir,
             writes,

@@ -128,7 +128,7 @@ impl ApiClient {
         &self,
         method: &Method,
         path: &str,
-        body: Option<&[u8]>,
+        body: Option<&bytes::Bytes>,
         content_type: &str,
         authorization: String,
     ) -> Result<RawResponse> {
@@ -140,7 +140,7 @@ impl ApiClient {
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, content_type)
-                .body(body.to_vec());
+                .body(body.clone());
         }
         let response = request
             .send()
@@ -163,13 +163,26 @@ impl ApiClient {
         body: Option<&[u8]>,
         content_type: &str,
     ) -> Result<RawResponse> {
+        let body = body.map(bytes::Bytes::copy_from_slice);
+        self.send_bytes(method, path, body, content_type).await
+    }
+
+    /// [`Self::send`] with a body the client owns, which is sent (and resent after a new
+    /// challenge) without being copied.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<bytes::Bytes>,
+        content_type: &str,
+    ) -> Result<RawResponse> {
         let mut prompt = self.take_prompt().await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let authorization = self.answer(&mut prompt, &method, path)?;
             let response = self
-                .send_once(&method, path, body, content_type, authorization)
+                .send_once(&method, path, body.as_ref(), content_type, authorization)
                 .await?;
             let renewed = (response.status == StatusCode::UNAUTHORIZED && attempt < AUTH_ATTEMPTS)
                 .then(|| response.headers.get(WWW_AUTHENTICATE)?.to_str().ok())

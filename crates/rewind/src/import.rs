@@ -246,12 +246,7 @@ fn match_parts(
     from: Option<PathBuf>,
     parts: Vec<PartSource>,
 ) -> Result<Vec<PartSource>> {
-    let expected: Vec<String> = cluster
-        .members
-        .iter()
-        .filter(|m| m.type_name != "SHARDED_REPLICA_SET")
-        .filter_map(|m| m.replica_set_name.clone())
-        .collect();
+    let expected = cluster.replica_set_names();
     let mut sources = parts;
     if let Some(dir) = from {
         if expected.len() != 1 {

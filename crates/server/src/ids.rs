@@ -80,6 +80,10 @@ object_id_type!(
     /// A sharded-cluster checkpoint.
     CheckpointId
 );
+object_id_type!(
+    /// One stored oplog slice (its object's name; never reused).
+    OplogSliceId
+);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,8 @@
 //! Layers, each importing only the ones below it:
 //! `http` (routing, auth, API errors) → `domain` (what Rewind does) → `meta` (metadata
 //! store trait and backends). `model` holds the plain records they share. `blocks` is the
-//! content-addressed chunk store that snapshot data lives in.
+//! content-addressed chunk store that snapshot data lives in; `oplog` holds the formats and
+//! continuity rules of the oplog slices kept beside it.
 
 pub mod blocks;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod ids;
 pub mod jobs;
 pub mod meta;
 pub mod model;
+pub mod oplog;
 pub mod server;

@@ -3,7 +3,7 @@
 //! They carry no behaviour that depends on HTTP or SQL: the store persists them, the domain
 //! decides with them, and the HTTP layer renders them into wire types.
 
-use crate::ids::{ApiKeyId, BatchId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
+use crate::ids::{ApiKeyId, BatchId, ClusterId, GroupId, JobId, OplogSliceId, OrgId, SnapshotId};
 
 /// Seconds since the Unix epoch, UTC. The whole server keeps time at this resolution,
 /// as the API's ISO-8601 timestamps do.
@@ -155,6 +155,53 @@ pub struct PageOf<T> {
 pub struct OplogTs {
     pub secs: u32,
     pub inc: u32,
+}
+
+impl std::fmt::Display for OplogTs {
+    /// `SECONDS:INCREMENT`, the form the CLI takes and error messages show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.secs, self.inc)
+    }
+}
+
+/// One replica set's oplog as Rewind keeps it: the cluster it is pushed for (the replica set
+/// itself, or the sharded cluster a shard or config server belongs to) and the replica set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OplogStream {
+    pub cluster: ClusterId,
+    pub replica_set: String,
+}
+
+/// A closed stretch of oplog within which every entry is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OplogRange {
+    pub first: OplogTs,
+    pub last: OplogTs,
+}
+
+/// What the metadata store knows of one stored oplog slice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OplogSliceRecord {
+    pub id: OplogSliceId,
+    pub first: OplogTs,
+    pub last: OplogTs,
+    pub entry_count: u64,
+    /// Bytes of the entries, uncompressed.
+    pub raw_bytes: u64,
+    /// Bytes of the stored object.
+    pub stored_bytes: u64,
+    pub recorded: UnixSeconds,
+}
+
+/// A replica set's stored oplog in totals, with its ranges oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OplogStreamSummary {
+    pub replica_set: String,
+    pub slices: u64,
+    pub entries: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub ranges: Vec<OplogRange>,
 }
 
 /// One replica set's share of a snapshot.

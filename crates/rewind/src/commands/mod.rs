@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch.
 
 mod cluster;
+mod oplog;
 mod restore;
 mod serve;
 mod snapshot;
@@ -40,6 +41,9 @@ pub enum Command {
     Restore(restore::RestoreCommand),
     /// Apply automated restores to this host's members of one replica set.
     Agent(AgentArgs),
+    /// Push oplog entries, show their coverage, and set the point-in-time window.
+    #[command(subcommand)]
+    Oplog(oplog::OplogCommand),
 }
 
 #[derive(Args, Debug)]
@@ -98,6 +102,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .init();
             crate::agent::run(config).await
         }
+        Command::Oplog(cmd) => oplog::run(cmd).await,
     }
 }
 

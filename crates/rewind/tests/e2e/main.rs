@@ -7,6 +7,7 @@ mod delivery;
 mod errors;
 mod fixtures;
 mod foundation;
+mod oplog;
 mod restore;
 mod restore_validation;
 mod snapshots;

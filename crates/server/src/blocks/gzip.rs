@@ -39,17 +39,24 @@ pub fn member_trailer(crc32: u32, isize: u32) -> [u8; MEMBER_TRAILER_BYTES] {
 /// on `plain` and the pinned compressor version (its CPU-specific paths find the same
 /// matches), so a resumed download sees the same bytes as long as the server build is the same.
 pub fn compress_member(plain: &[u8]) -> Vec<u8> {
-    let stored_len = stored_deflate_stream_len(plain.len() as u64);
-    let body = usize::try_from(stored_len)
-        .ok()
-        .and_then(|limit| deflate_raw_within(plain, limit))
-        .unwrap_or_else(|| stored_deflate_stream(plain));
+    let body = raw_deflate_stream(plain);
     let mut out = Vec::with_capacity(MEMBER_HEADER_BYTES + body.len() + MEMBER_TRAILER_BYTES);
     out.extend_from_slice(&member_header());
     out.extend_from_slice(&body);
     // ISIZE is defined modulo 2^32 (RFC 1952 §2.3.1), hence the truncation.
     out.extend_from_slice(&member_trailer(crc32fast::hash(plain), plain.len() as u32));
     out
+}
+
+/// A complete raw deflate stream of `plain`: fast deflate, or stored blocks when that is not
+/// smaller, so it is never longer than the stored form. Deterministic as [`compress_member`]
+/// is; oplog slices keep their payload in this form.
+pub fn raw_deflate_stream(plain: &[u8]) -> Vec<u8> {
+    let stored_len = stored_deflate_stream_len(plain.len() as u64);
+    usize::try_from(stored_len)
+        .ok()
+        .and_then(|limit| deflate_raw_within(plain, limit))
+        .unwrap_or_else(|| stored_deflate_stream(plain))
 }
 
 /// Exact length of the gzip member `chunk` becomes (header + deflate stream + trailer), from

@@ -15,11 +15,14 @@ use object_store::{GetResult, ObjectMeta, ObjectStore};
 
 use super::chunk::MAX_OBJECT_BYTES;
 use super::{BlockError, BlockResult, ChunkId, EncodedChunk};
+use crate::ids::{ClusterId, OplogSliceId};
 
 /// Top-level folder of chunk objects.
 const CHUNKS_DIR: &str = "chunks";
 /// Top-level folder of manifests.
 const MANIFESTS_DIR: &str = "manifests";
+/// Top-level folder of oplog slices.
+const OPLOG_DIR: &str = "oplog";
 /// Longest manifest name accepted.
 const MAX_MANIFEST_NAME_BYTES: usize = 200;
 
@@ -42,6 +45,13 @@ pub enum ObjectKey {
     Chunk(ChunkId),
     /// `manifests/<name>`; `name` is one segment of `[A-Za-z0-9._-]`, not starting with `.`.
     Manifest { name: String },
+    /// `oplog/<cluster>/<replica set name, hex>/<slice>`: one oplog slice. The name is
+    /// hex-encoded so any replica set name makes one safe path segment.
+    OplogSlice {
+        cluster: ClusterId,
+        replica_set: String,
+        slice: OplogSliceId,
+    },
 }
 
 impl ObjectKey {
@@ -55,6 +65,19 @@ impl ObjectKey {
             ObjectKey::Manifest { name } => Err(BlockError::InvalidKey(format!(
                 "manifest name {name:?} is not a single safe path segment"
             ))),
+            ObjectKey::OplogSlice { replica_set, .. } if replica_set.is_empty() => Err(
+                BlockError::InvalidKey("an oplog slice needs a replica set name".into()),
+            ),
+            ObjectKey::OplogSlice {
+                cluster,
+                replica_set,
+                slice,
+            } => Ok(ObjectPath::from_iter([
+                OPLOG_DIR,
+                &cluster.to_hex(),
+                &hex::encode(replica_set),
+                &slice.to_hex(),
+            ])),
         }
     }
 }
@@ -471,6 +494,17 @@ mod tests {
         assert_eq!(
             chunk_id_at(&ObjectPath::from(format!("chunks/00/{hex}"))),
             None
+        );
+        let cluster = ClusterId::generate();
+        let slice = OplogSliceId::generate();
+        let key = ObjectKey::OplogSlice {
+            cluster,
+            replica_set: "rs 0/x".to_owned(),
+            slice,
+        };
+        assert_eq!(
+            key.path().expect("slice path").as_ref(),
+            format!("oplog/{cluster}/727320302f78/{slice}")
         );
     }
 

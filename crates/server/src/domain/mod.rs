@@ -6,10 +6,12 @@ mod cache;
 pub mod clusters;
 mod error;
 pub mod keys;
+pub mod oplog;
 pub mod projects;
 pub mod restore;
 pub mod snapshots;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
@@ -17,7 +19,9 @@ pub use error::{DomainError, DomainResult, ErrorCode};
 use crate::blocks::BlockStore;
 use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::meta::MetaStore;
-use crate::model::{ClusterRecord, GroupRecord, PageRequest, Role, RoleGrant, UnixSeconds};
+use crate::model::{
+    ClusterRecord, GroupRecord, OplogStream, PageRequest, Role, RoleGrant, UnixSeconds,
+};
 
 /// Where the services read the time. Injected so tests can move it.
 pub trait Clock: Send + Sync + 'static {
@@ -120,6 +124,8 @@ pub struct Services {
     groups: cache::TtlCache<GroupId, Option<GroupRecord>>,
     /// Each project's cluster rows, read by most requests.
     clusters: cache::TtlCache<GroupId, Arc<Vec<ClusterRecord>>>,
+    /// One lock per replica set, serializing its oplog pushes and retention on this node.
+    oplog_locks: std::sync::Mutex<HashMap<OplogStream, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// How long project and cluster metadata may be served from memory. Writes through this
@@ -145,6 +151,7 @@ impl Services {
             agent_news: tokio::sync::Notify::new(),
             groups: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
             clusters: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
+            oplog_locks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 

@@ -74,6 +74,18 @@ pub fn query_u64(
     }
 }
 
+/// Reads an optional integer query parameter within `0..=max`.
+pub fn query_opt_u64(
+    pairs: &[(String, String)],
+    name: &str,
+    max: u64,
+) -> Result<Option<u64>, ApiError> {
+    match query_value(pairs, name) {
+        None => Ok(None),
+        Some(_) => query_u64(pairs, name, 0, 0, max).map(Some),
+    }
+}
+
 /// Marks a response body as a list page, so `envelope=true` adds `status` instead of wrapping.
 #[derive(Clone, Copy)]
 pub struct ListBody;
@@ -187,6 +199,14 @@ impl Links {
     pub fn self_link(&self, path: &str) -> Vec<Link> {
         vec![Link {
             href: self.public(path),
+            rel: "self".into(),
+        }]
+    }
+
+    /// The `self` links of an entity at `path` under Rewind's own API (`/api/rewind/v1`).
+    pub fn rewind_self_link(&self, path: &str) -> Vec<Link> {
+        vec![Link {
+            href: format!("{}/api/rewind/v1{path}", self.base),
             rel: "self".into(),
         }]
     }

@@ -28,7 +28,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidEnumValue
         | UnsupportedDeliveryMethod
         | InvalidQueryParameter
-        | ChunkHashMismatch => StatusCode::BAD_REQUEST,
+        | ChunkHashMismatch
+        | InvalidOplogEntry
+        | OplogEntriesOutOfOrder => StatusCode::BAD_REQUEST,
         UserUnauthorized | NotInGroup => StatusCode::UNAUTHORIZED,
         IpAddressNotOnAccessList => StatusCode::FORBIDDEN,
         InvalidOrgId
@@ -45,6 +47,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | RestoreJobNotFound
         | ApiKeyNotFound
         | AccessListEntryNotFound
+        | ReplicaSetNotFound
         | ResourceNotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -56,7 +59,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | SnapshotPartAlreadyCommitted
         | SnapshotMarkedDoNotDelete
         | CannotCancelRestoreJob
-        | RestoreMemberNotClaimed => StatusCode::CONFLICT,
+        | RestoreMemberNotClaimed
+        | OplogEntryConflict
+        | OplogContinuityMismatch
+        | ConcurrentOplogPush => StatusCode::CONFLICT,
         DownloadNotAvailable | DownloadExpired | MaxDownloadsExceeded => StatusCode::GONE,
         RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,

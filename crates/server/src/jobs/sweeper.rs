@@ -1,6 +1,8 @@
 //! The retention sweeper: deletes expired snapshots and abandoned imports, releases the
 //! chunk references of deleted snapshots once no restore reads them, and collects chunks
-//! that stayed unreferenced for longer than the GC delay.
+//! that stayed unreferenced for longer than the GC delay. A separate pass retires oplog
+//! slices that fell out of their project's point-in-time window and deletes retired (or
+//! never committed) slice objects after the same delay.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,6 +31,8 @@ pub struct SweepReport {
     pub snapshots_released: usize,
     pub chunks_collected: usize,
     pub links_expired: u64,
+    pub oplog_slices_retired: u64,
+    pub oplog_slices_collected: usize,
 }
 
 pub struct Sweeper {
@@ -51,6 +55,8 @@ impl Sweeper {
                         snapshots_released = report.snapshots_released,
                         chunks_collected = report.chunks_collected,
                         links_expired = report.links_expired,
+                        oplog_slices_retired = report.oplog_slices_retired,
+                        oplog_slices_collected = report.oplog_slices_collected,
                         "sweeper pass"
                     );
                 }
@@ -84,7 +90,17 @@ impl Sweeper {
             report.snapshots_released += 1;
         }
         report.chunks_collected = self.collect_chunks(now).await?;
+        self.sweep_oplog(now, &mut report).await?;
         Ok(report)
+    }
+
+    /// The oplog pass: retention by each project's window, then collection of slice objects
+    /// retired (or left pending) for longer than the GC delay.
+    async fn sweep_oplog(&self, now: i64, report: &mut SweepReport) -> DomainResult<()> {
+        report.oplog_slices_retired = self.services.retain_oplog(now).await?;
+        let before = now - self.gc_delay.as_secs() as i64;
+        report.oplog_slices_collected = self.services.collect_oplog_slices(before).await?;
+        Ok(())
     }
 
     async fn release(&self, snapshot: &SnapshotRecord) -> DomainResult<()> {

@@ -1,7 +1,9 @@
-//! The metadata store: organizations, projects, keys, clusters (and, in later modules,
-//! snapshots and jobs). One trait, one module per backend; the domain talks only to the trait.
+//! The metadata store: organizations, projects, keys, clusters, and (one module per area)
+//! snapshots, restore jobs and the oplog. One trait per area, one module per backend; the
+//! domain talks only to the traits.
 
 pub mod agents;
+pub mod oplog;
 pub mod restore;
 pub mod snapshots;
 mod sqlite;
@@ -9,6 +11,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use agents::AgentMeta;
+pub use oplog::OplogMeta;
 pub use restore::RestoreMeta;
 pub use snapshots::SnapshotMeta;
 pub use sqlite::SqliteMetaStore;
@@ -50,9 +53,9 @@ pub struct BootstrapRecords {
 }
 
 /// The whole metadata store: one backend implements every area's trait.
-pub trait MetaStore: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta {}
+pub trait MetaStore: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta {}
 
-impl<T: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta> MetaStore for T {}
+impl<T: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta> MetaStore for T {}
 
 /// Organizations, projects, API keys, clusters and server secrets.
 #[async_trait]

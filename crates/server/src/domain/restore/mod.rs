@@ -26,8 +26,6 @@ pub const UNLIMITED_DOWNLOADS: u32 = i32::MAX as u32;
 pub const DEFAULT_EXPIRATION_HOURS: u32 = 48;
 /// Longest `expirationHours` accepted (one year).
 pub const MAX_EXPIRATION_HOURS: u32 = 24 * 366;
-/// The point-in-time window of a project (hours back from now).
-pub const DEFAULT_PIT_WINDOW_HOURS: i64 = 24;
 /// Archive plans kept in memory for downloads.
 const PLAN_CACHE_ENTRIES: usize = 16;
 
@@ -367,11 +365,21 @@ impl Services {
             }
             RestoreTarget::PointInTime { millis } => {
                 let secs = millis.div_euclid(1000);
-                self.check_point_in_time(sharded, fcv, secs, now, "pointInTimeUTCMillis")?;
+                self.check_point_in_time(
+                    source.group_id,
+                    sharded,
+                    fcv,
+                    secs,
+                    now,
+                    "pointInTimeUTCMillis",
+                )
+                .await?;
                 Err(no_oplog_coverage("pointInTimeUTCMillis"))
             }
             RestoreTarget::OplogTimestamp(ts) => {
-                self.check_point_in_time(sharded, fcv, i64::from(ts.secs), now, "oplogTs")?;
+                let secs = i64::from(ts.secs);
+                self.check_point_in_time(source.group_id, sharded, fcv, secs, now, "oplogTs")
+                    .await?;
                 Err(no_oplog_coverage("oplogTs"))
             }
             RestoreTarget::Checkpoint(id) => {
@@ -395,8 +403,9 @@ impl Services {
 
     /// The contract's rules for a point in time: sharded clusters need FCV ≥ 4.2, and the
     /// point lies within the project's window and not in the future.
-    fn check_point_in_time(
+    async fn check_point_in_time(
         &self,
+        group: GroupId,
         sharded: bool,
         fcv: (u32, u32),
         secs: i64,
@@ -409,7 +418,8 @@ impl Services {
                 "Point-in-time and oplog restores of a sharded cluster need a feature compatibility version of 4.2 or later; use a checkpoint.",
             ));
         }
-        let window_start = now - DEFAULT_PIT_WINDOW_HOURS * 3600;
+        let window_hours = self.pit_window_hours(group).await?;
+        let window_start = now - i64::from(window_hours) * 3600;
         if secs > now {
             return Err(invalid(
                 field,
@@ -420,7 +430,7 @@ impl Services {
             return Err(invalid(
                 field,
                 format!(
-                    "Invalid attribute {field} specified: the point in time is outside the restorable window of the last {DEFAULT_PIT_WINDOW_HOURS} hours."
+                    "Invalid attribute {field} specified: the point in time is outside the restorable window of the last {window_hours} hours."
                 ),
             ));
         }

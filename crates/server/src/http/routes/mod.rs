@@ -6,6 +6,7 @@ mod clusters;
 mod delivery;
 mod groups;
 mod keys;
+mod oplog;
 mod restore;
 mod snapshots;
 mod views;
@@ -35,6 +36,7 @@ pub fn api_routes() -> Router<AppState> {
         .merge(snapshots::routes())
         .merge(restore::routes())
         .merge(agents::routes())
+        .merge(oplog::routes())
 }
 
 /// Routes that authenticate by other means (download tokens) or not at all.

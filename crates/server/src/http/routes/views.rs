@@ -3,11 +3,13 @@
 use rewind_api_types as wire;
 use rewind_api_types::iso_seconds::format_iso;
 
+use crate::domain::oplog::{BackupSettings, PushOutcome};
 use crate::http::conventions::Links;
 use crate::http::AppState;
+use crate::ids::{ClusterId, GroupId};
 use crate::model::{
-    AccessEntry, ApiKeyRecord, ClusterRecord, DeliveryMethod, DeliveryStatus, GroupRecord, OplogTs,
-    RestoreJobRecord, SnapshotRecord,
+    AccessEntry, ApiKeyRecord, ClusterRecord, DeliveryMethod, DeliveryStatus, GroupRecord,
+    OplogStreamSummary, OplogTs, RestoreJobRecord, SnapshotRecord,
 };
 
 pub fn group(links: &Links, g: &GroupRecord) -> wire::Group {
@@ -185,5 +187,69 @@ pub fn restore_job(state: &AppState, j: &RestoreJobRecord) -> wire::RestoreJob {
         snapshot_id: Some(j.snapshot_id.to_hex()),
         status_name: j.status.as_str().into(),
         timestamp: bson_ts(j.timestamp),
+    }
+}
+
+pub fn oplog_status(
+    links: &Links,
+    group: GroupId,
+    cluster: ClusterId,
+    s: &OplogStreamSummary,
+) -> wire::OplogStatus {
+    wire::OplogStatus {
+        cluster_id: cluster.to_hex(),
+        data_size_bytes: s.raw_bytes,
+        entry_count: s.entries,
+        first_timestamp: s.ranges.first().map(|r| bson_ts(r.first)),
+        gaps: crate::oplog::coverage::gaps(&s.ranges)
+            .into_iter()
+            .map(|(start, end)| wire::OplogGap {
+                end: bson_ts(end),
+                start: bson_ts(start),
+            })
+            .collect(),
+        group_id: group.to_hex(),
+        last_timestamp: s.ranges.last().map(|r| bson_ts(r.last)),
+        links: links.rewind_self_link(&format!(
+            "/groups/{group}/clusters/{cluster}/oplog/{}",
+            wire::path_segment(&s.replica_set)
+        )),
+        ranges: s
+            .ranges
+            .iter()
+            .map(|r| wire::OplogRange {
+                first: bson_ts(r.first),
+                last: bson_ts(r.last),
+            })
+            .collect(),
+        replica_set_name: s.replica_set.clone(),
+        slice_count: s.slices,
+        storage_size_bytes: s.stored_bytes,
+    }
+}
+
+pub fn oplog_push(
+    links: &Links,
+    group: GroupId,
+    cluster: ClusterId,
+    o: &PushOutcome,
+) -> wire::OplogPushSummary {
+    wire::OplogPushSummary {
+        bytes_received: o.bytes_received,
+        bytes_stored: o.bytes_stored,
+        coverage: oplog_status(links, group, cluster, &o.coverage),
+        entries_already_stored: o.entries_already_stored,
+        entries_received: o.entries_received,
+        entries_stored: o.entries_stored,
+        gap_opened: o.gap_opened,
+        slices_written: o.slices_written,
+    }
+}
+
+pub fn backup_settings(links: &Links, s: &BackupSettings) -> wire::BackupSettings {
+    wire::BackupSettings {
+        group_id: s.group.to_hex(),
+        links: links.rewind_self_link(&format!("/groups/{}/backupSettings", s.group)),
+        point_in_time_window_hours: s.pit_window_hours,
     }
 }

@@ -18,6 +18,7 @@ use sqlx::{Row, SqlitePool};
 
 mod agents;
 mod group_commit;
+mod oplog;
 mod restore;
 mod snapshots;
 
@@ -49,6 +50,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../../../../migrations/sqlite/0005_manifest_names.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../../../migrations/sqlite/0007_oplog.sql"),
     ),
     (
         8,

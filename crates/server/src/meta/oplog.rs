@@ -1,0 +1,87 @@
+//! The oplog store's metadata: slices, ranges of complete coverage, objects being written,
+//! and the per-project backup settings.
+
+use async_trait::async_trait;
+
+use super::MetaResult;
+use crate::ids::{ClusterId, GroupId, OplogSliceId};
+use crate::model::{
+    OplogRange, OplogSliceRecord, OplogStream, OplogStreamSummary, OplogTs, UnixSeconds,
+};
+
+/// Everything one push records, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OplogCommit {
+    /// The ranges the push was planned against; the commit is refused if they changed.
+    pub expected_ranges: Vec<OplogRange>,
+    /// The new slices (their objects are written and were recorded as pending).
+    pub slices: Vec<OplogSliceRecord>,
+    /// Live slices whose entries the new slices hold again (a small last slice re-cut with
+    /// what continues it); they are retired, their objects deleted after the GC delay.
+    pub retired: Vec<OplogSliceId>,
+    /// The stream's ranges afterwards, oldest first.
+    pub ranges: Vec<OplogRange>,
+}
+
+/// One slice object that may be deleted: retired long enough, or never committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectableSlice {
+    pub stream: OplogStream,
+    pub id: OplogSliceId,
+}
+
+#[async_trait]
+pub trait OplogMeta: Send + Sync + 'static {
+    /// The stream's ranges, oldest first.
+    async fn oplog_ranges(&self, stream: &OplogStream) -> MetaResult<Vec<OplogRange>>;
+    /// The stream's live slices that hold any entry in `[from, to]`, oldest first.
+    async fn oplog_slices(
+        &self,
+        stream: &OplogStream,
+        from: OplogTs,
+        to: OplogTs,
+    ) -> MetaResult<Vec<OplogSliceRecord>>;
+    /// Totals and ranges of every replica set of `cluster` that has stored oplog.
+    async fn oplog_summaries(&self, cluster: ClusterId) -> MetaResult<Vec<OplogStreamSummary>>;
+
+    /// Records slice objects about to be written.
+    async fn record_pending_slices(
+        &self,
+        stream: &OplogStream,
+        ids: &[OplogSliceId],
+        now: UnixSeconds,
+    ) -> MetaResult<()>;
+    /// Records a push atomically: inserts the slices (clearing their pending records),
+    /// retires `commit.retired` and replaces the ranges. Returns `false`, changing nothing,
+    /// when the stream's ranges are no longer `commit.expected_ranges` (a concurrent push).
+    async fn commit_oplog_push(
+        &self,
+        stream: &OplogStream,
+        commit: &OplogCommit,
+        now: UnixSeconds,
+    ) -> MetaResult<bool>;
+
+    /// Every stream that has stored oplog, with the project of its cluster.
+    async fn oplog_streams(&self) -> MetaResult<Vec<(GroupId, OplogStream)>>;
+    /// Retires the stream's live slices that end before `cutoff`, except that when `cutoff`
+    /// lies inside a range the slice holding it is kept (so coverage still reaches back to
+    /// `cutoff`), and trims the ranges to what stays; returns how many slices were retired.
+    async fn retire_oplog_before(
+        &self,
+        stream: &OplogStream,
+        cutoff: OplogTs,
+        now: UnixSeconds,
+    ) -> MetaResult<u64>;
+    /// Slice objects retired before `before`, or pending since before it, at most `limit`.
+    async fn collectable_oplog_slices(
+        &self,
+        before: UnixSeconds,
+        limit: u32,
+    ) -> MetaResult<Vec<CollectableSlice>>;
+    /// Forgets a collected slice object (its retired or pending record).
+    async fn forget_oplog_slice(&self, id: OplogSliceId) -> MetaResult<()>;
+
+    /// The project's point-in-time window, if one was set.
+    async fn pit_window_hours(&self, group: GroupId) -> MetaResult<Option<u32>>;
+    async fn set_pit_window_hours(&self, group: GroupId, hours: u32) -> MetaResult<()>;
+}

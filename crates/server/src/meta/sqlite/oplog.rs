@@ -1,0 +1,398 @@
+//! SQLite implementation of [`OplogMeta`].
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{corrupt, SqliteMetaStore};
+use crate::ids::{ClusterId, GroupId, OplogSliceId};
+use crate::meta::oplog::{CollectableSlice, OplogCommit, OplogMeta};
+use crate::meta::MetaResult;
+use crate::model::{
+    OplogRange, OplogSliceRecord, OplogStream, OplogStreamSummary, OplogTs, UnixSeconds,
+};
+
+/// The timestamp in columns `{prefix}_secs` and `{prefix}_inc`.
+fn ts_at(row: &SqliteRow, prefix: &str) -> MetaResult<OplogTs> {
+    let part = |name: String| -> MetaResult<u32> {
+        let v: i64 = row.try_get(name.as_str())?;
+        u32::try_from(v).map_err(|_| corrupt(&name, &v.to_string()))
+    };
+    Ok(OplogTs {
+        secs: part(format!("{prefix}_secs"))?,
+        inc: part(format!("{prefix}_inc"))?,
+    })
+}
+
+fn count(row: &SqliteRow, name: &str) -> MetaResult<u64> {
+    let v: Option<i64> = row.try_get(name)?;
+    Ok(v.unwrap_or(0).max(0) as u64)
+}
+
+fn range_from_row(row: &SqliteRow) -> MetaResult<OplogRange> {
+    Ok(OplogRange {
+        first: ts_at(row, "first")?,
+        last: ts_at(row, "last")?,
+    })
+}
+
+fn slice_from_row(row: &SqliteRow) -> MetaResult<OplogSliceRecord> {
+    let id: String = row.try_get("id")?;
+    Ok(OplogSliceRecord {
+        id: OplogSliceId::parse(&id).ok_or_else(|| corrupt("oplog slice id", &id))?,
+        first: ts_at(row, "first")?,
+        last: ts_at(row, "last")?,
+        entry_count: count(row, "entry_count")?,
+        raw_bytes: count(row, "raw_bytes")?,
+        stored_bytes: count(row, "stored_bytes")?,
+        recorded: row.try_get("recorded")?,
+    })
+}
+
+fn stream_from_row(row: &SqliteRow) -> MetaResult<OplogStream> {
+    let cluster: String = row.try_get("cluster_id")?;
+    Ok(OplogStream {
+        cluster: ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
+        replica_set: row.try_get("replica_set_name")?,
+    })
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binding the values oplog statements share.
+trait BindOplog<'q> {
+    /// The stream's cluster id, then its replica set name.
+    fn bind_stream(self, stream: &OplogStream) -> Self;
+    /// A timestamp as its seconds, then its increment.
+    fn bind_ts(self, ts: OplogTs) -> Self;
+}
+
+impl<'q> BindOplog<'q> for Query<'q> {
+    fn bind_stream(self, stream: &OplogStream) -> Self {
+        self.bind(stream.cluster.to_hex())
+            .bind(stream.replica_set.clone())
+    }
+
+    fn bind_ts(self, ts: OplogTs) -> Self {
+        self.bind(i64::from(ts.secs)).bind(i64::from(ts.inc))
+    }
+}
+
+async fn ranges_of(
+    conn: &mut SqliteConnection,
+    stream: &OplogStream,
+) -> MetaResult<Vec<OplogRange>> {
+    let rows = sqlx::query(
+        "SELECT first_secs, first_inc, last_secs, last_inc FROM oplog_ranges \
+         WHERE cluster_id = ? AND replica_set_name = ? ORDER BY first_secs, first_inc",
+    )
+    .bind_stream(stream)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(range_from_row).collect()
+}
+
+async fn replace_ranges(
+    conn: &mut SqliteConnection,
+    stream: &OplogStream,
+    ranges: &[OplogRange],
+) -> MetaResult<()> {
+    sqlx::query("DELETE FROM oplog_ranges WHERE cluster_id = ? AND replica_set_name = ?")
+        .bind_stream(stream)
+        .execute(&mut *conn)
+        .await?;
+    for range in ranges {
+        sqlx::query(
+            "INSERT INTO oplog_ranges (cluster_id, replica_set_name, first_secs, first_inc, last_secs, last_inc) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind_stream(stream)
+        .bind_ts(range.first)
+        .bind_ts(range.last)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl OplogMeta for SqliteMetaStore {
+    async fn oplog_ranges(&self, stream: &OplogStream) -> MetaResult<Vec<OplogRange>> {
+        let mut conn = self.pool().acquire().await?;
+        ranges_of(&mut conn, stream).await
+    }
+
+    async fn oplog_slices(
+        &self,
+        stream: &OplogStream,
+        from: OplogTs,
+        to: OplogTs,
+    ) -> MetaResult<Vec<OplogSliceRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM oplog_slices WHERE cluster_id = ? AND replica_set_name = ? AND dropped_at IS NULL \
+             AND (first_secs, first_inc) <= (?, ?) AND (last_secs, last_inc) >= (?, ?) \
+             ORDER BY first_secs, first_inc",
+        )
+        .bind_stream(stream)
+        .bind_ts(to)
+        .bind_ts(from)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(slice_from_row).collect()
+    }
+
+    async fn oplog_summaries(&self, cluster: ClusterId) -> MetaResult<Vec<OplogStreamSummary>> {
+        // One read transaction, so the totals and the ranges are of the same moment.
+        let mut tx = self.pool().begin().await?;
+        let totals = sqlx::query(
+            "SELECT replica_set_name, COUNT(*) AS slices, SUM(entry_count) AS entries, \
+             SUM(raw_bytes) AS raw_bytes, SUM(stored_bytes) AS stored_bytes FROM oplog_slices \
+             WHERE cluster_id = ? AND dropped_at IS NULL GROUP BY replica_set_name ORDER BY replica_set_name",
+        )
+        .bind(cluster.to_hex())
+        .fetch_all(&mut *tx)
+        .await?;
+        let ranges = sqlx::query(
+            "SELECT * FROM oplog_ranges WHERE cluster_id = ? ORDER BY replica_set_name, first_secs, first_inc",
+        )
+        .bind(cluster.to_hex())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(totals.len());
+        for row in &totals {
+            let replica_set: String = row.try_get("replica_set_name")?;
+            let mut own = Vec::new();
+            for r in &ranges {
+                if r.try_get::<String, _>("replica_set_name")? == replica_set {
+                    own.push(range_from_row(r)?);
+                }
+            }
+            out.push(OplogStreamSummary {
+                slices: count(row, "slices")?,
+                entries: count(row, "entries")?,
+                raw_bytes: count(row, "raw_bytes")?,
+                stored_bytes: count(row, "stored_bytes")?,
+                ranges: own,
+                replica_set,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn record_pending_slices(
+        &self,
+        stream: &OplogStream,
+        ids: &[OplogSliceId],
+        now: UnixSeconds,
+    ) -> MetaResult<()> {
+        let mut tx = self.begin_write().await?;
+        for id in ids {
+            sqlx::query(
+                "INSERT INTO oplog_pending_slices (id, cluster_id, replica_set_name, recorded) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id.to_hex())
+            .bind_stream(stream)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit_oplog_push(
+        &self,
+        stream: &OplogStream,
+        commit: &OplogCommit,
+        now: UnixSeconds,
+    ) -> MetaResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if ranges_of(&mut tx, stream).await? != commit.expected_ranges {
+            return Ok(false);
+        }
+        // Retire first: a re-cut slice starts where the retired one did, and only one live
+        // slice may start at a timestamp.
+        for id in &commit.retired {
+            let done = sqlx::query(
+                "UPDATE oplog_slices SET dropped_at = ? WHERE id = ? AND dropped_at IS NULL",
+            )
+            .bind(now)
+            .bind(id.to_hex())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
+        for s in &commit.slices {
+            sqlx::query(
+                "INSERT INTO oplog_slices (id, cluster_id, replica_set_name, first_secs, first_inc, last_secs, last_inc, \
+                 entry_count, raw_bytes, stored_bytes, recorded, dropped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            )
+            .bind(s.id.to_hex())
+            .bind_stream(stream)
+            .bind_ts(s.first)
+            .bind_ts(s.last)
+            .bind(s.entry_count as i64)
+            .bind(s.raw_bytes as i64)
+            .bind(s.stored_bytes as i64)
+            .bind(s.recorded)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM oplog_pending_slices WHERE id = ?")
+                .bind(s.id.to_hex())
+                .execute(&mut *tx)
+                .await?;
+        }
+        replace_ranges(&mut tx, stream, &commit.ranges).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn oplog_streams(&self) -> MetaResult<Vec<(GroupId, OplogStream)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.cluster_id, r.replica_set_name, c.project_id FROM oplog_ranges r \
+             JOIN clusters c ON c.id = r.cluster_id ORDER BY r.cluster_id, r.replica_set_name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let group: String = row.try_get("project_id")?;
+                let group = GroupId::parse(&group).ok_or_else(|| corrupt("group id", &group))?;
+                Ok((group, stream_from_row(row)?))
+            })
+            .collect()
+    }
+
+    async fn retire_oplog_before(
+        &self,
+        stream: &OplogStream,
+        cutoff: OplogTs,
+        now: UnixSeconds,
+    ) -> MetaResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let ranges = ranges_of(&mut tx, stream).await?;
+        let inside_a_range = ranges.iter().any(|r| r.first <= cutoff && cutoff <= r.last);
+        // Inside a range, the slice holding `cutoff` (the last one starting at or before it)
+        // stays; in a gap, nothing before `cutoff` proves anything and all of it goes.
+        let keep_from = if inside_a_range {
+            let holding = sqlx::query(
+                "SELECT first_secs, first_inc FROM oplog_slices WHERE cluster_id = ? AND replica_set_name = ? \
+                 AND dropped_at IS NULL AND (first_secs, first_inc) <= (?, ?) \
+                 ORDER BY first_secs DESC, first_inc DESC LIMIT 1",
+            )
+            .bind_stream(stream)
+            .bind_ts(cutoff)
+            .fetch_one(&mut *tx)
+            .await?;
+            ts_at(&holding, "first")?
+        } else {
+            cutoff
+        };
+        let retired = sqlx::query(
+            "UPDATE oplog_slices SET dropped_at = ? WHERE cluster_id = ? AND replica_set_name = ? \
+             AND dropped_at IS NULL AND (last_secs, last_inc) < (?, ?)",
+        )
+        .bind(now)
+        .bind_stream(stream)
+        .bind_ts(keep_from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if retired == 0 {
+            return Ok(0);
+        }
+        // Each range now starts at its first live slice; a range with none is gone.
+        let mut trimmed = Vec::new();
+        for range in ranges {
+            let first = sqlx::query(
+                "SELECT first_secs, first_inc FROM oplog_slices WHERE cluster_id = ? AND replica_set_name = ? \
+                 AND dropped_at IS NULL AND (first_secs, first_inc) >= (?, ?) AND (last_secs, last_inc) <= (?, ?) \
+                 ORDER BY first_secs, first_inc LIMIT 1",
+            )
+            .bind_stream(stream)
+            .bind_ts(range.first)
+            .bind_ts(range.last)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = first {
+                trimmed.push(OplogRange {
+                    first: ts_at(&row, "first")?,
+                    last: range.last,
+                });
+            }
+        }
+        replace_ranges(&mut tx, stream, &trimmed).await?;
+        tx.commit().await?;
+        Ok(retired)
+    }
+
+    async fn collectable_oplog_slices(
+        &self,
+        before: UnixSeconds,
+        limit: u32,
+    ) -> MetaResult<Vec<CollectableSlice>> {
+        let rows = sqlx::query(
+            "SELECT id, cluster_id, replica_set_name FROM oplog_slices WHERE dropped_at IS NOT NULL AND dropped_at < ? \
+             UNION ALL \
+             SELECT id, cluster_id, replica_set_name FROM oplog_pending_slices WHERE recorded < ? \
+             LIMIT ?",
+        )
+        .bind(before)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Ok(CollectableSlice {
+                    id: OplogSliceId::parse(&id).ok_or_else(|| corrupt("oplog slice id", &id))?,
+                    stream: stream_from_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn forget_oplog_slice(&self, id: OplogSliceId) -> MetaResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM oplog_slices WHERE id = ? AND dropped_at IS NOT NULL")
+            .bind(id.to_hex())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM oplog_pending_slices WHERE id = ?")
+            .bind(id.to_hex())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pit_window_hours(&self, group: GroupId) -> MetaResult<Option<u32>> {
+        let hours: Option<i64> = sqlx::query_scalar(
+            "SELECT point_in_time_window_hours FROM backup_settings WHERE project_id = ?",
+        )
+        .bind(group.to_hex())
+        .fetch_optional(self.pool())
+        .await?;
+        hours
+            .map(|h| {
+                u32::try_from(h).map_err(|_| corrupt("pointInTimeWindowHours", &h.to_string()))
+            })
+            .transpose()
+    }
+
+    async fn set_pit_window_hours(&self, group: GroupId, hours: u32) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO backup_settings (project_id, point_in_time_window_hours) VALUES (?, ?) \
+             ON CONFLICT (project_id) DO UPDATE SET point_in_time_window_hours = excluded.point_in_time_window_hours",
+        )
+        .bind(group.to_hex())
+        .bind(i64::from(hours))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
