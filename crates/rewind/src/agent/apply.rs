@@ -27,6 +27,8 @@ const TRANSFER_ATTEMPTS: u32 = 10;
 const HASH_ATTEMPTS: u32 = 3;
 /// How often progress is reported while downloading.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// Read buffer of the archive file during extraction.
+const EXTRACT_READ_BYTES: usize = 1 << 20;
 /// Files of the archive that are not data: moved out of the data directory to `info/`.
 const INFO_FILES: [&str; 2] = ["restoreInfo.txt", "oplog.bson"];
 
@@ -202,6 +204,11 @@ async fn apply_steps(
         download(link, task, paths).await?;
         journal.step = Step::Downloaded;
         write_journal(paths, &journal)?;
+    } else if journal.step < Step::Swapping && !file_matches(&paths.download, &task.sha1).await? {
+        // The download is not synced to disk (it is checked instead): after a machine crash
+        // it may not hold what was verified, so a resumed restore checks it again.
+        std::fs::remove_file(&paths.download).context("cannot discard a damaged download")?;
+        download(link, task, paths).await?;
     }
     if journal.step < Step::Swapping {
         extract(paths).await?;
@@ -259,11 +266,11 @@ async fn check_live(link: &AgentLink, task: &AgentTask, bytes: u64) -> Result<()
 }
 
 /// Downloads the archive to `download.tar.gz`, resuming a partial file with `Range`, and
-/// verifies its SHA-1; a mismatch discards the file and downloads it again.
+/// verifies its SHA-1 (computed as the bytes arrive, so the file is read only to extract it);
+/// a mismatch discards the file and downloads it again.
 async fn download(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(), Stop> {
     for hash_attempt in 1..=HASH_ATTEMPTS {
-        transfer(link, task, paths).await?;
-        let local = sha1_of(&paths.download).await?;
+        let local = transfer(link, task, paths).await?;
         if local.eq_ignore_ascii_case(&task.sha1) {
             return Ok(());
         }
@@ -276,34 +283,67 @@ async fn download(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(
     )))
 }
 
-async fn sha1_of(path: &Path) -> Result<String> {
+/// Whether the file at `path` has the SHA-1 `expected` (hex); `false` when it is missing.
+async fn file_matches(path: &Path, expected: &str) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let (hasher, _) = hash_prefix(path, u64::MAX).await?;
+    Ok(hex::encode(hasher.finalize()).eq_ignore_ascii_case(expected))
+}
+
+/// SHA-1 state over the first `len` bytes of `path` (all of it when shorter), and how many
+/// bytes that was.
+async fn hash_prefix(path: &Path, len: u64) -> Result<(Sha1, u64)> {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<String> {
-        let mut file = std::fs::File::open(&path)?;
+    tokio::task::spawn_blocking(move || -> Result<(Sha1, u64)> {
+        use std::io::Read;
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Sha1::new(), 0)),
+            Err(e) => return Err(e.into()),
+        };
         let mut hasher = Sha1::new();
-        std::io::copy(&mut file, &mut hasher)?;
-        Ok(hex::encode(hasher.finalize()))
+        let hashed = std::io::copy(&mut file.take(len), &mut hasher)?;
+        Ok((hasher, hashed))
     })
     .await?
 }
 
-/// Brings `download.tar.gz` to the archive's full size, resuming after broken transfers.
-async fn transfer(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(), Stop> {
+/// A download's SHA-1 so far, and how many of the file's bytes it covers.
+struct RunningHash {
+    hasher: Sha1,
+    bytes: u64,
+}
+
+/// Brings `download.tar.gz` to the archive's full size, resuming after broken transfers,
+/// and returns its SHA-1 (hex).
+async fn transfer(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<String, Stop> {
     let mut attempts = 0;
+    let mut hash = RunningHash {
+        hasher: Sha1::new(),
+        bytes: 0,
+    };
     loop {
         let have = std::fs::metadata(&paths.download)
             .map(|m| m.len())
             .unwrap_or(0);
-        if have == task.size_bytes {
-            return Ok(());
-        }
         if have > task.size_bytes {
             std::fs::remove_file(&paths.download)
                 .context("cannot discard an oversized download")?;
             continue;
         }
+        if hash.bytes != have {
+            // A file left by an earlier run (or a write that failed half-way): hash what is
+            // there before appending to it.
+            let (hasher, bytes) = hash_prefix(&paths.download, have).await?;
+            hash = RunningHash { hasher, bytes };
+        }
+        if have == task.size_bytes {
+            return Ok(hex::encode(hash.hasher.finalize()));
+        }
         attempts += 1;
-        match transfer_once(link, task, paths, have).await {
+        match transfer_once(link, task, paths, have, &mut hash).await {
             Ok(()) => continue,
             Err(Stop::Failed(err)) if attempts < TRANSFER_ATTEMPTS => {
                 tracing::warn!(job.id = %task.job_id, at_byte = have, error = %format!("{err:#}"), "download interrupted; resuming");
@@ -317,11 +357,14 @@ async fn transfer(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(
     }
 }
 
+/// One request for the rest of the archive from byte `have`, appended to the file and
+/// hashed as written. Not synced: the SHA-1 check, not the disk, vouches for the bytes.
 async fn transfer_once(
     link: &AgentLink,
     task: &AgentTask,
     paths: &Paths,
     have: u64,
+    hash: &mut RunningHash,
 ) -> Result<(), Stop> {
     let mut request = link.http.get(&task.url);
     if have > 0 {
@@ -350,7 +393,12 @@ async fn transfer_once(
         .open(&paths.download)
         .await
         .context("cannot open the download file")?;
-    let mut got = if append { have } else { 0 };
+    if !append {
+        *hash = RunningHash {
+            hasher: Sha1::new(),
+            bytes: 0,
+        };
+    }
     let mut last_report = Instant::now();
     let mut body = response.bytes_stream();
     while let Some(piece) = body.next().await {
@@ -358,15 +406,15 @@ async fn transfer_once(
         file.write_all(&bytes)
             .await
             .context("cannot write the download")?;
-        got += bytes.len() as u64;
+        hash.hasher.update(&bytes);
+        hash.bytes += bytes.len() as u64;
         if last_report.elapsed() >= PROGRESS_INTERVAL {
             file.flush().await.context("cannot write the download")?;
-            check_live(link, task, got).await?;
+            check_live(link, task, hash.bytes).await?;
             last_report = Instant::now();
         }
     }
     file.flush().await.context("cannot write the download")?;
-    file.sync_all().await.context("cannot write the download")?;
     Ok(())
 }
 
@@ -383,8 +431,10 @@ async fn extract(paths: &Paths) -> Result<()> {
         remove_any(&staging)?;
         std::fs::create_dir_all(&staging)?;
         let file = std::fs::File::open(&archive)?;
+        // Large reads: the default 8 KiB buffer made tens of thousands of read calls per
+        // archive.
         let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::new(file),
+            std::io::BufReader::with_capacity(EXTRACT_READ_BYTES, file),
         ));
         tar.set_preserve_permissions(true);
         tar.set_preserve_mtime(true);
