@@ -3,6 +3,7 @@
 //! They carry no behaviour that depends on HTTP or SQL: the store persists them, the domain
 //! decides with them, and the HTTP layer renders them into wire types.
 
+use crate::blocks::Placement;
 use crate::ids::{ApiKeyId, BatchId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
 
 /// Seconds since the Unix epoch, UTC. The whole server keeps time at this resolution,
@@ -204,6 +205,8 @@ pub struct ChunkInfo {
     /// Bytes of the stored payload (compressed, or raw).
     pub stored_bytes: u32,
     pub is_deflate: bool,
+    /// Where the chunk's object bytes are.
+    pub placement: Placement,
 }
 
 /// Sizes recorded when a part is committed.

@@ -48,6 +48,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../../../migrations/sqlite/0005_manifest_names.sql"),
     ),
+    (
+        6,
+        include_str!("../../../../../migrations/sqlite/0006_packs.sql"),
+    ),
 ];
 
 /// How many pooled connections serve concurrent requests (reads run in parallel under WAL).
