@@ -174,6 +174,27 @@ pub struct SnapshotPartRecord {
     pub storage_size_bytes: u64,
 }
 
+impl SnapshotPartRecord {
+    /// A part as a new import opens it: not committed, nothing counted yet.
+    pub fn uncommitted(
+        cluster_id: ClusterId,
+        replica_set_name: String,
+        type_name: ClusterType,
+    ) -> Self {
+        SnapshotPartRecord {
+            cluster_id,
+            replica_set_name,
+            type_name,
+            committed: false,
+            manifest_name: None,
+            file_count: 0,
+            file_size_bytes: 0,
+            data_size_bytes: 0,
+            storage_size_bytes: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
     pub id: SnapshotId,

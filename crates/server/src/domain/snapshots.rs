@@ -274,17 +274,12 @@ impl Services {
             .iter()
             .filter(|m| m.type_name != ClusterType::ShardedReplicaSet)
             .filter_map(|m| {
-                Some(SnapshotPartRecord {
-                    cluster_id: m.id,
-                    replica_set_name: m.replica_set_name.clone()?,
-                    type_name: m.type_name,
-                    committed: false,
-                    manifest_name: None,
-                    file_count: 0,
-                    file_size_bytes: 0,
-                    data_size_bytes: 0,
-                    storage_size_bytes: 0,
-                })
+                let replica_set = m.replica_set_name.clone()?;
+                Some(SnapshotPartRecord::uncommitted(
+                    m.id,
+                    replica_set,
+                    m.type_name,
+                ))
             })
             .collect();
         let snapshot = SnapshotRecord {
@@ -474,7 +469,8 @@ impl Services {
             .await
     }
 
-    /// Validates a client manifest against the chunk index and sizes it.
+    /// Validates a client manifest against the chunk index and sizes it. Called with the
+    /// GC guard held, shared.
     async fn resolve_manifest(
         &self,
         manifest: PartManifest,
@@ -510,12 +506,16 @@ impl Services {
             }
         }
         let distinct: Vec<[u8; 32]> = distinct.into_iter().collect();
-        let mut known: HashMap<[u8; 32], ChunkInfo> = HashMap::with_capacity(distinct.len());
-        for batch in distinct.chunks(MAX_IDS_PER_QUERY) {
-            for info in self.meta.find_chunks(batch, self.clock.now()).await? {
-                known.insert(info.id, info);
-            }
-        }
+        // A read, not `find_chunks`: the caller holds the GC guard until the commit that
+        // references these chunks, so no idle clock needs resetting (and rewriting every
+        // row of a large part was the largest cost of a commit).
+        let known: HashMap<[u8; 32], ChunkInfo> = self
+            .meta
+            .locate_chunks(&distinct)
+            .await?
+            .into_iter()
+            .map(|info| (info.id, info))
+            .collect();
         let mut stats = PartStats {
             file_count: manifest.files.len() as u64,
             ..PartStats::default()

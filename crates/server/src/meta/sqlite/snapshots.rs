@@ -1,14 +1,14 @@
 //! SQLite implementation of [`SnapshotMeta`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Row};
 
 use super::{corrupt, page_limit, SqliteMetaStore};
 use crate::blocks::{PackId, Placement};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
-use crate::meta::MetaResult;
+use crate::meta::{MetaError, MetaResult};
 use crate::model::{
     ChunkInfo, ClusterType, OplogTs, PageOf, PageRequest, PartStats, SnapshotPartRecord,
     SnapshotRecord, UnixSeconds,
@@ -123,7 +123,43 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// `ids` as hex arguments, appended to `args` (which carries any placeholders before
+/// the id list).
+fn with_ids<'q>(
+    mut args: SqliteArguments<'q>,
+    ids: &[[u8; 32]],
+) -> MetaResult<SqliteArguments<'q>> {
+    for id in ids {
+        args.add(hex::encode(id))
+            .map_err(|e| MetaError::Backend(e.to_string()))?;
+    }
+    Ok(args)
+}
+
+/// Just `ids` as hex arguments.
+fn id_arguments<'q>(ids: &[[u8; 32]]) -> MetaResult<SqliteArguments<'q>> {
+    with_ids(SqliteArguments::default(), ids)
+}
+
 impl SqliteMetaStore {
+    /// The indexed chunks among `ids`, each with its reference count.
+    async fn select_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<(ChunkInfo, i64)>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for group in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT * FROM chunks WHERE id IN ({})",
+                placeholders(group.len())
+            );
+            for row in sqlx::query_with(&sql, id_arguments(group)?)
+                .fetch_all(self.pool())
+                .await?
+            {
+                found.push((chunk_from_row(&row)?, row.try_get("refcount")?));
+            }
+        }
+        Ok(found)
+    }
+
     async fn with_parts(&self, mut snapshot: SnapshotRecord) -> MetaResult<SnapshotRecord> {
         let rows =
             sqlx::query("SELECT * FROM snapshot_parts WHERE snapshot_id = ? ORDER BY cluster_id")
@@ -286,15 +322,30 @@ impl SnapshotMeta for SqliteMetaStore {
         if committed != Some(false) {
             return Ok(PartCommit::AlreadyCommitted);
         }
-        for id in distinct_chunks {
-            let done = sqlx::query(
-                "UPDATE chunks SET refcount = refcount + 1, unreferenced_since = NULL WHERE id = ?",
-            )
-            .bind(hex::encode(id))
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(PartCommit::UnknownChunk(*id));
+        // `distinct_chunks` holds no duplicates, so a group updates as many rows as it has
+        // ids unless one of them is not indexed.
+        for group in distinct_chunks.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE chunks SET refcount = refcount + 1, unreferenced_since = NULL WHERE id IN ({})",
+                placeholders(group.len())
+            );
+            let done = sqlx::query_with(&sql, id_arguments(group)?)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() < group.len() as u64 {
+                let sql = format!(
+                    "SELECT id FROM chunks WHERE id IN ({})",
+                    placeholders(group.len())
+                );
+                let found: std::collections::HashSet<String> =
+                    sqlx::query_scalar_with(&sql, id_arguments(group)?)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                if let Some(unknown) = group.iter().find(|id| !found.contains(&hex::encode(id))) {
+                    return Ok(PartCommit::UnknownChunk(*unknown));
+                }
             }
         }
         sqlx::query(
@@ -383,36 +434,36 @@ impl SnapshotMeta for SqliteMetaStore {
     }
 
     async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
-        for group in ids.chunks(IDS_PER_STATEMENT) {
-            let touch_sql = format!(
+        let found = self.select_chunks(ids).await?;
+        // Only rows that need it are touched: an UPDATE takes the write lock even when it
+        // matches nothing, and imports ask about chunks the index mostly lacks.
+        let idle: Vec<[u8; 32]> = found
+            .iter()
+            .filter(|(_, refcount)| *refcount == 0)
+            .map(|(info, _)| info.id)
+            .collect();
+        for group in idle.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
                 "UPDATE chunks SET unreferenced_since = ? WHERE refcount = 0 AND id IN ({})",
                 placeholders(group.len())
             );
-            let mut update = sqlx::query(&touch_sql).bind(now);
-            for id in group {
-                update = update.bind(hex::encode(id));
-            }
-            update.execute(self.pool()).await?;
+            let mut args = SqliteArguments::default();
+            args.add(now)
+                .map_err(|e| MetaError::Backend(e.to_string()))?;
+            sqlx::query_with(&sql, with_ids(args, group)?)
+                .execute(self.pool())
+                .await?;
         }
-        self.locate_chunks(ids).await
+        Ok(found.into_iter().map(|(info, _)| info).collect())
     }
 
     async fn locate_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<ChunkInfo>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for group in ids.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT * FROM chunks WHERE id IN ({})",
-                placeholders(group.len())
-            );
-            let mut select = sqlx::query(&sql);
-            for id in group {
-                select = select.bind(hex::encode(id));
-            }
-            for row in select.fetch_all(self.pool()).await? {
-                found.push(chunk_from_row(&row)?);
-            }
-        }
-        Ok(found)
+        Ok(self
+            .select_chunks(ids)
+            .await?
+            .into_iter()
+            .map(|(info, _)| info)
+            .collect())
     }
 
     async fn list_chunks(&self, after: Option<[u8; 32]>, limit: u32) -> MetaResult<Vec<ChunkInfo>> {
@@ -591,6 +642,106 @@ mod tests {
     fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
         items.sort();
         items
+    }
+
+    /// A store holding one open snapshot of one replica set, `rs0`.
+    async fn store_with_open_snapshot(dir: &std::path::Path) -> (SqliteMetaStore, SnapshotId) {
+        let store = SqliteMetaStore::open(&dir.join("meta.sqlite"))
+            .await
+            .expect("open");
+        let (org, group, cluster) = (
+            crate::ids::OrgId::generate(),
+            GroupId::generate(),
+            ClusterId::generate(),
+        );
+        let account_rows = [
+            ("INSERT INTO orgs (id, name, created) VALUES (?, 'o', 0)", vec![org.to_hex()]),
+            (
+                "INSERT INTO projects (id, org_id, name, created) VALUES (?, ?, 'p', 0)",
+                vec![group.to_hex(), org.to_hex()],
+            ),
+            (
+                "INSERT INTO clusters (id, project_id, cluster_name, type_name, replica_set_name, fcv, created) \
+                 VALUES (?, ?, 'c', 'REPLICA_SET', 'rs0', '7.0', 0)",
+                vec![cluster.to_hex(), group.to_hex()],
+            ),
+        ];
+        for (sql, binds) in account_rows {
+            let query = binds.into_iter().fold(sqlx::query(sql), |q, b| q.bind(b));
+            query.execute(store.pool()).await.expect("account rows");
+        }
+        let snapshot = SnapshotRecord {
+            id: SnapshotId::generate(),
+            group_id: group,
+            cluster_id: cluster,
+            created: OplogTs { secs: 1, inc: 0 },
+            last_oplog_applied: None,
+            complete: false,
+            expires: None,
+            do_not_delete: false,
+            deleted_at: None,
+            mongod_version: "7.0.2".into(),
+            storage_engine: "wiredTiger".into(),
+            recorded: 0,
+            parts: vec![SnapshotPartRecord::uncommitted(
+                cluster,
+                "rs0".into(),
+                ClusterType::ReplicaSet,
+            )],
+        };
+        store.insert_snapshot(&snapshot).await.expect("snapshot");
+        (store, snapshot.id)
+    }
+
+    #[tokio::test]
+    async fn a_commit_naming_an_unindexed_chunk_among_many_changes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, snapshot) = store_with_open_snapshot(dir.path()).await;
+        let pack = PackId::of(b"pack");
+        // More chunks than one statement binds, so the commit updates them in groups.
+        let chunks: Vec<ChunkInfo> = (0..IDS_PER_STATEMENT + 100)
+            .map(|n| ChunkInfo {
+                id: *blake3::hash(&n.to_be_bytes()).as_bytes(),
+                ..packed(0, pack, n as u64 * 62)
+            })
+            .collect();
+        store
+            .record_pack(pack, 1, &chunks, 10)
+            .await
+            .expect("record");
+        let mut ids: Vec<[u8; 32]> = chunks.iter().map(|c| c.id).collect();
+        let unknown = [0xee; 32];
+        ids.push(unknown);
+        ids.sort();
+        let commit = |ids: Vec<[u8; 32]>| {
+            let store = &store;
+            async move {
+                store
+                    .commit_part(snapshot, "rs0", PartStats::default(), &ids, "m.json")
+                    .await
+                    .expect("commit")
+            }
+        };
+        assert_eq!(commit(ids.clone()).await, PartCommit::UnknownChunk(unknown));
+        let referenced: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE refcount > 0")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(referenced, 0, "the failed commit took no reference");
+
+        ids.retain(|id| *id != unknown);
+        assert_eq!(
+            commit(ids.clone()).await,
+            PartCommit::Committed { complete: true }
+        );
+        let referenced: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM chunks WHERE refcount = 1 AND unreferenced_since IS NULL",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+        assert_eq!(referenced, ids.len() as i64);
+        assert_eq!(commit(ids).await, PartCommit::AlreadyCommitted);
     }
 
     #[tokio::test]
