@@ -3,6 +3,7 @@
 //! They carry no behaviour that depends on HTTP or SQL: the store persists them, the domain
 //! decides with them, and the HTTP layer renders them into wire types.
 
+use crate::blocks::Placement;
 use crate::ids::{ApiKeyId, BatchId, ClusterId, GroupId, JobId, OplogSliceId, OrgId, SnapshotId};
 
 /// Seconds since the Unix epoch, UTC. The whole server keeps time at this resolution,
@@ -220,6 +221,27 @@ pub struct SnapshotPartRecord {
     pub storage_size_bytes: u64,
 }
 
+impl SnapshotPartRecord {
+    /// A part as a new import opens it: not committed, nothing counted yet.
+    pub fn uncommitted(
+        cluster_id: ClusterId,
+        replica_set_name: String,
+        type_name: ClusterType,
+    ) -> Self {
+        SnapshotPartRecord {
+            cluster_id,
+            replica_set_name,
+            type_name,
+            committed: false,
+            manifest_name: None,
+            file_count: 0,
+            file_size_bytes: 0,
+            data_size_bytes: 0,
+            storage_size_bytes: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
     pub id: SnapshotId,
@@ -251,6 +273,8 @@ pub struct ChunkInfo {
     /// Bytes of the stored payload (compressed, or raw).
     pub stored_bytes: u32,
     pub is_deflate: bool,
+    /// Where the chunk's object bytes are.
+    pub placement: Placement,
 }
 
 /// Sizes recorded when a part is committed.

@@ -2,12 +2,16 @@
 //! through the real `rewind` client, restore jobs, downloads and tree comparisons.
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use rewind_cli::client::ApiClient;
+use rewind_server::blocks::chunk::{OBJECT_HEADER_BYTES, OBJECT_MAGIC};
+use rewind_server::blocks::ChunkId;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
@@ -267,9 +271,9 @@ pub async fn download_archive(job: &Value) -> Vec<u8> {
     body
 }
 
-/// Every chunk object the block store holds under `data_dir`.
-pub fn chunk_objects(data_dir: &Path) -> Vec<PathBuf> {
-    let root = data_dir.join("blocks").join("chunks");
+/// Every pack object the block store holds under `data_dir`.
+pub fn pack_objects(data_dir: &Path) -> Vec<PathBuf> {
+    let root = data_dir.join("blocks").join("packs");
     let mut found = Vec::new();
     let mut pending = vec![root];
     while let Some(dir) = pending.pop() {
@@ -293,9 +297,60 @@ pub fn chunk_objects(data_dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The chunk id (64 hex digits) of a chunk object path.
-pub fn chunk_id_of(path: &Path) -> String {
-    path.file_name().unwrap().to_str().unwrap().to_owned()
+/// A chunk object inside a pack file.
+pub struct PackedChunk {
+    /// Where the chunk's payload lies in the pack file.
+    pub payload: Range<usize>,
+    /// Encoding byte of the object header: 0 raw, 1 raw deflate.
+    pub encoding: u8,
+}
+
+impl PackedChunk {
+    /// The chunk's id (64 hex digits), recovered by decoding its payload out of `pack`.
+    pub fn id(&self, pack: &[u8]) -> String {
+        let payload = &pack[self.payload.clone()];
+        let plain = match self.encoding {
+            0 => payload.to_vec(),
+            1 => {
+                let mut plain = Vec::new();
+                flate2::read::DeflateDecoder::new(payload)
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                plain
+            }
+            other => panic!("unknown chunk encoding {other}"),
+        };
+        ChunkId::of(&plain).to_hex()
+    }
+}
+
+/// Splits a pack into its chunk objects by walking their headers: a pack is the chunks'
+/// object bytes end to end, each header giving the encoding (byte 5) and the payload's
+/// length (bytes 16..20, big-endian).
+pub fn packed_chunks(pack: &[u8]) -> Vec<PackedChunk> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < pack.len() {
+        let header = &pack[at..at + OBJECT_HEADER_BYTES];
+        assert_eq!(header[..4], OBJECT_MAGIC, "a chunk object starts at {at}");
+        let len = u32::from_be_bytes(header[16..20].try_into().unwrap()) as usize;
+        let start = at + OBJECT_HEADER_BYTES;
+        found.push(PackedChunk {
+            payload: start..start + len,
+            encoding: header[5],
+        });
+        at = start + len;
+    }
+    found
+}
+
+/// How many chunks the packs under `data_dir` hold.
+pub fn packed_chunk_count(data_dir: &Path) -> usize {
+    pack_objects(data_dir)
+        .iter()
+        .filter_map(|pack| std::fs::read(pack).ok())
+        .map(|bytes| packed_chunks(&bytes).len())
+        .sum()
 }
 
 /// A sharded cluster `ledger` (two shards and a config server) registered on `server`,

@@ -223,13 +223,16 @@ async fn a_second_import_after_scattered_writes_stores_little_more_than_the_chan
 #[tokio::test]
 async fn a_flipped_byte_in_a_stored_chunk_is_caught_by_verify_and_breaks_the_restore() {
     let imported = ImportedReplicaSet::start(1 << 20, 31, &[]).await;
-    let chunks = chunk_objects(imported.server.data_dir());
-    assert!(!chunks.is_empty(), "the import stored chunks");
+    let packs = pack_objects(imported.server.data_dir());
+    assert!(!packs.is_empty(), "the import stored packs");
+    let pack = &packs[packs.len() / 2];
+    let mut bytes = std::fs::read(pack).unwrap();
+    let chunks = packed_chunks(&bytes);
+    assert!(chunks.len() > 2, "a pack holds many chunks");
     let victim = &chunks[chunks.len() / 2];
-    let mut bytes = std::fs::read(victim).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x40;
-    std::fs::write(victim, &bytes).unwrap();
+    let victim_id = victim.id(&bytes);
+    bytes[victim.payload.start + victim.payload.len() / 2] ^= 0x40;
+    std::fs::write(pack, &bytes).unwrap();
 
     let out = rewind_as_client(
         &imported.server,
@@ -247,7 +250,7 @@ async fn a_flipped_byte_in_a_stored_chunk_is_caught_by_verify_and_breaks_the_res
     );
     assert!(!out.status.success(), "verify exits non-zero on damage");
     let report: Value = serde_json::from_slice(&out.stdout).expect("verify --json prints a report");
-    assert_eq!(report["corrupt"], json!([chunk_id_of(victim)]), "{report}");
+    assert_eq!(report["corrupt"], json!([victim_id]), "{report}");
     assert_eq!(report["missing"], json!([]), "{report}");
 
     let jobs = imported.restore(json!({"maxDownloads": 1})).await;
@@ -306,8 +309,8 @@ async fn an_interrupted_import_resumes_without_sending_its_chunks_again() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    // More objects than one upload batch holds: at least one batch is stored and indexed.
-    while chunk_objects(server.data_dir()).len() < 300 {
+    // More chunks than one upload batch holds: at least one batch is stored and indexed.
+    while packed_chunk_count(server.data_dir()) < 300 {
         assert!(
             Instant::now() < deadline,
             "the import stored nothing in 30 s"
@@ -320,7 +323,7 @@ async fn an_interrupted_import_resumes_without_sending_its_chunks_again() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let stored_before = chunk_objects(server.data_dir()).len();
+    let stored_before = packed_chunk_count(server.data_dir());
 
     let rerun = import_dir(&server, &group, &cluster, source.path());
     let scanned = rerun["bytesScanned"].as_u64().unwrap();
@@ -427,7 +430,7 @@ async fn a_chunk_uploaded_under_the_wrong_hash_is_refused_and_still_missing() {
     assert_eq!(missing.status, StatusCode::OK, "{}", missing.text);
     assert_eq!(missing.json()["missing"], json!([hex::encode(claimed)]));
     assert!(
-        chunk_objects(server.data_dir()).is_empty(),
+        pack_objects(server.data_dir()).is_empty(),
         "nothing was stored"
     );
 }
@@ -441,14 +444,14 @@ async fn an_expired_snapshot_is_swept_and_only_its_own_chunks_are_collected() {
     let source = tempfile::tempdir().unwrap();
     generate(source.path(), 2 << 20, 61);
     let kept = import_dir(&server, &group, &cluster, source.path());
-    let kept_chunks: BTreeSet<_> = chunk_objects(server.data_dir()).into_iter().collect();
+    let kept_packs: BTreeSet<_> = pack_objects(server.data_dir()).into_iter().collect();
 
     random_files(source.path(), 1, 400_000, 62);
     let expiring = import_dir(&server, &group, &cluster, source.path());
     let expiring_id = expiring["snapshotId"].as_str().unwrap();
-    let all: BTreeSet<_> = chunk_objects(server.data_dir()).into_iter().collect();
-    let own: Vec<_> = all.difference(&kept_chunks).cloned().collect();
-    assert!(!own.is_empty(), "the second snapshot has chunks of its own");
+    let all: BTreeSet<_> = pack_objects(server.data_dir()).into_iter().collect();
+    let own: Vec<_> = all.difference(&kept_packs).cloned().collect();
+    assert!(!own.is_empty(), "the second snapshot has packs of its own");
 
     let snapshots = snapshots_path(&group, &cluster);
     let patched = call(
@@ -476,14 +479,14 @@ async fn an_expired_snapshot_is_swept_and_only_its_own_chunks_are_collected() {
         }
         assert!(
             Instant::now() < deadline,
-            "after 20 s: listed {listed}, own chunks collected {collected}"
+            "after 20 s: listed {listed}, own packs deleted {collected}"
         );
         pause(Duration::from_millis(200)).await;
     }
-    for path in &kept_chunks {
+    for path in &kept_packs {
         assert!(
             path.exists(),
-            "a chunk the kept snapshot uses was collected: {path:?}"
+            "a pack the kept snapshot uses was deleted: {path:?}"
         );
     }
 }

@@ -25,8 +25,6 @@
 //! The CRC-32 is stored because a gzip member trailer needs it: a restore writes it without
 //! touching the plaintext.
 
-use std::fmt;
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -54,48 +52,10 @@ pub(crate) const STORED_BLOCK_MAX_BYTES: usize = 65_535;
 /// LEN (2) and NLEN (2).
 const STORED_BLOCK_OVERHEAD_BYTES: usize = 5;
 
-/// A chunk's identity: BLAKE3 of its plaintext.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChunkId([u8; 32]);
-
-impl ChunkId {
-    /// The id of `plain`.
-    pub fn of(plain: &[u8]) -> Self {
-        Self(*blake3::hash(plain).as_bytes())
-    }
-
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// 64 lowercase hex digits; the form used in object paths and manifests.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Parses exactly 64 hex digits (either case); `None` for anything else.
-    pub fn parse_hex(text: &str) -> Option<Self> {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text, &mut bytes).ok()?;
-        Some(Self(bytes))
-    }
-}
-
-impl fmt::Display for ChunkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for ChunkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChunkId({})", self.to_hex())
-    }
-}
+digest_id!(
+    /// A chunk's identity: BLAKE3 of its plaintext.
+    ChunkId
+);
 
 /// How a chunk's payload relates to its plaintext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -286,7 +246,18 @@ impl EncodedChunk {
 
     /// The object bytes to store (format in the module docs).
     pub fn to_object_bytes(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(OBJECT_HEADER_BYTES + self.payload.len());
+        let mut out = BytesMut::with_capacity(self.object_len());
+        self.write_object(&mut out);
+        out.freeze()
+    }
+
+    /// Length of [`Self::to_object_bytes`]: at most [`MAX_OBJECT_BYTES`].
+    pub fn object_len(&self) -> usize {
+        OBJECT_HEADER_BYTES + self.payload.len()
+    }
+
+    /// Appends the object bytes to `out`, as packs are assembled.
+    pub fn write_object(&self, out: &mut BytesMut) {
         out.put_slice(&OBJECT_MAGIC);
         out.put_u8(OBJECT_VERSION);
         out.put_u8(self.encoding.to_byte());
@@ -296,7 +267,6 @@ impl EncodedChunk {
         out.put_u32(len_u32(self.payload.len()));
         out.put_slice(&self.check());
         out.put_slice(&self.payload);
-        out.freeze()
     }
 
     /// Parses and verifies an object stored under `id`. Any mismatch — magic, version,

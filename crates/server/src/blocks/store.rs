@@ -1,8 +1,12 @@
 //! Where chunks live: the [`BlockStore`] trait and its `object_store` backend.
 //!
-//! The backend uses only what every `object_store` implementation offers (get, put, head,
-//! delete, list), so the same code runs on a local directory, in memory, or on S3.
+//! The backend uses only what every `object_store` implementation offers (get, ranged get,
+//! put, head, delete, list), so the same code runs on a local directory, in memory, or on S3.
 
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
@@ -14,11 +18,15 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetResult, ObjectMeta, ObjectStore};
 
 use super::chunk::MAX_OBJECT_BYTES;
-use super::{BlockError, BlockResult, ChunkId, EncodedChunk};
+use super::{
+    BlockError, BlockResult, ChunkId, ChunkLocation, EncodedChunk, Pack, PackId, Placement,
+};
 use crate::ids::{ClusterId, OplogSliceId};
 
-/// Top-level folder of chunk objects.
+/// Top-level folder of chunks stored one per object (before packs existed).
 const CHUNKS_DIR: &str = "chunks";
+/// Top-level folder of packs.
+const PACKS_DIR: &str = "packs";
 /// Top-level folder of manifests.
 const MANIFESTS_DIR: &str = "manifests";
 /// Top-level folder of oplog slices.
@@ -26,23 +34,16 @@ const OPLOG_DIR: &str = "oplog";
 /// Longest manifest name accepted.
 const MAX_MANIFEST_NAME_BYTES: usize = 200;
 
-/// What a [`BlockStore::put`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    /// A chunk with this id was already stored; nothing was written.
-    AlreadyPresent,
-    /// The chunk was written as an object of `bytes` bytes.
-    Stored { bytes: u64 },
-}
-
 /// Names every object the block store keeps. All object paths are derived here, and only
 /// here, so the layout cannot drift between writers and readers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ObjectKey {
-    /// `chunks/ab/<64 hex>`: 256 directories keep each one small (about 4,000 chunks per
-    /// directory at 32 GiB stored) while a store needs only 256 directory creations; a
-    /// two-level fan-out made nearly every early chunk write also create a directory.
+    /// `chunks/ab/<64 hex>`: a chunk stored alone, as every chunk was before packs. Such
+    /// objects are read and deleted, never written any more.
     Chunk(ChunkId),
+    /// `packs/ab/<64 hex>`: 256 directories, as chunks had; at about 8 MiB a pack that is
+    /// about 500 packs per directory at 1 TiB stored.
+    Pack(PackId),
     /// `manifests/<name>`; `name` is one segment of `[A-Za-z0-9._-]`, not starting with `.`.
     Manifest { name: String },
     /// `oplog/<cluster>/<replica set name, hex>/<slice>`: one oplog slice. The name is
@@ -59,6 +60,7 @@ impl ObjectKey {
     pub fn path(&self) -> BlockResult<ObjectPath> {
         match self {
             ObjectKey::Chunk(id) => Ok(chunk_path(id)),
+            ObjectKey::Pack(id) => Ok(pack_path(id)),
             ObjectKey::Manifest { name } if is_valid_manifest_name(name) => {
                 Ok(ObjectPath::from_iter([MANIFESTS_DIR, name.as_str()]))
             }
@@ -82,9 +84,16 @@ impl ObjectKey {
     }
 }
 
+fn fanned_out_path(dir: &str, hex: &str) -> ObjectPath {
+    ObjectPath::from_iter([dir, &hex[..2], hex])
+}
+
 fn chunk_path(id: &ChunkId) -> ObjectPath {
-    let hex = id.to_hex();
-    ObjectPath::from_iter([CHUNKS_DIR, &hex[..2], &hex])
+    fanned_out_path(CHUNKS_DIR, &id.to_hex())
+}
+
+fn pack_path(id: &PackId) -> ObjectPath {
+    fanned_out_path(PACKS_DIR, &id.to_hex())
 }
 
 /// Names that are the same path on every backend: no separators, no `..`, nothing a file
@@ -98,56 +107,68 @@ fn is_valid_manifest_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// The id of the chunk object at `location`, if it is one laid out by [`ObjectKey::Chunk`].
-fn chunk_id_at(location: &ObjectPath) -> Option<ChunkId> {
-    let id = ChunkId::parse_hex(location.filename()?)?;
-    (chunk_path(&id) == *location).then_some(id)
+/// The id of the pack object at `location`, if it is one laid out by [`ObjectKey::Pack`].
+fn pack_id_at(location: &ObjectPath) -> Option<PackId> {
+    let id = PackId::parse_hex(location.filename()?)?;
+    (pack_path(&id) == *location).then_some(id)
+}
+
+/// A stored pack object, as listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedPack {
+    pub id: PackId,
+    pub bytes: u64,
+    /// When the object was last written, in Unix seconds.
+    pub last_modified: i64,
 }
 
 /// A content-addressed chunk store, plus a few small named objects (snapshot manifests).
 ///
-/// Contract for every backend: an object becomes visible only complete; `put` is idempotent;
-/// `get` verifies every read and never returns a corrupt chunk.
+/// Chunks are written many at a time, as a [`Pack`], because a write per chunk made file
+/// creation (or, on S3, request count) the cost of an import; they are read one by one by
+/// the location the metadata index records. Every backend guarantees: an object becomes
+/// visible only complete; writing a pack again is harmless; every chunk read is verified
+/// against its id, and a corrupt chunk is never returned.
 #[async_trait]
 pub trait BlockStore: Send + Sync + 'static {
-    async fn contains(&self, id: ChunkId) -> BlockResult<bool>;
+    /// Writes the pack's object. Writing an existing pack again rewrites the same bytes and
+    /// renews its modification time, which is what keeps an unindexed pack that a writer is
+    /// about to index safe from the orphan sweep.
+    async fn put_pack(&self, pack: &Pack) -> BlockResult<()>;
 
-    /// Stores `chunk` unless a chunk with its id is already there (content addressing makes
-    /// that one identical).
-    async fn put(&self, chunk: &EncodedChunk) -> BlockResult<PutOutcome>;
-
-    /// The stored chunk, its `check` verified; [`BlockError::NotFound`] if absent and
-    /// [`BlockError::Corrupt`] (logged) if its bytes fail verification.
-    async fn get(&self, id: ChunkId) -> BlockResult<EncodedChunk>;
+    /// The chunk at `at`, its `check` verified; [`BlockError::NotFound`] if its object (or
+    /// pack) is absent and [`BlockError::Corrupt`] (logged) if the bytes there are not that
+    /// chunk, whole and intact.
+    async fn get(&self, at: &ChunkLocation) -> BlockResult<EncodedChunk>;
 
     /// Several chunks, each verified as [`BlockStore::get`] does, in the order asked.
-    /// Backends that can read many objects at once override it.
-    async fn get_many(&self, ids: &[ChunkId]) -> Vec<BlockResult<EncodedChunk>> {
-        futures::future::join_all(ids.iter().map(|id| self.get(*id))).await
+    /// Backends that read many ranges at once (a restore reads chunks in windows) override it.
+    async fn get_many(&self, at: &[ChunkLocation]) -> Vec<BlockResult<EncodedChunk>> {
+        futures::future::join_all(at.iter().map(|at| self.get(at))).await
     }
 
-    /// Removes the chunk; removing a missing chunk is not an error.
-    async fn delete(&self, id: ChunkId) -> BlockResult<()>;
+    /// Every stored pack object, in no particular order: the orphan sweep compares it with
+    /// the index.
+    fn list_packs(&self) -> BoxStream<'static, BlockResult<ListedPack>>;
 
-    /// Every stored chunk id, in no particular order.
-    fn list(&self) -> BoxStream<'static, BlockResult<ChunkId>>;
-
-    /// Writes a non-chunk object (chunks go through [`BlockStore::put`] only).
+    /// Writes a manifest (chunks and packs only through [`BlockStore::put_pack`], so every
+    /// one of them is well-formed).
     async fn put_object(&self, key: &ObjectKey, bytes: Bytes) -> BlockResult<()>;
 
-    /// Reads a non-chunk object; `None` when it does not exist.
+    /// Reads a manifest; `None` when it does not exist.
     async fn get_object(&self, key: &ObjectKey) -> BlockResult<Option<Bytes>>;
 
-    /// Removes a non-chunk object; removing a missing one is not an error.
+    /// Removes any object: a manifest, a pack, or a chunk stored alone. Removing a missing
+    /// object is not an error.
     async fn delete_object(&self, key: &ObjectKey) -> BlockResult<()>;
 }
 
 /// A [`BlockStore`] over any `object_store` backend.
 ///
 /// Durability of writes: `LocalFileSystem::put` writes a staging file and renames it into
-/// place, and an S3 PUT is atomic, so readers never see a partial object. (The local backend
-/// does not fsync; a machine crash right after a put may lose that put, which the next
-/// snapshot's `contains` check repairs by writing the chunk again.)
+/// place, and an S3 PUT is atomic, so readers never see a partial object. The local backend
+/// does not fsync: a machine crash right after a pack is indexed may lose the pack while
+/// the index keeps it, which `verify` then reports as missing chunks.
 #[derive(Debug, Clone)]
 pub struct ObjectBlockStore {
     inner: Arc<dyn ObjectStore>,
@@ -183,36 +204,206 @@ impl ObjectBlockStore {
         }
     }
 
-    async fn get_verified(&self, id: ChunkId) -> BlockResult<EncodedChunk> {
+    async fn get_loose(&self, id: ChunkId) -> BlockResult<EncodedChunk> {
         let result = self
             .fetch(&chunk_path(&id))
             .await?
             .ok_or(BlockError::NotFound(id))?;
         if result.meta.size > MAX_OBJECT_BYTES as u64 {
-            return Err(BlockError::Corrupt {
-                id,
-                reason: format!(
-                    "object of {} bytes is larger than any chunk",
-                    result.meta.size
-                ),
-            });
+            return Err(oversized(id));
         }
         EncodedChunk::from_object_bytes(id, result.bytes().await?)
     }
 
-    async fn delete_path(&self, path: &ObjectPath) -> BlockResult<()> {
-        match self.inner.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+    async fn get_packed(
+        &self,
+        id: ChunkId,
+        pack: PackId,
+        offset: u64,
+        len: u32,
+    ) -> BlockResult<EncodedChunk> {
+        let range = packed_range(id, offset, len)?;
+        let path = pack_path(&pack);
+        match self.inner.get_range(&path, range.clone()).await {
+            Ok(bytes) => EncodedChunk::from_object_bytes(id, bytes),
+            Err(object_store::Error::NotFound { .. }) => Err(BlockError::NotFound(id)),
+            Err(e) => Err(self.explain_range_failure(&path, id, range, e).await),
         }
+    }
+
+    /// Backends answer a range beyond an object's end with an error of their own kind; a
+    /// look at the object's size tells a truncated pack (corrupt) from a failing store.
+    async fn explain_range_failure(
+        &self,
+        path: &ObjectPath,
+        id: ChunkId,
+        range: Range<u64>,
+        err: object_store::Error,
+    ) -> BlockError {
+        match self.inner.head(path).await {
+            Ok(meta) if meta.size < range.end => BlockError::Corrupt {
+                id,
+                reason: format!(
+                    "the pack holds {} bytes but the chunk ends at byte {}",
+                    meta.size, range.end
+                ),
+            },
+            Err(object_store::Error::NotFound { .. }) => BlockError::NotFound(id),
+            _ => err.into(),
+        }
+    }
+
+    /// Reads several chunks of one pack in one ranged request; any failure other than a
+    /// missing pack is sorted out chunk by chunk.
+    async fn get_from_pack(
+        &self,
+        pack: PackId,
+        entries: &[(ChunkId, u64, u32)],
+    ) -> Vec<BlockResult<EncodedChunk>> {
+        let one_by_one = || {
+            futures::future::join_all(
+                entries
+                    .iter()
+                    .map(|&(id, offset, len)| self.get_packed(id, pack, offset, len)),
+            )
+        };
+        let ranges: BlockResult<Vec<Range<u64>>> = entries
+            .iter()
+            .map(|&(id, offset, len)| packed_range(id, offset, len))
+            .collect();
+        let Ok(ranges) = ranges else {
+            return one_by_one().await;
+        };
+        match self.inner.get_ranges(&pack_path(&pack), &ranges).await {
+            Ok(bodies) if bodies.len() == entries.len() => entries
+                .iter()
+                .zip(bodies)
+                .map(|(&(id, _, _), bytes)| EncodedChunk::from_object_bytes(id, bytes))
+                .collect(),
+            Err(object_store::Error::NotFound { .. }) => entries
+                .iter()
+                .map(|&(id, _, _)| Err(BlockError::NotFound(id)))
+                .collect(),
+            _ => one_by_one().await,
+        }
+    }
+
+    /// [`BlockStore::get_many`] through `object_store`: one ranged request per pack, and
+    /// one get per chunk stored alone, all at once.
+    async fn get_many_remote(&self, at: &[ChunkLocation]) -> Vec<BlockResult<EncodedChunk>> {
+        let mut by_pack: HashMap<PackId, Vec<usize>> = HashMap::new();
+        for (i, location) in at.iter().enumerate() {
+            if let Placement::Packed { pack, .. } = location.placement {
+                by_pack.entry(pack).or_default().push(i);
+            }
+        }
+        let pack_reads = by_pack.into_iter().map(|(pack, positions)| async move {
+            let entries: Vec<(ChunkId, u64, u32)> = positions
+                .iter()
+                .filter_map(|&i| match at[i].placement {
+                    Placement::Packed { offset, len, .. } => Some((at[i].id, offset, len)),
+                    Placement::Loose => None,
+                })
+                .collect();
+            let read = self.get_from_pack(pack, &entries).await;
+            positions.into_iter().zip(read).collect::<Vec<_>>()
+        });
+        let loose_reads = at
+            .iter()
+            .enumerate()
+            .filter(|(_, location)| location.placement == Placement::Loose)
+            .map(|(i, location)| async move { vec![(i, self.get_loose(location.id).await)] });
+        let (packed, loose) = futures::future::join(
+            futures::future::join_all(pack_reads),
+            futures::future::join_all(loose_reads),
+        )
+        .await;
+        let mut results: Vec<Option<BlockResult<EncodedChunk>>> = at.iter().map(|_| None).collect();
+        for (i, result) in packed.into_iter().chain(loose).flatten() {
+            results[i] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(BlockError::Io("a chunk read went missing".into()))))
+            .collect()
     }
 }
 
-/// Reads and verifies one chunk file of a local store (see [`ObjectBlockStore::get_many`]).
-fn read_local_chunk(root: &FsPath, id: ChunkId) -> BlockResult<EncodedChunk> {
+fn oversized(id: ChunkId) -> BlockError {
+    BlockError::Corrupt {
+        id,
+        reason: "object is larger than any chunk".into(),
+    }
+}
+
+/// The byte range of a packed chunk, refused when the index claims a length no chunk has
+/// (so a damaged index cannot make a read allocate without bound).
+fn packed_range(id: ChunkId, offset: u64, len: u32) -> BlockResult<Range<u64>> {
+    if len as usize > MAX_OBJECT_BYTES {
+        return Err(oversized(id));
+    }
+    let end = offset
+        .checked_add(u64::from(len))
+        .ok_or_else(|| BlockError::Corrupt {
+            id,
+            reason: "the chunk's recorded offset is out of range".into(),
+        })?;
+    Ok(offset..end)
+}
+
+/// Logs a corrupt chunk where it is refused.
+fn refusing_corrupt(result: BlockResult<EncodedChunk>) -> BlockResult<EncodedChunk> {
+    if let Err(BlockError::Corrupt { id, reason }) = &result {
+        tracing::error!(chunk = %id, %reason, "refusing corrupt chunk");
+    }
+    result
+}
+
+/// Reads and verifies a window of chunks of a local store in the calling (blocking)
+/// thread, opening each pack once and reading each chunk with one positioned read.
+fn read_local(root: &FsPath, at: &[ChunkLocation]) -> Vec<BlockResult<EncodedChunk>> {
+    let mut packs: HashMap<PackId, std::io::Result<File>> = HashMap::new();
+    at.iter()
+        .map(|location| {
+            let id = location.id;
+            match location.placement {
+                Placement::Loose => read_local_loose(root, id),
+                Placement::Packed { pack, offset, len } => {
+                    let file = packs
+                        .entry(pack)
+                        .or_insert_with(|| File::open(root.join(pack_path(&pack).as_ref())));
+                    match file {
+                        Ok(file) => read_local_packed(file, id, offset, len),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Err(BlockError::NotFound(id))
+                        }
+                        Err(e) => Err(BlockError::Io(e.to_string())),
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+fn read_local_packed(file: &File, id: ChunkId, offset: u64, len: u32) -> BlockResult<EncodedChunk> {
+    let range = packed_range(id, offset, len)?;
+    let mut bytes = vec![0u8; len as usize];
+    match file.read_exact_at(&mut bytes, range.start) {
+        Ok(()) => EncodedChunk::from_object_bytes(id, Bytes::from(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(BlockError::Corrupt {
+            id,
+            reason: format!(
+                "the pack ends before byte {} where the chunk ends",
+                range.end
+            ),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn read_local_loose(root: &FsPath, id: ChunkId) -> BlockResult<EncodedChunk> {
     use std::io::Read;
-    let path = root.join(chunk_path(&id).as_ref());
-    let file = match std::fs::File::open(&path) {
+    let file = match File::open(root.join(chunk_path(&id).as_ref())) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlockError::NotFound(id)),
         Err(e) => return Err(e.into()),
@@ -221,37 +412,37 @@ fn read_local_chunk(root: &FsPath, id: ChunkId) -> BlockResult<EncodedChunk> {
     file.take(MAX_OBJECT_BYTES as u64 + 1)
         .read_to_end(&mut bytes)?;
     if bytes.len() > MAX_OBJECT_BYTES {
-        return Err(BlockError::Corrupt {
-            id,
-            reason: "object is larger than any chunk".into(),
-        });
+        return Err(oversized(id));
     }
-    let result = EncodedChunk::from_object_bytes(id, Bytes::from(bytes));
-    if let Err(BlockError::Corrupt { reason, .. }) = &result {
-        tracing::error!(chunk = %id, %reason, "refusing corrupt chunk");
-    }
-    result
+    EncodedChunk::from_object_bytes(id, Bytes::from(bytes))
 }
 
-/// The path of a non-chunk object; chunk keys are refused so every chunk object is written
-/// by `put` and therefore well-formed.
-fn non_chunk_path(key: &ObjectKey) -> BlockResult<ObjectPath> {
+/// The path of a named object (a manifest or an oplog slice); chunk and pack keys are
+/// refused so that every chunk and pack object is written by `put_pack` and therefore
+/// well-formed.
+fn named_object_path(key: &ObjectKey) -> BlockResult<ObjectPath> {
     match key {
-        ObjectKey::Chunk(id) => Err(BlockError::InvalidKey(format!(
-            "chunk {id} is only accessible through the chunk methods"
+        ObjectKey::Chunk(_) | ObjectKey::Pack(_) => Err(BlockError::InvalidKey(format!(
+            "{key:?} is only accessible through the chunk methods"
         ))),
-        _ => key.path(),
+        ObjectKey::Manifest { .. } | ObjectKey::OplogSlice { .. } => key.path(),
     }
 }
 
-fn listed_chunk_id(meta: object_store::Result<ObjectMeta>) -> Option<BlockResult<ChunkId>> {
+fn listed_pack(meta: object_store::Result<ObjectMeta>) -> Option<BlockResult<ListedPack>> {
     match meta {
         Ok(meta) => {
-            let id = chunk_id_at(&meta.location);
+            let id = pack_id_at(&meta.location);
             if id.is_none() {
-                tracing::warn!(location = %meta.location, "ignoring stray object among chunks");
+                tracing::warn!(location = %meta.location, "ignoring stray object among packs");
             }
-            id.map(Ok)
+            id.map(|id| {
+                Ok(ListedPack {
+                    id,
+                    bytes: meta.size,
+                    last_modified: meta.last_modified.timestamp(),
+                })
+            })
         }
         Err(e) => Some(Err(e.into())),
     }
@@ -259,151 +450,174 @@ fn listed_chunk_id(meta: object_store::Result<ObjectMeta>) -> Option<BlockResult
 
 #[async_trait]
 impl BlockStore for ObjectBlockStore {
-    async fn contains(&self, id: ChunkId) -> BlockResult<bool> {
-        match self.inner.head(&chunk_path(&id)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn put(&self, chunk: &EncodedChunk) -> BlockResult<PutOutcome> {
-        if self.contains(chunk.id()).await? {
-            return Ok(PutOutcome::AlreadyPresent);
-        }
-        let bytes = chunk.to_object_bytes();
-        let len = bytes.len() as u64;
-        // A plain put (staging file renamed into place) rather than a conditional one: on
-        // ext4 the conditional form's link-then-unlink makes every later file creation scan
-        // recently deleted inodes, which cost a third of an import's CPU. Racing writers of
-        // one id write identical bytes, so whichever rename lands last is right.
+    async fn put_pack(&self, pack: &Pack) -> BlockResult<()> {
+        // A plain put (staging file renamed into place) rather than a conditional one: the
+        // bytes are named by their hash, so racing writers of one pack write the same bytes,
+        // and the rewrite renews the modification time the orphan sweep goes by.
         self.inner
-            .put(&chunk_path(&chunk.id()), bytes.into())
+            .put(&pack_path(&pack.id()), pack.bytes().clone().into())
             .await?;
-        Ok(PutOutcome::Stored { bytes: len })
+        Ok(())
     }
 
-    /// On a local store, reads the whole window of chunk files in one blocking task:
-    /// `object_store`'s local backend hands every read to the blocking pool, and for chunks of
-    /// tens of KiB those thread hand-offs, not the reads, dominated delivery time. The files
-    /// are the ones `put` wrote through `object_store`, found by the same `chunk_path`, and are
-    /// verified exactly as `get` verifies them.
-    async fn get_many(&self, ids: &[ChunkId]) -> Vec<BlockResult<EncodedChunk>> {
-        let Some(root) = self.local_root.clone() else {
-            return futures::future::join_all(ids.iter().map(|id| self.get(*id))).await;
-        };
-        let ids = ids.to_vec();
-        let count = ids.len();
-        let read = tokio::task::spawn_blocking(move || {
-            ids.into_iter()
-                .map(|id| read_local_chunk(&root, id))
-                .collect::<Vec<_>>()
+    async fn get(&self, at: &ChunkLocation) -> BlockResult<EncodedChunk> {
+        refusing_corrupt(match at.placement {
+            Placement::Loose => self.get_loose(at.id).await,
+            Placement::Packed { pack, offset, len } => {
+                self.get_packed(at.id, pack, offset, len).await
+            }
         })
-        .await;
-        match read {
-            Ok(results) => results,
-            Err(e) => (0..count)
-                .map(|_| Err(BlockError::Io(format!("chunk reading task failed: {e}"))))
-                .collect(),
-        }
     }
 
-    async fn get(&self, id: ChunkId) -> BlockResult<EncodedChunk> {
-        let result = self.get_verified(id).await;
-        if let Err(BlockError::Corrupt { reason, .. }) = &result {
-            tracing::error!(chunk = %id, %reason, "refusing corrupt chunk");
-        }
-        result
+    /// On a local store, reads the whole window in one blocking task: `object_store`'s
+    /// local backend hands every read to the blocking pool, and for chunks of tens of KiB
+    /// those thread hand-offs, not the reads, dominated delivery time. Each pack is opened
+    /// once per window and each chunk read with one `pread`; the files are the ones
+    /// `put_pack` wrote through `object_store`, found by the same paths, and every chunk is
+    /// verified exactly as `get` verifies it.
+    async fn get_many(&self, at: &[ChunkLocation]) -> Vec<BlockResult<EncodedChunk>> {
+        let results = match self.local_root.clone() {
+            Some(root) => {
+                let window = at.to_vec();
+                match tokio::task::spawn_blocking(move || read_local(&root, &window)).await {
+                    Ok(results) => results,
+                    Err(e) => at
+                        .iter()
+                        .map(|_| Err(BlockError::Io(format!("chunk reading task failed: {e}"))))
+                        .collect(),
+                }
+            }
+            None => self.get_many_remote(at).await,
+        };
+        results.into_iter().map(refusing_corrupt).collect()
     }
 
-    async fn delete(&self, id: ChunkId) -> BlockResult<()> {
-        self.delete_path(&chunk_path(&id)).await
-    }
-
-    fn list(&self) -> BoxStream<'static, BlockResult<ChunkId>> {
-        let prefix = ObjectPath::from(CHUNKS_DIR);
+    fn list_packs(&self) -> BoxStream<'static, BlockResult<ListedPack>> {
+        let prefix = ObjectPath::from(PACKS_DIR);
         self.inner
             .list(Some(&prefix))
-            .filter_map(|meta| futures::future::ready(listed_chunk_id(meta)))
+            .filter_map(|meta| futures::future::ready(listed_pack(meta)))
             .boxed()
     }
 
     async fn put_object(&self, key: &ObjectKey, bytes: Bytes) -> BlockResult<()> {
-        let path = non_chunk_path(key)?;
+        let path = named_object_path(key)?;
         self.inner.put(&path, bytes.into()).await?;
         Ok(())
     }
 
     async fn get_object(&self, key: &ObjectKey) -> BlockResult<Option<Bytes>> {
-        match self.fetch(&non_chunk_path(key)?).await? {
+        match self.fetch(&named_object_path(key)?).await? {
             Some(result) => Ok(Some(result.bytes().await?)),
             None => Ok(None),
         }
     }
 
     async fn delete_object(&self, key: &ObjectKey) -> BlockResult<()> {
-        self.delete_path(&non_chunk_path(key)?).await
+        match self.inner.delete(&key.path()?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
+}
+
+/// A pack of `chunks`, for tests.
+#[cfg(test)]
+pub(crate) fn pack_of(chunks: &[&EncodedChunk]) -> Pack {
+    let mut builder = super::PackBuilder::default();
+    for chunk in chunks {
+        builder.push(chunk);
+    }
+    builder.finish()
 }
 
 /// One behavioural suite for every [`BlockStore`] backend.
 #[cfg(test)]
 pub(crate) async fn conformance(store: &dyn BlockStore) {
+    use futures::TryStreamExt;
+
     use super::encode_chunk;
     use super::test_data::{compressible_bytes, random_bytes};
 
     let deflated = encode_chunk(&compressible_bytes(20_000)).expect("encode");
     let raw = encode_chunk(&random_bytes(9, 20_000)).expect("encode");
-    for chunk in [&deflated, &raw] {
-        let id = chunk.id();
-        assert!(!store.contains(id).await.expect("contains"));
-        assert!(matches!(store.get(id).await, Err(BlockError::NotFound(got)) if got == id));
-        let stored = store.put(chunk).await.expect("put");
-        assert_eq!(
-            stored,
-            PutOutcome::Stored {
-                bytes: chunk.to_object_bytes().len() as u64
-            }
-        );
-        assert_eq!(
-            store.put(chunk).await.expect("put again"),
-            PutOutcome::AlreadyPresent
-        );
-        assert!(store.contains(id).await.expect("contains"));
-        let got = store.get(id).await.expect("get");
+    let pack = pack_of(&[&deflated, &raw]);
+    let (at_deflated, at_raw) = (pack.chunks()[0], pack.chunks()[1]);
+    for at in pack.chunks() {
+        assert!(matches!(store.get(at).await, Err(BlockError::NotFound(got)) if got == at.id));
+    }
+    let listed: Vec<ListedPack> = store.list_packs().try_collect().await.expect("list");
+    assert!(listed.is_empty());
+
+    store.put_pack(&pack).await.expect("put pack");
+    store
+        .put_pack(&pack)
+        .await
+        .expect("writing a pack again is fine");
+    for (chunk, at) in [(&deflated, &at_deflated), (&raw, &at_raw)] {
+        let got = store.get(at).await.expect("get");
         assert_eq!(&got, chunk);
         assert_eq!(got.decode().expect("decode").len(), 20_000);
     }
 
-    let missing = ChunkId::of(b"never stored");
-    let many = store.get_many(&[raw.id(), missing, deflated.id()]).await;
-    assert_eq!(many.len(), 3, "one result per id, in order");
+    let never = ChunkId::of(b"never stored");
+    let in_missing_pack = ChunkLocation {
+        id: never,
+        placement: Placement::Packed {
+            pack: PackId::of(b"no such pack"),
+            offset: 0,
+            len: 100,
+        },
+    };
+    let missing_alone = ChunkLocation {
+        id: never,
+        placement: Placement::Loose,
+    };
+    let many = store
+        .get_many(&[at_raw, in_missing_pack, at_deflated, missing_alone])
+        .await;
+    assert_eq!(many.len(), 4, "one result per location, in order");
     assert_eq!(many[0].as_ref().expect("get_many"), &raw);
-    assert!(matches!(&many[1], Err(BlockError::NotFound(got)) if *got == missing));
+    assert!(matches!(&many[1], Err(BlockError::NotFound(got)) if *got == never));
     assert_eq!(many[2].as_ref().expect("get_many"), &deflated);
+    assert!(matches!(&many[3], Err(BlockError::NotFound(got)) if *got == never));
 
-    let mut listed: Vec<ChunkId> = store.list().map(|r| r.expect("list")).collect().await;
-    listed.sort();
-    let mut expected = vec![deflated.id(), raw.id()];
+    let other = encode_chunk(b"another pack's only chunk").expect("encode");
+    let other_pack = pack_of(&[&other]);
+    store.put_pack(&other_pack).await.expect("put pack");
+    let mut listed: Vec<ListedPack> = store.list_packs().try_collect().await.expect("list");
+    listed.sort_by_key(|p| p.id);
+    let mut expected = vec![
+        (pack.id(), pack.bytes().len() as u64),
+        (other_pack.id(), other_pack.bytes().len() as u64),
+    ];
     expected.sort();
-    assert_eq!(listed, expected);
+    let got: Vec<(PackId, u64)> = listed.iter().map(|p| (p.id, p.bytes)).collect();
+    assert_eq!(got, expected);
+    assert!(listed.iter().all(|p| p.last_modified > 1_600_000_000));
 
-    store.delete(raw.id()).await.expect("delete");
+    let key = ObjectKey::Pack(pack.id());
+    store.delete_object(&key).await.expect("delete pack");
     store
-        .delete(raw.id())
+        .delete_object(&key)
         .await
-        .expect("deleting a missing chunk is fine");
-    assert!(!store.contains(raw.id()).await.expect("contains"));
+        .expect("deleting a missing pack is fine");
     assert!(matches!(
-        store.get(raw.id()).await,
+        store.get(&at_raw).await,
         Err(BlockError::NotFound(_))
     ));
+    assert_eq!(
+        store.get(&other_pack.chunks()[0]).await.expect("get"),
+        other
+    );
 
-    object_conformance(store, deflated.id()).await;
+    object_conformance(store, other_pack.id()).await;
 }
 
 #[cfg(test)]
-async fn object_conformance(store: &dyn BlockStore, chunk: ChunkId) {
+async fn object_conformance(store: &dyn BlockStore, pack: PackId) {
+    use futures::TryStreamExt;
+
     let key = ObjectKey::Manifest {
         name: "snap-1.json".to_owned(),
     };
@@ -418,6 +632,11 @@ async fn object_conformance(store: &dyn BlockStore, chunk: ChunkId) {
         .expect("overwrite");
     let got = store.get_object(&key).await.expect("get object");
     assert_eq!(got.as_deref(), Some(&b"{\"v\":2}"[..]));
+
+    let listed: Vec<ListedPack> = store.list_packs().try_collect().await.expect("list");
+    let listed: Vec<PackId> = listed.iter().map(|p| p.id).collect();
+    assert_eq!(listed, vec![pack], "manifests are not packs");
+
     store.delete_object(&key).await.expect("delete object");
     store
         .delete_object(&key)
@@ -425,8 +644,6 @@ async fn object_conformance(store: &dyn BlockStore, chunk: ChunkId) {
         .expect("delete missing object");
     assert_eq!(store.get_object(&key).await.expect("get deleted"), None);
 
-    let listed: Vec<ChunkId> = store.list().map(|r| r.expect("list")).collect().await;
-    assert_eq!(listed, vec![chunk], "manifests are not chunks");
     for bad in [
         "",
         "a/b",
@@ -442,27 +659,39 @@ async fn object_conformance(store: &dyn BlockStore, chunk: ChunkId) {
         let result = store.put_object(&bad, Bytes::new()).await;
         assert!(matches!(result, Err(BlockError::InvalidKey(_))), "{bad:?}");
     }
-    let chunk_key = ObjectKey::Chunk(chunk);
-    let result = store
-        .put_object(&chunk_key, Bytes::from_static(b"junk"))
-        .await;
-    assert!(matches!(result, Err(BlockError::InvalidKey(_))));
-    assert!(matches!(
-        store.get_object(&chunk_key).await,
-        Err(BlockError::InvalidKey(_))
-    ));
+    for reserved in [
+        ObjectKey::Chunk(ChunkId::of(b"a chunk")),
+        ObjectKey::Pack(pack),
+    ] {
+        let result = store
+            .put_object(&reserved, Bytes::from_static(b"junk"))
+            .await;
+        assert!(matches!(result, Err(BlockError::InvalidKey(_))));
+        assert!(matches!(
+            store.get_object(&reserved).await,
+            Err(BlockError::InvalidKey(_))
+        ));
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use futures::TryStreamExt;
     use object_store::memory::InMemory;
 
     use super::*;
     use crate::blocks::encode_chunk;
-    use crate::blocks::test_data::compressible_bytes;
+    use crate::blocks::test_data::{compressible_bytes, random_bytes};
 
     fn in_memory() -> ObjectBlockStore {
         ObjectBlockStore::new(Arc::new(InMemory::new()))
+    }
+
+    /// A local store in a fresh directory, with the directory kept alive.
+    fn local() -> (tempfile::TempDir, ObjectBlockStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ObjectBlockStore::local(dir.path()).expect("local");
+        (dir, store)
     }
 
     #[tokio::test]
@@ -483,7 +712,10 @@ mod tests {
         let hex = id.to_hex();
         let path = ObjectKey::Chunk(id).path().expect("chunk path");
         assert_eq!(path.as_ref(), format!("chunks/{}/{hex}", &hex[..2]));
-        assert_eq!(chunk_id_at(&path), Some(id));
+        let pack = PackId::of(b"abc");
+        let path = ObjectKey::Pack(pack).path().expect("pack path");
+        assert_eq!(path.as_ref(), format!("packs/{}/{hex}", &hex[..2]));
+        assert_eq!(pack_id_at(&path), Some(pack));
         let manifest = ObjectKey::Manifest {
             name: "m.json".to_owned(),
         };
@@ -491,10 +723,12 @@ mod tests {
             manifest.path().expect("manifest path").as_ref(),
             "manifests/m.json"
         );
-        assert_eq!(
-            chunk_id_at(&ObjectPath::from(format!("chunks/00/{hex}"))),
-            None
-        );
+        for stray in [
+            format!("packs/00/{hex}"),
+            format!("chunks/{}/{hex}", &hex[..2]),
+        ] {
+            assert_eq!(pack_id_at(&ObjectPath::from(stray)), None);
+        }
         let cluster = ClusterId::generate();
         let slice = OplogSliceId::generate();
         let key = ObjectKey::OplogSlice {
@@ -508,9 +742,9 @@ mod tests {
         );
     }
 
-    /// Writes `bytes` over the stored object of `id`, bypassing the block store.
-    async fn tamper(store: &ObjectBlockStore, id: ChunkId, bytes: Vec<u8>) {
-        let path = ObjectKey::Chunk(id).path().expect("path");
+    /// Writes `bytes` as the object at `key`, bypassing the block store.
+    async fn write_raw(store: &ObjectBlockStore, key: &ObjectKey, bytes: Vec<u8>) {
+        let path = key.path().expect("path");
         store
             .inner
             .put(&path, Bytes::from(bytes).into())
@@ -518,54 +752,166 @@ mod tests {
             .expect("raw put");
     }
 
-    async fn tampered_chunks_are_refused(store: ObjectBlockStore) {
-        let chunk = encode_chunk(&compressible_bytes(30_000)).expect("encode");
-        store.put(&chunk).await.expect("put");
-        let mut flipped = chunk.to_object_bytes().to_vec();
+    fn assert_corrupt(result: &BlockResult<EncodedChunk>, expected: ChunkId, what: &str) {
+        assert!(
+            matches!(result, Err(BlockError::Corrupt { id, .. }) if *id == expected),
+            "{what}: {result:?}"
+        );
+    }
+
+    /// Reads `at` both alone and in a window, expecting the same outcome.
+    async fn read_both_ways(
+        store: &ObjectBlockStore,
+        at: &ChunkLocation,
+    ) -> [BlockResult<EncodedChunk>; 2] {
+        let alone = store.get(at).await;
+        let mut many = store.get_many(&[*at]).await;
+        let in_window = many
+            .pop()
+            .unwrap_or_else(|| Err(BlockError::Io("no result".into())));
+        [alone, in_window]
+    }
+
+    async fn damaged_packs_are_refused_chunk_by_chunk(store: ObjectBlockStore) {
+        let chunks = [
+            encode_chunk(&compressible_bytes(30_000)).expect("encode"),
+            encode_chunk(&random_bytes(5, 30_000)).expect("encode"),
+            encode_chunk(&compressible_bytes(10_000)).expect("encode"),
+        ];
+        let pack = pack_of(&[&chunks[0], &chunks[1], &chunks[2]]);
+        let at = pack.chunks().to_vec();
+        let key = ObjectKey::Pack(pack.id());
+        let Placement::Packed { offset, len, .. } = at[1].placement else {
+            panic!("packed");
+        };
+
+        let mut flipped = pack.bytes().to_vec();
+        flipped[offset as usize + len as usize / 2] ^= 0x40;
+        write_raw(&store, &key, flipped).await;
+        for result in read_both_ways(&store, &at[1]).await {
+            assert_corrupt(
+                &result,
+                chunks[1].id(),
+                "a flipped byte in the middle chunk",
+            );
+        }
+        let many = store.get_many(&at).await;
+        assert_eq!(many[0].as_ref().expect("first chunk intact"), &chunks[0]);
+        assert_corrupt(&many[1], chunks[1].id(), "in a window");
+        assert_eq!(many[2].as_ref().expect("last chunk intact"), &chunks[2]);
+
+        let mut truncated = pack.bytes().to_vec();
+        truncated.truncate(truncated.len() - 10);
+        write_raw(&store, &key, truncated).await;
+        for result in read_both_ways(&store, &at[2]).await {
+            assert_corrupt(&result, chunks[2].id(), "a truncated pack");
+        }
+        assert_eq!(store.get(&at[0]).await.expect("intact"), chunks[0]);
+
+        write_raw(&store, &key, b"garbage".to_vec()).await;
+        for result in read_both_ways(&store, &at[0]).await {
+            assert_corrupt(&result, chunks[0].id(), "garbage");
+        }
+
+        write_raw(&store, &key, pack.bytes().to_vec()).await;
+        let wrong_places = [
+            (chunks[0].id(), offset, len),
+            (chunks[1].id(), offset, len + 1),
+            (chunks[1].id(), offset + 1, len),
+            (chunks[1].id(), offset, MAX_OBJECT_BYTES as u32 + 1),
+            (chunks[1].id(), u64::MAX, len),
+        ];
+        for (id, offset, len) in wrong_places {
+            let wrong = ChunkLocation {
+                id,
+                placement: Placement::Packed {
+                    pack: pack.id(),
+                    offset,
+                    len,
+                },
+            };
+            for result in read_both_ways(&store, &wrong).await {
+                assert_corrupt(&result, id, &format!("misplaced at {offset}+{len}"));
+            }
+        }
+        assert_eq!(store.get_many(&at).await.len(), 3);
+        for (chunk, result) in chunks.iter().zip(store.get_many(&at).await) {
+            assert_eq!(&result.expect("restored pack reads"), chunk);
+        }
+    }
+
+    #[tokio::test]
+    async fn damaged_packs_are_refused_chunk_by_chunk_on_every_backend() {
+        damaged_packs_are_refused_chunk_by_chunk(in_memory()).await;
+        let (_dir, store) = local();
+        damaged_packs_are_refused_chunk_by_chunk(store).await;
+    }
+
+    /// Chunks stored one per object by earlier versions stay readable next to packed ones,
+    /// verified the same way, and can be deleted.
+    async fn chunks_stored_alone_are_read_beside_packed_ones(store: ObjectBlockStore) {
+        let alone = encode_chunk(&compressible_bytes(12_000)).expect("encode");
+        let packed = encode_chunk(&random_bytes(6, 12_000)).expect("encode");
+        let key = ObjectKey::Chunk(alone.id());
+        write_raw(&store, &key, alone.to_object_bytes().to_vec()).await;
+        let pack = pack_of(&[&packed]);
+        store.put_pack(&pack).await.expect("put pack");
+        let at_alone = ChunkLocation {
+            id: alone.id(),
+            placement: Placement::Loose,
+        };
+        let window = [at_alone, pack.chunks()[0], at_alone];
+        let many = store.get_many(&window).await;
+        assert_eq!(many[0].as_ref().expect("loose"), &alone);
+        assert_eq!(many[1].as_ref().expect("packed"), &packed);
+        assert_eq!(many[2].as_ref().expect("loose again"), &alone);
+        assert_eq!(store.get(&at_alone).await.expect("loose"), alone);
+
+        let mut flipped = alone.to_object_bytes().to_vec();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x40;
-        let oversized = vec![0u8; crate::blocks::chunk::MAX_OBJECT_BYTES + 1];
+        let oversized = vec![0u8; MAX_OBJECT_BYTES + 1];
         for bad in [flipped, b"garbage".to_vec(), oversized] {
-            tamper(&store, chunk.id(), bad).await;
-            let got = store.get(chunk.id()).await;
-            assert!(matches!(got, Err(BlockError::Corrupt { id, .. }) if id == chunk.id()));
-            let many = store.get_many(&[chunk.id()]).await;
-            assert!(matches!(&many[0], Err(BlockError::Corrupt { id, .. }) if *id == chunk.id()));
+            write_raw(&store, &key, bad).await;
+            for result in read_both_ways(&store, &at_alone).await {
+                assert_corrupt(&result, alone.id(), "a damaged chunk stored alone");
+            }
         }
-        // A chunk whose object exists is not rewritten by put: repair is a delete and a put.
-        assert_eq!(
-            store.put(&chunk).await.expect("put"),
-            PutOutcome::AlreadyPresent
-        );
-        store.delete(chunk.id()).await.expect("delete");
-        store.put(&chunk).await.expect("put again");
-        assert_eq!(store.get(chunk.id()).await.expect("repaired"), chunk);
+        store.delete_object(&key).await.expect("delete");
+        for result in read_both_ways(&store, &at_alone).await {
+            assert!(matches!(result, Err(BlockError::NotFound(id)) if id == alone.id()));
+        }
+        assert_eq!(store.get(&pack.chunks()[0]).await.expect("packed"), packed);
     }
 
     #[tokio::test]
-    async fn tampered_chunks_are_refused_in_memory() {
-        tampered_chunks_are_refused(in_memory()).await;
+    async fn chunks_stored_alone_are_read_beside_packed_ones_on_every_backend() {
+        chunks_stored_alone_are_read_beside_packed_ones(in_memory()).await;
+        let (_dir, store) = local();
+        chunks_stored_alone_are_read_beside_packed_ones(store).await;
     }
 
     #[tokio::test]
-    async fn tampered_chunks_are_refused_locally() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        tampered_chunks_are_refused(ObjectBlockStore::local(dir.path()).expect("local")).await;
-    }
-
-    #[tokio::test]
-    async fn stray_objects_under_chunks_are_not_listed() {
+    async fn stray_objects_under_packs_are_not_listed() {
         let store = in_memory();
         let chunk = encode_chunk(b"listed").expect("encode");
-        store.put(&chunk).await.expect("put");
-        for stray in ["chunks/readme.txt", "chunks/ab/not-hex"] {
+        let pack = pack_of(&[&chunk]);
+        store.put_pack(&pack).await.expect("put");
+        let hex = pack.id().to_hex();
+        for stray in [
+            "packs/readme.txt".to_owned(),
+            "packs/ab/not-hex".to_owned(),
+            format!("packs/zz/{hex}"),
+            format!("packs/{}/{hex}#1", &hex[..2]),
+        ] {
             store
                 .inner
                 .put(&ObjectPath::from(stray), Bytes::new().into())
                 .await
                 .expect("put");
         }
-        let listed: Vec<ChunkId> = store.list().map(|r| r.expect("list")).collect().await;
-        assert_eq!(listed, vec![chunk.id()]);
+        let listed: Vec<ListedPack> = store.list_packs().try_collect().await.expect("list");
+        let listed: Vec<PackId> = listed.iter().map(|p| p.id).collect();
+        assert_eq!(listed, vec![pack.id()]);
     }
 }

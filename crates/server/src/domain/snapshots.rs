@@ -4,16 +4,16 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use rewind_api_types::{ChunkUploadSummary, ManifestFile, PartManifest, VerifyReport};
 use serde::{Deserialize, Serialize};
 
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use std::sync::Arc;
 
+use crate::blocks::chunk::OBJECT_HEADER_BYTES;
 use crate::blocks::{
-    encode_chunk, BlockError, BlockStore, ChunkId, EncodedChunk, Encoding, ObjectKey,
-    MAX_CHUNK_BYTES,
+    encode_chunk, BlockError, BlockStore, ChunkId, ChunkLocation, Encoding, ObjectKey, Pack,
+    PackBuilder, Placement, MAX_CHUNK_BYTES,
 };
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::snapshots::PartCommit;
@@ -31,8 +31,10 @@ pub const MAX_FILES_PER_PART: usize = 1_000_000;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// How far in the future a snapshot's timestamp may lie (clock skew between hosts).
 pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
-/// Chunk objects written concurrently while storing an upload batch.
-const PUTS_IN_FLIGHT: usize = 16;
+/// Chunks read per store call while verifying (one blocking task on local files).
+const VERIFY_WINDOW_CHUNKS: usize = 64;
+/// Index rows read per query while verifying the whole store.
+const VERIFY_PAGE_CHUNKS: u32 = 10_000;
 /// Bytes of a chunk upload frame header: 32-byte id plus a 4-byte big-endian length.
 pub const FRAME_HEADER_BYTES: usize = 36;
 
@@ -272,17 +274,12 @@ impl Services {
             .iter()
             .filter(|m| m.type_name != ClusterType::ShardedReplicaSet)
             .filter_map(|m| {
-                Some(SnapshotPartRecord {
-                    cluster_id: m.id,
-                    replica_set_name: m.replica_set_name.clone()?,
-                    type_name: m.type_name,
-                    committed: false,
-                    manifest_name: None,
-                    file_count: 0,
-                    file_size_bytes: 0,
-                    data_size_bytes: 0,
-                    storage_size_bytes: 0,
-                })
+                let replica_set = m.replica_set_name.clone()?;
+                Some(SnapshotPartRecord::uncommitted(
+                    m.id,
+                    replica_set,
+                    m.type_name,
+                ))
             })
             .collect();
         let snapshot = SnapshotRecord {
@@ -323,13 +320,7 @@ impl Services {
             .iter()
             .map(|t| parse_chunk_hex(t))
             .collect::<DomainResult<Vec<_>>>()?;
-        let present: HashSet<[u8; 32]> = self
-            .meta
-            .find_chunks(&parsed, self.clock.now())
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let present = self.indexed_among(&parsed).await?;
         Ok(parsed
             .iter()
             .filter(|id| !present.contains(*id))
@@ -337,9 +328,21 @@ impl Services {
             .collect())
     }
 
+    /// The chunks among `ids` the index holds; their idle clocks restart (see
+    /// [`crate::meta::SnapshotMeta::find_chunks`]).
+    async fn indexed_among(&self, ids: &[[u8; 32]]) -> DomainResult<HashSet<[u8; 32]>> {
+        Ok(self
+            .meta
+            .find_chunks(ids, self.clock.now())
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
+    }
+
     /// Stores a batch of uploaded chunks (frames of `id | len u32 BE | bytes`), verifying
     /// each against its id. A frame whose bytes do not hash to its id is refused and
-    /// nothing of it is stored.
+    /// nothing of the batch is stored. The chunks the index lacks are stored as one pack.
     pub async fn store_chunks(
         &self,
         principal: &Principal,
@@ -349,58 +352,38 @@ impl Services {
         self.authorize_group(principal, group, GroupAccess::BackupAdmin)
             .await?;
         let frames = split_frames(&body)?;
-        let encoded = tokio::task::spawn_blocking(move || {
-            frames
-                .into_iter()
-                .map(|(id, data)| {
-                    let chunk = encode_chunk(&data).map_err(block_error)?;
-                    if chunk.id().as_bytes() != &id {
-                        return Err(DomainError::rejected(
-                            ErrorCode::ChunkHashMismatch,
-                            format!(
-                                "The bytes uploaded for chunk {} do not hash to that id.",
-                                hex::encode(id)
-                            ),
-                            vec![hex::encode(id)],
-                        ));
-                    }
-                    Ok(chunk)
-                })
-                .collect::<DomainResult<Vec<_>>>()
-        })
-        .await
-        .map_err(|e| DomainError::Internal(format!("chunk encoding task failed: {e}")))??;
+        let claimed: Vec<[u8; 32]> = frames.iter().map(|(id, _)| *id).collect();
+        // Held from the index lookup until the new chunks are indexed, so nothing is
+        // collected in between (the lookup also resets the idle clock of the chunks found).
+        let gc_guard = self.gc_lock.clone().read_owned().await;
+        let indexed = self.indexed_among(&claimed).await?;
+        let batch = tokio::task::spawn_blocking(move || pack_new_chunks(frames, &indexed))
+            .await
+            .map_err(|e| DomainError::Internal(format!("chunk encoding task failed: {e}")))??;
         let mut summary = ChunkUploadSummary {
             bytes_newly_stored: 0,
-            bytes_received: 0,
+            bytes_received: batch.bytes_received,
             chunks_newly_stored: 0,
-            chunks_received: encoded.len() as u64,
+            chunks_received: claimed.len() as u64,
         };
-        let infos: Vec<ChunkInfo> = encoded
-            .iter()
-            .map(|chunk| ChunkInfo {
-                id: *chunk.id().as_bytes(),
-                raw_bytes: chunk.raw_len(),
-                stored_bytes: chunk.payload().len() as u32,
-                is_deflate: chunk.encoding() == Encoding::Deflate,
-            })
-            .collect();
+        let Some(pack) = batch.pack else {
+            return Ok(summary);
+        };
         // A received batch is stored and indexed to the end even if the client goes away
         // meanwhile (the request's future is then dropped, the task is not): otherwise its
-        // objects could be written but never indexed, and so never collected.
-        let persist = persist_chunks(
+        // pack could be written but not indexed, and its chunks uploaded again.
+        let persist = persist_pack(
             self.blocks.clone(),
             self.meta.clone(),
-            self.gc_lock.clone().read_owned().await,
-            encoded,
-            infos.clone(),
+            gc_guard,
+            pack,
+            batch.chunks.clone(),
             self.clock.now(),
         );
         let inserted = tokio::spawn(persist)
             .await
             .map_err(|e| DomainError::Internal(format!("chunk storing task failed: {e}")))??;
-        for (info, new) in infos.iter().zip(inserted) {
-            summary.bytes_received += u64::from(info.raw_bytes);
+        for (info, new) in batch.chunks.iter().zip(inserted) {
             if new {
                 summary.chunks_newly_stored += 1;
                 summary.bytes_newly_stored += u64::from(info.stored_bytes);
@@ -486,7 +469,8 @@ impl Services {
             .await
     }
 
-    /// Validates a client manifest against the chunk index and sizes it.
+    /// Validates a client manifest against the chunk index and sizes it. Called with the
+    /// GC guard held, shared.
     async fn resolve_manifest(
         &self,
         manifest: PartManifest,
@@ -522,12 +506,16 @@ impl Services {
             }
         }
         let distinct: Vec<[u8; 32]> = distinct.into_iter().collect();
-        let mut known: HashMap<[u8; 32], ChunkInfo> = HashMap::with_capacity(distinct.len());
-        for batch in distinct.chunks(MAX_IDS_PER_QUERY) {
-            for info in self.meta.find_chunks(batch, self.clock.now()).await? {
-                known.insert(info.id, info);
-            }
-        }
+        // A read, not `find_chunks`: the caller holds the GC guard until the commit that
+        // references these chunks, so no idle clock needs resetting (and rewriting every
+        // row of a large part was the largest cost of a commit).
+        let known: HashMap<[u8; 32], ChunkInfo> = self
+            .meta
+            .locate_chunks(&distinct)
+            .await?
+            .into_iter()
+            .map(|info| (info.id, info))
+            .collect();
         let mut stats = PartStats {
             file_count: manifest.files.len() as u64,
             ..PartStats::default()
@@ -683,7 +671,8 @@ impl Services {
         Ok(())
     }
 
-    /// Re-reads and fully verifies every chunk of a snapshot's committed parts.
+    /// Re-reads and fully verifies every chunk of a snapshot's committed parts. A chunk the
+    /// index lacks, or whose object is gone, is reported missing.
     pub async fn verify_snapshot(
         &self,
         principal: &Principal,
@@ -702,74 +691,167 @@ impl Services {
                     .flat_map(|f| f.chunks.iter().map(|c| c.0)),
             );
         }
-        self.verify_chunks(ids.into_iter().map(ChunkId::from_bytes))
-            .await
+        let ids: Vec<[u8; 32]> = ids.into_iter().collect();
+        let mut located = self.meta.locate_chunks(&ids).await?;
+        located.sort_by_key(|c| c.id);
+        let mut report = VerifyReport::default();
+        let indexed: HashSet<[u8; 32]> = located.iter().map(|c| c.id).collect();
+        for id in ids.iter().filter(|id| !indexed.contains(*id)) {
+            report.chunks_checked += 1;
+            report.missing.push(hex::encode(id));
+        }
+        self.verify_chunks(&located, &mut report).await?;
+        Ok(finish_report(report))
     }
 
-    /// Re-reads every chunk the block store holds (organization owners only).
+    /// Re-reads every chunk the index holds (organization owners only).
     pub async fn verify_store(&self, principal: &Principal) -> DomainResult<VerifyReport> {
         if !principal.may_administer_org(principal.org_id) {
             return Err(DomainError::unauthorized());
         }
-        use futures::TryStreamExt;
-        let ids: Vec<ChunkId> = self
-            .blocks
-            .list()
-            .try_collect()
-            .await
-            .map_err(block_error)?;
-        self.verify_chunks(ids.into_iter()).await
+        let mut report = VerifyReport::default();
+        let mut after = None;
+        loop {
+            let page = self.meta.list_chunks(after, VERIFY_PAGE_CHUNKS).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.id);
+            self.verify_chunks(&page, &mut report).await?;
+        }
+        Ok(finish_report(report))
     }
 
+    /// Reads and decodes `chunks` where the index places them, a window at a time.
     async fn verify_chunks(
         &self,
-        ids: impl Iterator<Item = ChunkId>,
-    ) -> DomainResult<VerifyReport> {
-        let mut report = VerifyReport::default();
-        for id in ids {
-            report.chunks_checked += 1;
-            let checked = match self.blocks.get(id).await {
-                Ok(chunk) => chunk.decode().map(|plain| plain.len() as u64),
-                Err(e) => Err(e),
-            };
-            match checked {
-                Ok(bytes) => report.bytes_checked += bytes,
-                Err(BlockError::NotFound(_)) => report.missing.push(id.to_hex()),
-                Err(BlockError::Corrupt { .. }) => report.corrupt.push(id.to_hex()),
-                Err(e) => return Err(block_error(e)),
+        chunks: &[ChunkInfo],
+        report: &mut VerifyReport,
+    ) -> DomainResult<()> {
+        for window in chunks.chunks(VERIFY_WINDOW_CHUNKS) {
+            let locations: Vec<ChunkLocation> = window.iter().map(location_of).collect();
+            let read = self.blocks.get_many(&locations).await;
+            for (at, stored) in locations.iter().zip(read) {
+                report.chunks_checked += 1;
+                match stored.and_then(|chunk| chunk.decode()) {
+                    Ok(plain) => report.bytes_checked += plain.len() as u64,
+                    Err(BlockError::NotFound(_)) => report.missing.push(at.id.to_hex()),
+                    Err(BlockError::Corrupt { .. }) => report.corrupt.push(at.id.to_hex()),
+                    Err(e) => return Err(block_error(e)),
+                }
             }
         }
-        if !report.corrupt.is_empty() || !report.missing.is_empty() {
-            tracing::warn!(
-                corrupt = report.corrupt.len(),
-                missing = report.missing.len(),
-                "verification found damaged chunks"
-            );
-        }
-        Ok(report)
+        Ok(())
     }
 }
 
-/// Writes chunk objects, then indexes them: an indexed chunk is always stored. Holds the
-/// shared GC guard throughout, so no collection runs in between.
-async fn persist_chunks(
+/// Sorts a verification's findings by id and logs damage once.
+fn finish_report(mut report: VerifyReport) -> VerifyReport {
+    report.missing.sort();
+    report.corrupt.sort();
+    if !report.corrupt.is_empty() || !report.missing.is_empty() {
+        tracing::warn!(
+            corrupt = report.corrupt.len(),
+            missing = report.missing.len(),
+            "verification found damaged chunks"
+        );
+    }
+    report
+}
+
+/// Where the index places a chunk, as the block store reads it.
+pub(crate) fn location_of(info: &ChunkInfo) -> ChunkLocation {
+    ChunkLocation {
+        id: ChunkId::from_bytes(info.id),
+        placement: info.placement,
+    }
+}
+
+/// An upload batch, verified, with its new chunks packed.
+struct PackedBatch {
+    /// `None` when the index already holds every chunk of the batch.
+    pack: Option<Pack>,
+    /// The chunks in the pack, in pack order, placed in it.
+    chunks: Vec<ChunkInfo>,
+    /// Plaintext bytes of every frame.
+    bytes_received: u64,
+}
+
+/// Checks every frame against its id, and encodes and packs those chunks not in `indexed`
+/// (each once, however often the batch names it). CPU-bound: runs on the blocking pool.
+fn pack_new_chunks(
+    frames: Vec<([u8; 32], Bytes)>,
+    indexed: &HashSet<[u8; 32]>,
+) -> DomainResult<PackedBatch> {
+    let plain_bytes: usize = frames.iter().map(|(_, data)| data.len()).sum();
+    let mut builder = PackBuilder::with_capacity(plain_bytes + frames.len() * OBJECT_HEADER_BYTES);
+    let mut chunks: Vec<ChunkInfo> = Vec::new();
+    let mut packed = HashSet::new();
+    for (id, data) in &frames {
+        if indexed.contains(id) || packed.contains(id) {
+            if ChunkId::of(data).as_bytes() != id {
+                return Err(hash_mismatch(id));
+            }
+            continue;
+        }
+        let chunk = encode_chunk(data).map_err(block_error)?;
+        if chunk.id().as_bytes() != id {
+            return Err(hash_mismatch(id));
+        }
+        builder.push(&chunk);
+        packed.insert(*id);
+        chunks.push(ChunkInfo {
+            id: *id,
+            raw_bytes: chunk.raw_len(),
+            stored_bytes: chunk.payload().len() as u32,
+            is_deflate: chunk.encoding() == Encoding::Deflate,
+            placement: Placement::Loose,
+        });
+    }
+    let bytes_received = plain_bytes as u64;
+    if builder.is_empty() {
+        return Ok(PackedBatch {
+            pack: None,
+            chunks,
+            bytes_received,
+        });
+    }
+    let pack = builder.finish();
+    for (info, at) in chunks.iter_mut().zip(pack.chunks()) {
+        info.placement = at.placement;
+    }
+    Ok(PackedBatch {
+        pack: Some(pack),
+        chunks,
+        bytes_received,
+    })
+}
+
+fn hash_mismatch(id: &[u8; 32]) -> DomainError {
+    DomainError::rejected(
+        ErrorCode::ChunkHashMismatch,
+        format!(
+            "The bytes uploaded for chunk {} do not hash to that id.",
+            hex::encode(id)
+        ),
+        vec![hex::encode(id)],
+    )
+}
+
+/// Writes the pack, then indexes its chunks: an indexed chunk is always stored. Holds the
+/// shared GC guard throughout, so no collection or orphan sweep runs in between.
+async fn persist_pack(
     blocks: Arc<dyn BlockStore>,
     meta: Arc<dyn MetaStore>,
     _gc_guard: tokio::sync::OwnedRwLockReadGuard<()>,
-    encoded: Vec<EncodedChunk>,
-    infos: Vec<ChunkInfo>,
+    pack: Pack,
+    chunks: Vec<ChunkInfo>,
     now: UnixSeconds,
 ) -> DomainResult<Vec<bool>> {
-    futures::stream::iter(encoded)
-        .map(|chunk| {
-            let blocks = blocks.clone();
-            async move { blocks.put(&chunk).await }
-        })
-        .buffer_unordered(PUTS_IN_FLIGHT)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(block_error)?;
-    Ok(meta.record_chunks(&infos, now).await?)
+    blocks.put_pack(&pack).await.map_err(block_error)?;
+    Ok(meta
+        .record_pack(pack.id(), pack.bytes().len() as u64, &chunks, now)
+        .await?)
 }
 
 fn unknown_chunk(id: &[u8; 32]) -> DomainError {

@@ -1,17 +1,22 @@
 //! The retention sweeper: deletes expired snapshots and abandoned imports, releases the
-//! chunk references of deleted snapshots once no restore reads them, and collects chunks
-//! that stayed unreferenced for longer than the GC delay. A separate pass retires oplog
-//! slices that fell out of their project's point-in-time window and deletes retired (or
-//! never committed) slice objects after the same delay.
+//! chunk references of deleted snapshots once no restore reads them, collects chunks that
+//! stayed unreferenced for longer than the GC delay (and packs once their last chunk is
+//! collected), and deletes orphan packs. A separate pass retires oplog slices that fell out
+//! of their project's point-in-time window and deletes retired (or never committed) slice
+//! objects after the same delay.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
+
 use super::{sleep_or_shutdown, Shutdown};
-use crate::domain::snapshots::manifest_key;
+use crate::blocks::{ChunkId, ObjectKey, PackId};
+use crate::domain::snapshots::{block_error, manifest_key};
 use crate::domain::{DomainResult, Services};
-use crate::model::SnapshotRecord;
+use crate::model::{SnapshotRecord, UnixSeconds};
 
 /// How long a chunk must stay unreferenced before it is collected. It must exceed the
 /// longest import: a chunk an import found present is referenced only when its manifest
@@ -23,6 +28,10 @@ pub const ABANDONED_IMPORT_AFTER: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// Chunks collected per pass, so one pass never holds the GC lock for long.
 const CHUNKS_PER_PASS: u32 = 2000;
+/// How often the store's packs are listed to find orphans. Orphans are rare (a crash, or a
+/// batch whose every chunk a concurrent batch indexed first) and listing reads every pack's
+/// name, so this runs far less often than the other sweeps.
+pub const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// What one pass did, for logs and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +39,10 @@ pub struct SweepReport {
     pub snapshots_deleted: usize,
     pub snapshots_released: usize,
     pub chunks_collected: usize,
+    /// Packs deleted because their last chunk was collected.
+    pub packs_deleted: usize,
+    /// Pack objects deleted because the index never knew them.
+    pub orphan_packs_deleted: usize,
     pub links_expired: u64,
     pub oplog_slices_retired: u64,
     pub oplog_slices_collected: usize,
@@ -38,11 +51,17 @@ pub struct SweepReport {
 pub struct Sweeper {
     services: Arc<Services>,
     gc_delay: Duration,
+    /// When the orphan sweep last ran (`i64::MIN`: not yet).
+    last_orphan_sweep: AtomicI64,
 }
 
 impl Sweeper {
     pub fn new(services: Arc<Services>, gc_delay: Duration) -> Self {
-        Sweeper { services, gc_delay }
+        Sweeper {
+            services,
+            gc_delay,
+            last_orphan_sweep: AtomicI64::new(i64::MIN),
+        }
     }
 
     /// Runs passes every `interval` until shutdown. A failing pass is logged and retried.
@@ -54,6 +73,8 @@ impl Sweeper {
                         snapshots_deleted = report.snapshots_deleted,
                         snapshots_released = report.snapshots_released,
                         chunks_collected = report.chunks_collected,
+                        packs_deleted = report.packs_deleted,
+                        orphan_packs_deleted = report.orphan_packs_deleted,
                         links_expired = report.links_expired,
                         oplog_slices_retired = report.oplog_slices_retired,
                         oplog_slices_collected = report.oplog_slices_collected,
@@ -89,7 +110,12 @@ impl Sweeper {
             self.release(&snapshot).await?;
             report.snapshots_released += 1;
         }
-        report.chunks_collected = self.collect_chunks(now).await?;
+        (report.chunks_collected, report.packs_deleted) = self.collect_chunks(now).await?;
+        let last = self.last_orphan_sweep.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= ORPHAN_SWEEP_INTERVAL.as_secs() as i64 {
+            report.orphan_packs_deleted = self.sweep_orphan_packs(now).await?;
+            self.last_orphan_sweep.store(now, Ordering::Relaxed);
+        }
         self.sweep_oplog(now, &mut report).await?;
         Ok(report)
     }
@@ -132,25 +158,289 @@ impl Sweeper {
         Ok(())
     }
 
-    async fn collect_chunks(&self, now: i64) -> DomainResult<usize> {
+    /// Forgets chunks unreferenced for longer than the GC delay and deletes what they
+    /// leave unused: chunks stored alone, and packs none of whose chunks is indexed any
+    /// more. Packs that still hold a live chunk are kept whole (no repacking). Returns the
+    /// chunks forgotten and the packs deleted.
+    async fn collect_chunks(&self, now: UnixSeconds) -> DomainResult<(usize, usize)> {
         let services = &self.services;
         let before = now - self.gc_delay.as_secs() as i64;
         let _exclusive = services.gc_lock.write().await;
-        let mut collected = 0;
-        for id in services
+        let ids = services
             .meta
             .collectable_chunks(before, CHUNKS_PER_PASS)
-            .await?
-        {
-            if services.meta.forget_chunk(id, before).await? {
-                services
-                    .blocks
-                    .delete(crate::blocks::ChunkId::from_bytes(id))
-                    .await
-                    .map_err(crate::domain::snapshots::block_error)?;
-                collected += 1;
+            .await?;
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let forgotten = services.meta.forget_chunks(&ids, before).await?;
+        // The index no longer names these objects; one that fails to go now stays as dead
+        // bytes (a pack is found again by the orphan sweep).
+        let unused = forgotten
+            .loose
+            .iter()
+            .map(|id| ObjectKey::Chunk(ChunkId::from_bytes(*id)))
+            .chain(forgotten.packs.iter().map(|id| ObjectKey::Pack(*id)));
+        for key in unused {
+            if let Err(err) = services.blocks.delete_object(&key).await {
+                tracing::warn!(object = ?key, error = %err, "could not delete a collected object");
             }
         }
-        Ok(collected)
+        Ok((forgotten.chunks, forgotten.packs.len()))
+    }
+
+    /// Deletes pack objects the index does not know that were last written more than the
+    /// GC delay ago: a writer that crashed between writing its pack and indexing it, or
+    /// whose every chunk a concurrent batch indexed first, leaves one. Returns how many.
+    ///
+    /// The listing runs without the GC lock; the index is checked and the objects deleted
+    /// under it, held exclusively. An upload holds that lock shared from writing its pack
+    /// until indexing it, and writing renews the object's time, so a pack being written
+    /// again right now is either indexed before the check or written after the deletion.
+    pub async fn sweep_orphan_packs(&self, now: UnixSeconds) -> DomainResult<usize> {
+        let services = &self.services;
+        let before = now - self.gc_delay.as_secs() as i64;
+        let old: Vec<PackId> = services
+            .blocks
+            .list_packs()
+            .try_filter_map(|p| {
+                futures::future::ready(Ok((p.last_modified < before).then_some(p.id)))
+            })
+            .try_collect()
+            .await
+            .map_err(block_error)?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let _exclusive = services.gc_lock.write().await;
+        let known: HashSet<PackId> = services.meta.known_packs(&old).await?.into_iter().collect();
+        let mut deleted = 0;
+        for id in old.into_iter().filter(|id| !known.contains(id)) {
+            services
+                .blocks
+                .delete_object(&ObjectKey::Pack(id))
+                .await
+                .map_err(block_error)?;
+            tracing::info!(pack = %id, "deleted an orphan pack");
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt;
+
+    use super::*;
+    use crate::blocks::{
+        encode_chunk, BlockError, ChunkLocation, Encoding, ListedPack, ObjectBlockStore, Pack,
+        PackBuilder,
+    };
+    use crate::domain::Clock;
+    use crate::meta::SqliteMetaStore;
+    use crate::model::ChunkInfo;
+
+    const GC_DELAY: Duration = Duration::from_secs(3600);
+
+    /// A clock the test moves by hand, starting at the wall clock (pack objects carry
+    /// wall-clock modification times).
+    struct ManualClock(AtomicI64);
+
+    impl Clock for ManualClock {
+        fn now(&self) -> UnixSeconds {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        meta: Arc<SqliteMetaStore>,
+        services: Arc<Services>,
+        sweeper: Sweeper,
+    }
+
+    impl Fixture {
+        async fn new() -> Fixture {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let meta = Arc::new(
+                SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
+                    .await
+                    .expect("meta"),
+            );
+            let blocks = ObjectBlockStore::local(&dir.path().join("blocks")).expect("blocks");
+            let clock = Arc::new(ManualClock(AtomicI64::new(chrono::Utc::now().timestamp())));
+            let services = Arc::new(Services::new(
+                meta.clone(),
+                Arc::new(blocks),
+                clock.clone(),
+                vec![0; 32],
+            ));
+            Fixture {
+                _dir: dir,
+                clock,
+                meta,
+                sweeper: Sweeper::new(services.clone(), GC_DELAY),
+                services,
+            }
+        }
+
+        fn advance(&self, by: Duration) {
+            self.clock
+                .0
+                .fetch_add(by.as_secs() as i64, Ordering::Relaxed);
+        }
+
+        fn pack(&self, plaintexts: &[&[u8]]) -> Pack {
+            let mut builder = PackBuilder::default();
+            for plain in plaintexts {
+                builder.push(&encode_chunk(plain).expect("encode"));
+            }
+            builder.finish()
+        }
+
+        /// Stores a pack of `plaintexts` and indexes its chunks, unreferenced, as an
+        /// upload batch does.
+        async fn store_pack(&self, plaintexts: &[&[u8]]) -> Pack {
+            let pack = self.pack(plaintexts);
+            self.services.blocks.put_pack(&pack).await.expect("put");
+            let infos: Vec<ChunkInfo> = plaintexts
+                .iter()
+                .zip(pack.chunks())
+                .map(|(plain, at)| {
+                    let chunk = encode_chunk(plain).expect("encode");
+                    ChunkInfo {
+                        id: *at.id.as_bytes(),
+                        raw_bytes: chunk.raw_len(),
+                        stored_bytes: chunk.payload().len() as u32,
+                        is_deflate: chunk.encoding() == Encoding::Deflate,
+                        placement: at.placement,
+                    }
+                })
+                .collect();
+            let recorded = self
+                .services
+                .meta
+                .record_pack(
+                    pack.id(),
+                    pack.bytes().len() as u64,
+                    &infos,
+                    self.clock.now(),
+                )
+                .await
+                .expect("record");
+            assert!(recorded.iter().all(|new| *new));
+            pack
+        }
+
+        async fn is_stored(&self, at: &ChunkLocation) -> bool {
+            match self.services.blocks.get(at).await {
+                Ok(_) => true,
+                Err(BlockError::NotFound(_)) => false,
+                Err(e) => panic!("reading {at:?}: {e}"),
+            }
+        }
+
+        async fn listed_packs(&self) -> Vec<PackId> {
+            let listed: Vec<ListedPack> = self
+                .services
+                .blocks
+                .list_packs()
+                .try_collect()
+                .await
+                .expect("list");
+            listed.iter().map(|p| p.id).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pack_stays_while_one_of_its_chunks_is_indexed_and_goes_with_the_last() {
+        let f = Fixture::new().await;
+        let pack = f.store_pack(&[b"first chunk", b"second chunk"]).await;
+        let (first, second) = (pack.chunks()[0], pack.chunks()[1]);
+        f.advance(GC_DELAY / 2);
+        // An import about to reuse the second chunk looks it up: its idle clock restarts.
+        let now = f.clock.now();
+        f.services
+            .meta
+            .find_chunks(&[*second.id.as_bytes()], now)
+            .await
+            .expect("find");
+        f.advance(GC_DELAY / 2 + Duration::from_secs(1));
+
+        let report = f.sweeper.sweep_once().await.expect("sweep");
+        assert_eq!((report.chunks_collected, report.packs_deleted), (1, 0));
+        assert!(f.is_stored(&second).await);
+        assert!(
+            f.is_stored(&first).await,
+            "a collected chunk's bytes stay in a pack that is still used (no repacking)"
+        );
+        assert_eq!(f.listed_packs().await, vec![pack.id()]);
+
+        f.advance(GC_DELAY);
+        let report = f.sweeper.sweep_once().await.expect("sweep");
+        assert_eq!((report.chunks_collected, report.packs_deleted), (1, 1));
+        assert!(!f.is_stored(&second).await);
+        assert_eq!(f.listed_packs().await, Vec::<PackId>::new());
+        let report = f.sweeper.sweep_once().await.expect("sweep");
+        assert_eq!(report, SweepReport::default(), "nothing left to do");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_stored_alone_is_deleted_when_collected() {
+        let f = Fixture::new().await;
+        let chunk = encode_chunk(b"stored before packs existed").expect("encode");
+        let at = ChunkLocation {
+            id: chunk.id(),
+            placement: crate::blocks::Placement::Loose,
+        };
+        let dir = f._dir.path().join("blocks").join("chunks");
+        let hex = chunk.id().to_hex();
+        std::fs::create_dir_all(dir.join(&hex[..2])).expect("mkdir");
+        std::fs::write(dir.join(&hex[..2]).join(&hex), chunk.to_object_bytes()).expect("write");
+        sqlx::query(
+            "INSERT INTO chunks (id, raw_bytes, stored_bytes, is_deflate, refcount, unreferenced_since) \
+             VALUES (?, ?, ?, FALSE, 0, ?)",
+        )
+        .bind(hex)
+        .bind(i64::from(chunk.raw_len()))
+        .bind(chunk.payload().len() as i64)
+        .bind(f.clock.now())
+        .execute(f.meta.pool())
+        .await
+        .expect("indexed as before packs");
+        assert!(f.is_stored(&at).await);
+
+        f.advance(GC_DELAY + Duration::from_secs(1));
+        let report = f.sweeper.sweep_once().await.expect("sweep");
+        assert_eq!((report.chunks_collected, report.packs_deleted), (1, 0));
+        assert!(!f.is_stored(&at).await);
+    }
+
+    #[tokio::test]
+    async fn orphan_packs_are_deleted_once_older_than_the_gc_delay() {
+        let f = Fixture::new().await;
+        let indexed = f.store_pack(&[b"an indexed chunk"]).await;
+        let orphan = f.pack(&[b"a chunk never indexed"]);
+        f.services.blocks.put_pack(&orphan).await.expect("put");
+
+        let report = f.sweeper.sweep_once().await.expect("sweep");
+        assert_eq!(
+            report.orphan_packs_deleted, 0,
+            "a recent pack may yet be indexed"
+        );
+        let mut listed = f.listed_packs().await;
+        listed.sort();
+        let mut both = vec![indexed.id(), orphan.id()];
+        both.sort();
+        assert_eq!(listed, both);
+
+        f.advance(GC_DELAY + Duration::from_secs(60));
+        let now = f.clock.now();
+        assert_eq!(f.sweeper.sweep_orphan_packs(now).await.expect("sweep"), 1);
+        assert_eq!(f.listed_packs().await, vec![indexed.id()]);
+        assert!(f.is_stored(&indexed.chunks()[0]).await);
+        assert!(!f.is_stored(&orphan.chunks()[0]).await);
     }
 }

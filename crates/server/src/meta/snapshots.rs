@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::MetaResult;
+use crate::blocks::PackId;
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
 
@@ -15,6 +16,17 @@ pub enum PartCommit {
     AlreadyCommitted,
     /// A chunk the manifest names is not in the index (never uploaded, or collected).
     UnknownChunk([u8; 32]),
+}
+
+/// What forgetting chunks freed: the objects the caller deletes next.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForgottenChunks {
+    /// Chunks removed from the index.
+    pub chunks: usize,
+    /// Those among them stored alone (before packs), whose objects are now unused.
+    pub loose: Vec<[u8; 32]>,
+    /// Packs no chunk row names any more; their rows are gone with the chunks'.
+    pub packs: Vec<PackId>,
 }
 
 #[async_trait]
@@ -55,12 +67,27 @@ pub trait SnapshotMeta: Send + Sync + 'static {
         manifest_name: &str,
     ) -> MetaResult<PartCommit>;
 
-    /// Adds chunks to the index (unreferenced), in one transaction; for each, `false` if it
-    /// was already there.
-    async fn record_chunks(&self, chunks: &[ChunkInfo], now: UnixSeconds) -> MetaResult<Vec<bool>>;
+    /// Indexes the chunks of a stored pack (unreferenced), with the pack's row, in one
+    /// transaction; for each chunk, `false` if it was already indexed (another batch stored
+    /// it first: its bytes in this pack are dead). When no chunk is new, nothing is
+    /// written, and the pack object is left to the orphan sweep.
+    async fn record_pack(
+        &self,
+        pack: PackId,
+        pack_bytes: u64,
+        chunks: &[ChunkInfo],
+        now: UnixSeconds,
+    ) -> MetaResult<Vec<bool>>;
     /// The indexed chunks among `ids`. Unreferenced ones have their idle clock reset, so a
     /// chunk an import is about to reuse is not collected under it.
     async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>>;
+    /// The indexed chunks among `ids`, read only (for restores and verification, whose
+    /// chunks are referenced already).
+    async fn locate_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<ChunkInfo>>;
+    /// Up to `limit` indexed chunks with ids above `after` (all when `None`), in id order.
+    async fn list_chunks(&self, after: Option<[u8; 32]>, limit: u32) -> MetaResult<Vec<ChunkInfo>>;
+    /// The packs among `ids` that have a row.
+    async fn known_packs(&self, ids: &[PackId]) -> MetaResult<Vec<PackId>>;
 
     /// Snapshots past `expires` (and not `doNotDelete`) or abandoned imports recorded
     /// before `abandoned_before`: marks them deleted and returns them.
@@ -84,7 +111,12 @@ pub trait SnapshotMeta: Send + Sync + 'static {
         before: UnixSeconds,
         limit: u32,
     ) -> MetaResult<Vec<[u8; 32]>>;
-    /// Removes a chunk from the index if it is still unreferenced since before `before`;
-    /// `true` when removed (the caller then deletes the stored object).
-    async fn forget_chunk(&self, id: [u8; 32], before: UnixSeconds) -> MetaResult<bool>;
+    /// Removes from the index those of `ids` still unreferenced since before `before`, and
+    /// the rows of packs left without chunks, in one transaction. The caller then deletes
+    /// the objects named in the answer.
+    async fn forget_chunks(
+        &self,
+        ids: &[[u8; 32]],
+        before: UnixSeconds,
+    ) -> MetaResult<ForgottenChunks>;
 }

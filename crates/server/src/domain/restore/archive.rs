@@ -9,12 +9,13 @@
 //! every byte are known before any chunk is read: that gives `Content-Length` and `Range`.
 //! The same job always yields the same bytes: headers, order and compression are fixed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::blocks::{gzip, BlockError, BlockStore, ChunkId};
+use crate::blocks::{gzip, BlockError, BlockStore, ChunkId, ChunkLocation, Placement};
 use crate::domain::snapshots::{StoredChunkRef, StoredManifest};
 use crate::domain::{DomainError, DomainResult};
 
@@ -35,15 +36,16 @@ pub const RESTORE_INFO_FILE: &str = "restoreInfo.txt";
 enum Segment {
     /// A complete gzip member prepared up front (tar headers, padding, small files).
     Inline(Bytes),
-    /// A stored chunk, wrapped into a member when sent.
-    Chunk(StoredChunkRef),
+    /// A stored chunk, wrapped into a member when sent, and where the index places it
+    /// (`None`: not in the index, so the chunk is missing).
+    Chunk(StoredChunkRef, Option<Placement>),
 }
 
 impl Segment {
     fn len(&self) -> u64 {
         match self {
             Segment::Inline(b) => b.len() as u64,
-            Segment::Chunk(c) => gzip::member_len(c.raw_len(), c.stored_len(), c.is_deflate()),
+            Segment::Chunk(c, _) => gzip::member_len(c.raw_len(), c.stored_len(), c.is_deflate()),
         }
     }
 }
@@ -122,9 +124,11 @@ impl PlanBuilder {
 
 impl ArchivePlan {
     /// Lays out the archive of one part: its directories and files in path order, then
-    /// `restoreInfo.txt`, then tar's two zero blocks.
+    /// `restoreInfo.txt`, then tar's two zero blocks. `placements` says where each chunk is
+    /// stored (looked up in the index once per plan); a chunk it lacks is read as missing.
     pub fn build(
         manifest: &StoredManifest,
+        placements: &HashMap<ChunkId, Placement>,
         restore_info: &str,
         info_mtime: i64,
     ) -> DomainResult<ArchivePlan> {
@@ -143,8 +147,11 @@ impl ArchivePlan {
             b.header(&file.path, file.size, file.mode, file.mtime, false)?;
             if !file.chunks.is_empty() {
                 b.flush();
-                b.segments
-                    .extend(file.chunks.iter().copied().map(Segment::Chunk));
+                b.segments.extend(
+                    file.chunks
+                        .iter()
+                        .map(|c| Segment::Chunk(*c, placements.get(&c.id()).copied())),
+                );
             }
             b.pending.resize(b.pending.len() + padding(file.size), 0);
         }
@@ -228,20 +235,24 @@ impl ArchivePlan {
         start: u64,
         end: u64,
     ) -> Result<Vec<Bytes>, BlockError> {
-        let ids: Vec<ChunkId> = self.segments[window.clone()]
+        let locations: Vec<ChunkLocation> = self.segments[window.clone()]
             .iter()
             .filter_map(|s| match s {
-                Segment::Chunk(c) => Some(c.id()),
-                Segment::Inline(_) => None,
+                Segment::Chunk(c, Some(placement)) => Some(ChunkLocation {
+                    id: c.id(),
+                    placement: *placement,
+                }),
+                _ => None,
             })
             .collect();
-        let mut fetched = blocks.get_many(&ids).await.into_iter();
+        let mut fetched = blocks.get_many(&locations).await.into_iter();
         let mut out = Vec::new();
         for i in window {
             let segment = &self.segments[i];
             let pieces = match segment {
                 Segment::Inline(bytes) => vec![bytes.clone()],
-                Segment::Chunk(chunk) => {
+                Segment::Chunk(chunk, None) => return Err(BlockError::NotFound(chunk.id())),
+                Segment::Chunk(chunk, Some(_)) => {
                     let stored = fetched.next().ok_or_else(|| {
                         BlockError::Io("the store returned fewer chunks than asked".into())
                     })??;
@@ -285,14 +296,21 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::blocks::{encode_chunk, ObjectBlockStore};
+    use crate::blocks::{encode_chunk, ObjectBlockStore, PackBuilder};
     use crate::domain::snapshots::{StoredChunkRef, StoredFile};
 
-    async fn store_file(blocks: &dyn BlockStore, path: &str, content: &[u8]) -> StoredFile {
+    /// Stores `content` as one pack of 40,000-byte chunks, noting where each chunk lies.
+    async fn store_file(
+        blocks: &dyn BlockStore,
+        placements: &mut HashMap<ChunkId, Placement>,
+        path: &str,
+        content: &[u8],
+    ) -> StoredFile {
         let mut chunks = Vec::new();
+        let mut pack = PackBuilder::default();
         for piece in content.chunks(40_000) {
             let chunk = encode_chunk(piece).unwrap();
-            blocks.put(&chunk).await.unwrap();
+            pack.push(&chunk);
             let is_deflate = chunk.encoding() == crate::blocks::Encoding::Deflate;
             chunks.push(StoredChunkRef(
                 *chunk.id().as_bytes(),
@@ -300,6 +318,11 @@ mod tests {
                 chunk.payload().len() as u32,
                 is_deflate,
             ));
+        }
+        if !pack.is_empty() {
+            let pack = pack.finish();
+            blocks.put_pack(&pack).await.unwrap();
+            placements.extend(pack.chunks().iter().map(|at| (at.id, at.placement)));
         }
         StoredFile {
             path: path.into(),
@@ -329,14 +352,28 @@ mod tests {
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         let text = b"{\"_id\": 1, \"name\": \"x\"} ".repeat(5000);
+        let mut placements = HashMap::new();
         let manifest = StoredManifest {
             files: vec![
-                store_file(blocks.as_ref(), "collection-0-1.wt", &random).await,
-                store_file(blocks.as_ref(), "journal/WiredTigerLog.0000000001", &text).await,
-                store_file(blocks.as_ref(), "mongod.lock", b"").await,
+                store_file(
+                    blocks.as_ref(),
+                    &mut placements,
+                    "collection-0-1.wt",
+                    &random,
+                )
+                .await,
+                store_file(
+                    blocks.as_ref(),
+                    &mut placements,
+                    "journal/WiredTigerLog.0000000001",
+                    &text,
+                )
+                .await,
+                store_file(blocks.as_ref(), &mut placements, "mongod.lock", b"").await,
             ],
         };
-        let plan = Arc::new(ArchivePlan::build(&manifest, "Restore Info\n", 0).unwrap());
+        let plan =
+            Arc::new(ArchivePlan::build(&manifest, &placements, "Restore Info\n", 0).unwrap());
         let whole = collect(plan.clone(), blocks.clone(), 0, plan.len()).await;
         assert_eq!(whole.len() as u64, plan.len());
         let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&whole[..]));
@@ -366,12 +403,30 @@ mod tests {
             joined.extend(collect(plan.clone(), blocks.clone(), cut, plan.len()).await);
             assert_eq!(joined, whole, "ranges split at {cut}");
         }
-        let again = Arc::new(ArchivePlan::build(&manifest, "Restore Info\n", 0).unwrap());
+        let again =
+            Arc::new(ArchivePlan::build(&manifest, &placements, "Restore Info\n", 0).unwrap());
         assert_eq!(
             collect(again.clone(), blocks, 0, again.len()).await,
             whole,
             "deterministic"
         );
+    }
+
+    #[tokio::test]
+    async fn a_chunk_the_index_does_not_place_ends_the_stream_as_missing() {
+        let blocks: Arc<dyn BlockStore> = Arc::new(ObjectBlockStore::new(Arc::new(
+            object_store::memory::InMemory::new(),
+        )));
+        let mut placements = HashMap::new();
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let file = store_file(blocks.as_ref(), &mut placements, "a.wt", &content).await;
+        let unplaced = file.chunks[1].id();
+        placements.remove(&unplaced);
+        let manifest = StoredManifest { files: vec![file] };
+        let plan = Arc::new(ArchivePlan::build(&manifest, &placements, "info", 0).unwrap());
+        let end = plan.len();
+        let read: Result<Vec<Bytes>, BlockError> = plan.stream(blocks, 0, end).try_collect().await;
+        assert!(matches!(read, Err(BlockError::NotFound(id)) if id == unplaced));
     }
 
     #[test]

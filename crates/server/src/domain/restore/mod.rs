@@ -3,14 +3,16 @@
 
 pub mod archive;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::clusters::parse_fcv;
+use super::snapshots::StoredManifest;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
+use crate::blocks::{ChunkId, Placement};
 use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, JobId, SnapshotId};
 use crate::meta::restore::DownloadRefusal;
 use crate::model::{
@@ -488,14 +490,36 @@ impl Services {
             .find(|p| p.replica_set_name == job.replica_set_name)
             .ok_or_else(|| DomainError::Internal(format!("part of job {} is gone", job.id)))?;
         let manifest = self.load_manifest(snapshot.id, part).await?;
+        let placements = self.chunk_placements(&manifest).await?;
         let info = restore_info(&group.name, job, &snapshot);
         let plan = Arc::new(ArchivePlan::build(
             &manifest,
+            &placements,
             &info,
             i64::from(snapshot.created.secs),
         )?);
         self.plans.put(job.id, plan.clone());
         Ok(plan)
+    }
+
+    /// Where the index places each chunk of `manifest`.
+    async fn chunk_placements(
+        &self,
+        manifest: &StoredManifest,
+    ) -> DomainResult<HashMap<ChunkId, Placement>> {
+        let ids: BTreeSet<[u8; 32]> = manifest
+            .files
+            .iter()
+            .flat_map(|f| f.chunks.iter().map(|c| c.0))
+            .collect();
+        let ids: Vec<[u8; 32]> = ids.into_iter().collect();
+        Ok(self
+            .meta
+            .locate_chunks(&ids)
+            .await?
+            .iter()
+            .map(|info| (ChunkId::from_bytes(info.id), info.placement))
+            .collect())
     }
 
     /// Checks a download request and takes one download from the budget (a request that

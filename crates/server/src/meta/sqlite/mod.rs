@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 mod agents;
 mod group_commit;
@@ -52,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../../../migrations/sqlite/0005_manifest_names.sql"),
     ),
     (
+        6,
+        include_str!("../../../../../migrations/sqlite/0006_packs.sql"),
+    ),
+    (
         7,
         include_str!("../../../../../migrations/sqlite/0007_oplog.sql"),
     ),
@@ -60,6 +65,32 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../../../migrations/sqlite/0008_agents.sql"),
     ),
 ];
+
+/// Applies the migrations `conn` has not seen, each in its own transaction.
+async fn migrate(conn: &mut SqliteConnection) -> MetaResult<()> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")
+        .execute(&mut *conn)
+        .await?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied) VALUES (?, ?)")
+            .bind(version)
+            .bind(chrono::Utc::now().timestamp())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
 
 /// How many pooled connections serve concurrent requests (reads run in parallel under WAL).
 const POOL_CONNECTIONS: u32 = 8;
@@ -95,6 +126,13 @@ impl SqliteMetaStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // Migrations run on a connection of their own, closed before the pool opens. A
+        // pooled connection that had read the schema before a migration changed a table
+        // would expand `SELECT *` against its stale copy, and sqlx keeps the column list of
+        // that first preparation: the statement then fails on every later run.
+        let mut conn = options.connect().await?;
+        migrate(&mut conn).await?;
+        conn.close().await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
             .connect_with(options.clone())
@@ -104,13 +142,11 @@ impl SqliteMetaStore {
             .connect_with(options)
             .await?;
         let job_inserter = group_commit::JobInserter::start(writer.clone());
-        let store = Self {
+        Ok(Self {
             pool,
             writer,
             job_inserter,
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// The underlying pool, for the other tables' modules of this backend.
@@ -130,31 +166,6 @@ impl SqliteMetaStore {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    async fn migrate(&self) -> MetaResult<()> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")
-            .execute(&self.pool)
-            .await?;
-        for (version, sql) in MIGRATIONS {
-            let mut tx = self.begin_write().await?;
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied) VALUES (?, ?)")
-                .bind(version)
-                .bind(chrono::Utc::now().timestamp())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        Ok(())
     }
 
     async fn load_key_details(&self, mut key: ApiKeyRecord) -> MetaResult<ApiKeyRecord> {

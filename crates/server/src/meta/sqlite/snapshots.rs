@@ -1,13 +1,14 @@
 //! SQLite implementation of [`SnapshotMeta`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Row};
 
 use super::{corrupt, page_limit, SqliteMetaStore};
+use crate::blocks::{PackId, Placement};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
-use crate::meta::snapshots::{PartCommit, SnapshotMeta};
-use crate::meta::MetaResult;
+use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
+use crate::meta::{MetaError, MetaResult};
 use crate::model::{
     ChunkInfo, ClusterType, OplogTs, PageOf, PageRequest, PartStats, SnapshotPartRecord,
     SnapshotRecord, UnixSeconds,
@@ -73,18 +74,92 @@ fn chunk_from_row(row: &SqliteRow) -> MetaResult<ChunkInfo> {
         let v: i64 = row.try_get(name)?;
         u32::try_from(v).map_err(|_| corrupt(name, &v.to_string()))
     };
+    let pack: Option<String> = row.try_get("pack_id")?;
+    let placement = match pack {
+        None => Placement::Loose,
+        Some(pack) => {
+            let offset: Option<i64> = row.try_get("pack_offset")?;
+            let len: Option<i64> = row.try_get("object_bytes")?;
+            match (PackId::parse_hex(&pack), offset, len) {
+                (Some(pack), Some(offset), Some(len)) => Placement::Packed {
+                    pack,
+                    offset: u64::try_from(offset)
+                        .map_err(|_| corrupt("pack offset", &offset.to_string()))?,
+                    len: u32::try_from(len)
+                        .map_err(|_| corrupt("object bytes", &len.to_string()))?,
+                },
+                _ => return Err(corrupt("chunk location", &id)),
+            }
+        }
+    };
     Ok(ChunkInfo {
         id: raw,
         raw_bytes: size("raw_bytes")?,
         stored_bytes: size("stored_bytes")?,
         is_deflate: row.try_get("is_deflate")?,
+        placement,
     })
+}
+
+/// The pack columns of a chunk row: `(pack_id, pack_offset, object_bytes)`.
+fn placement_columns(placement: Placement) -> (Option<String>, Option<i64>, Option<i64>) {
+    match placement {
+        Placement::Loose => (None, None, None),
+        Placement::Packed { pack, offset, len } => (
+            Some(pack.to_hex()),
+            Some(offset as i64),
+            Some(i64::from(len)),
+        ),
+    }
 }
 
 /// Most ids bound into one `IN (...)` list; SQLite's default limit is 32766 variables.
 const IDS_PER_STATEMENT: usize = 500;
+/// Chunk rows inserted by one statement (8 variables each).
+const CHUNK_ROWS_PER_INSERT: usize = 200;
+
+/// `?, ?, …` with `n` placeholders.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `ids` as hex arguments, appended to `args` (which carries any placeholders before
+/// the id list).
+fn with_ids<'q>(
+    mut args: SqliteArguments<'q>,
+    ids: &[[u8; 32]],
+) -> MetaResult<SqliteArguments<'q>> {
+    for id in ids {
+        args.add(hex::encode(id))
+            .map_err(|e| MetaError::Backend(e.to_string()))?;
+    }
+    Ok(args)
+}
+
+/// Just `ids` as hex arguments.
+fn id_arguments<'q>(ids: &[[u8; 32]]) -> MetaResult<SqliteArguments<'q>> {
+    with_ids(SqliteArguments::default(), ids)
+}
 
 impl SqliteMetaStore {
+    /// The indexed chunks among `ids`, each with its reference count.
+    async fn select_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<(ChunkInfo, i64)>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for group in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT * FROM chunks WHERE id IN ({})",
+                placeholders(group.len())
+            );
+            for row in sqlx::query_with(&sql, id_arguments(group)?)
+                .fetch_all(self.pool())
+                .await?
+            {
+                found.push((chunk_from_row(&row)?, row.try_get("refcount")?));
+            }
+        }
+        Ok(found)
+    }
+
     async fn with_parts(&self, mut snapshot: SnapshotRecord) -> MetaResult<SnapshotRecord> {
         let rows =
             sqlx::query("SELECT * FROM snapshot_parts WHERE snapshot_id = ? ORDER BY cluster_id")
@@ -247,15 +322,30 @@ impl SnapshotMeta for SqliteMetaStore {
         if committed != Some(false) {
             return Ok(PartCommit::AlreadyCommitted);
         }
-        for id in distinct_chunks {
-            let done = sqlx::query(
-                "UPDATE chunks SET refcount = refcount + 1, unreferenced_since = NULL WHERE id = ?",
-            )
-            .bind(hex::encode(id))
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(PartCommit::UnknownChunk(*id));
+        // `distinct_chunks` holds no duplicates, so a group updates as many rows as it has
+        // ids unless one of them is not indexed.
+        for group in distinct_chunks.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE chunks SET refcount = refcount + 1, unreferenced_since = NULL WHERE id IN ({})",
+                placeholders(group.len())
+            );
+            let done = sqlx::query_with(&sql, id_arguments(group)?)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() < group.len() as u64 {
+                let sql = format!(
+                    "SELECT id FROM chunks WHERE id IN ({})",
+                    placeholders(group.len())
+                );
+                let found: std::collections::HashSet<String> =
+                    sqlx::query_scalar_with(&sql, id_arguments(group)?)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                if let Some(unknown) = group.iter().find(|id| !found.contains(&hex::encode(id))) {
+                    return Ok(PartCommit::UnknownChunk(*unknown));
+                }
             }
         }
         sqlx::query(
@@ -289,50 +379,120 @@ impl SnapshotMeta for SqliteMetaStore {
         })
     }
 
-    async fn record_chunks(&self, chunks: &[ChunkInfo], now: UnixSeconds) -> MetaResult<Vec<bool>> {
+    async fn record_pack(
+        &self,
+        pack: PackId,
+        pack_bytes: u64,
+        chunks: &[ChunkInfo],
+        now: UnixSeconds,
+    ) -> MetaResult<Vec<bool>> {
         let mut tx = self.begin_write().await?;
-        let mut inserted = Vec::with_capacity(chunks.len());
-        for c in chunks {
-            let done = sqlx::query(
-                "INSERT INTO chunks (id, raw_bytes, stored_bytes, is_deflate, refcount, unreferenced_since) \
-                 VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(hex::encode(c.id))
-            .bind(i64::from(c.raw_bytes))
-            .bind(i64::from(c.stored_bytes))
-            .bind(c.is_deflate)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            inserted.push(done.rows_affected() > 0);
+        sqlx::query(
+            "INSERT INTO packs (id, bytes, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(pack.to_hex())
+        .bind(pack_bytes as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let mut new_ids = std::collections::HashSet::new();
+        for rows in chunks.chunks(CHUNK_ROWS_PER_INSERT) {
+            let values = vec!["(?, ?, ?, ?, 0, ?, ?, ?, ?)"; rows.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO chunks (id, raw_bytes, stored_bytes, is_deflate, refcount, unreferenced_since, \
+                 pack_id, pack_offset, object_bytes) VALUES {values} ON CONFLICT DO NOTHING RETURNING id"
+            );
+            let mut insert = sqlx::query_scalar::<_, String>(&sql);
+            for c in rows {
+                let (pack_id, offset, len) = placement_columns(c.placement);
+                insert = insert
+                    .bind(hex::encode(c.id))
+                    .bind(i64::from(c.raw_bytes))
+                    .bind(i64::from(c.stored_bytes))
+                    .bind(c.is_deflate)
+                    .bind(now)
+                    .bind(pack_id)
+                    .bind(offset)
+                    .bind(len);
+            }
+            new_ids.extend(insert.fetch_all(&mut *tx).await?);
+        }
+        if new_ids.is_empty() {
+            tx.rollback().await?;
+            return Ok(vec![false; chunks.len()]);
         }
         tx.commit().await?;
-        Ok(inserted)
+        // A batch may name one chunk twice; only its first row counts as new.
+        let mut seen = std::collections::HashSet::new();
+        Ok(chunks
+            .iter()
+            .map(|c| {
+                let hex = hex::encode(c.id);
+                new_ids.contains(&hex) && seen.insert(hex)
+            })
+            .collect())
     }
 
     async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
-        let mut found = Vec::new();
-        for group in ids.chunks(IDS_PER_STATEMENT) {
-            let hexes: Vec<String> = group.iter().map(hex::encode).collect();
-            let list = vec!["?"; hexes.len()].join(", ");
-            let touch_sql = format!(
-                "UPDATE chunks SET unreferenced_since = ? WHERE refcount = 0 AND id IN ({list})"
+        let found = self.select_chunks(ids).await?;
+        // Only rows that need it are touched: an UPDATE takes the write lock even when it
+        // matches nothing, and imports ask about chunks the index mostly lacks.
+        let idle: Vec<[u8; 32]> = found
+            .iter()
+            .filter(|(_, refcount)| *refcount == 0)
+            .map(|(info, _)| info.id)
+            .collect();
+        for group in idle.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE chunks SET unreferenced_since = ? WHERE refcount = 0 AND id IN ({})",
+                placeholders(group.len())
             );
-            let mut update = sqlx::query(&touch_sql).bind(now);
-            for h in &hexes {
-                update = update.bind(h);
+            let mut args = SqliteArguments::default();
+            args.add(now)
+                .map_err(|e| MetaError::Backend(e.to_string()))?;
+            sqlx::query_with(&sql, with_ids(args, group)?)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(found.into_iter().map(|(info, _)| info).collect())
+    }
+
+    async fn locate_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<ChunkInfo>> {
+        Ok(self
+            .select_chunks(ids)
+            .await?
+            .into_iter()
+            .map(|(info, _)| info)
+            .collect())
+    }
+
+    async fn list_chunks(&self, after: Option<[u8; 32]>, limit: u32) -> MetaResult<Vec<ChunkInfo>> {
+        // Every id is 64 hex digits, so all sort after the empty string.
+        let after = after.map(hex::encode).unwrap_or_default();
+        let rows = sqlx::query("SELECT * FROM chunks WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(chunk_from_row).collect()
+    }
+
+    async fn known_packs(&self, ids: &[PackId]) -> MetaResult<Vec<PackId>> {
+        let mut known = Vec::new();
+        for group in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id FROM packs WHERE id IN ({})",
+                placeholders(group.len())
+            );
+            let mut select = sqlx::query_scalar::<_, String>(&sql);
+            for id in group {
+                select = select.bind(id.to_hex());
             }
-            update.execute(self.pool()).await?;
-            let sql = format!("SELECT * FROM chunks WHERE id IN ({list})");
-            let mut select = sqlx::query(&sql);
-            for h in &hexes {
-                select = select.bind(h);
-            }
-            for row in select.fetch_all(self.pool()).await? {
-                found.push(chunk_from_row(&row)?);
+            for hex in select.fetch_all(self.pool()).await? {
+                known.push(PackId::parse_hex(&hex).ok_or_else(|| corrupt("pack id", &hex))?);
             }
         }
-        Ok(found)
+        Ok(known)
     }
 
     async fn delete_expired_snapshots(
@@ -417,14 +577,247 @@ impl SnapshotMeta for SqliteMetaStore {
             .collect()
     }
 
-    async fn forget_chunk(&self, id: [u8; 32], before: UnixSeconds) -> MetaResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM chunks WHERE id = ? AND refcount = 0 AND unreferenced_since < ?",
+    async fn forget_chunks(
+        &self,
+        ids: &[[u8; 32]],
+        before: UnixSeconds,
+    ) -> MetaResult<ForgottenChunks> {
+        let mut tx = self.begin_write().await?;
+        let mut forgotten = ForgottenChunks::default();
+        let mut packs = std::collections::BTreeSet::new();
+        for id in ids {
+            let removed: Option<Option<String>> = sqlx::query_scalar(
+                "DELETE FROM chunks WHERE id = ? AND refcount = 0 AND unreferenced_since < ? RETURNING pack_id",
+            )
+            .bind(hex::encode(id))
+            .bind(before)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match removed {
+                None => continue,
+                Some(None) => forgotten.loose.push(*id),
+                Some(Some(pack)) => {
+                    packs.insert(pack);
+                }
+            }
+            forgotten.chunks += 1;
+        }
+        for pack in packs {
+            let done = sqlx::query(
+                "DELETE FROM packs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack_id = ?)",
+            )
+            .bind(&pack)
+            .bind(&pack)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                forgotten
+                    .packs
+                    .push(PackId::parse_hex(&pack).ok_or_else(|| corrupt("pack id", &pack))?);
+            }
+        }
+        tx.commit().await?;
+        Ok(forgotten)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed(n: u8, pack: PackId, offset: u64) -> ChunkInfo {
+        ChunkInfo {
+            id: [n; 32],
+            raw_bytes: 10,
+            stored_bytes: 10,
+            is_deflate: false,
+            placement: Placement::Packed {
+                pack,
+                offset,
+                len: 62,
+            },
+        }
+    }
+
+    fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+        items.sort();
+        items
+    }
+
+    /// A store holding one open snapshot of one replica set, `rs0`.
+    async fn store_with_open_snapshot(dir: &std::path::Path) -> (SqliteMetaStore, SnapshotId) {
+        let store = SqliteMetaStore::open(&dir.join("meta.sqlite"))
+            .await
+            .expect("open");
+        let (org, group, cluster) = (
+            crate::ids::OrgId::generate(),
+            GroupId::generate(),
+            ClusterId::generate(),
+        );
+        let account_rows = [
+            ("INSERT INTO orgs (id, name, created) VALUES (?, 'o', 0)", vec![org.to_hex()]),
+            (
+                "INSERT INTO projects (id, org_id, name, created) VALUES (?, ?, 'p', 0)",
+                vec![group.to_hex(), org.to_hex()],
+            ),
+            (
+                "INSERT INTO clusters (id, project_id, cluster_name, type_name, replica_set_name, fcv, created) \
+                 VALUES (?, ?, 'c', 'REPLICA_SET', 'rs0', '7.0', 0)",
+                vec![cluster.to_hex(), group.to_hex()],
+            ),
+        ];
+        for (sql, binds) in account_rows {
+            let query = binds.into_iter().fold(sqlx::query(sql), |q, b| q.bind(b));
+            query.execute(store.pool()).await.expect("account rows");
+        }
+        let snapshot = SnapshotRecord {
+            id: SnapshotId::generate(),
+            group_id: group,
+            cluster_id: cluster,
+            created: OplogTs { secs: 1, inc: 0 },
+            last_oplog_applied: None,
+            complete: false,
+            expires: None,
+            do_not_delete: false,
+            deleted_at: None,
+            mongod_version: "7.0.2".into(),
+            storage_engine: "wiredTiger".into(),
+            recorded: 0,
+            parts: vec![SnapshotPartRecord::uncommitted(
+                cluster,
+                "rs0".into(),
+                ClusterType::ReplicaSet,
+            )],
+        };
+        store.insert_snapshot(&snapshot).await.expect("snapshot");
+        (store, snapshot.id)
+    }
+
+    #[tokio::test]
+    async fn a_commit_naming_an_unindexed_chunk_among_many_changes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, snapshot) = store_with_open_snapshot(dir.path()).await;
+        let pack = PackId::of(b"pack");
+        // More chunks than one statement binds, so the commit updates them in groups.
+        let chunks: Vec<ChunkInfo> = (0..IDS_PER_STATEMENT + 100)
+            .map(|n| ChunkInfo {
+                id: *blake3::hash(&n.to_be_bytes()).as_bytes(),
+                ..packed(0, pack, n as u64 * 62)
+            })
+            .collect();
+        store
+            .record_pack(pack, 1, &chunks, 10)
+            .await
+            .expect("record");
+        let mut ids: Vec<[u8; 32]> = chunks.iter().map(|c| c.id).collect();
+        let unknown = [0xee; 32];
+        ids.push(unknown);
+        ids.sort();
+        let commit = |ids: Vec<[u8; 32]>| {
+            let store = &store;
+            async move {
+                store
+                    .commit_part(snapshot, "rs0", PartStats::default(), &ids, "m.json")
+                    .await
+                    .expect("commit")
+            }
+        };
+        assert_eq!(commit(ids.clone()).await, PartCommit::UnknownChunk(unknown));
+        let referenced: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE refcount > 0")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(referenced, 0, "the failed commit took no reference");
+
+        ids.retain(|id| *id != unknown);
+        assert_eq!(
+            commit(ids.clone()).await,
+            PartCommit::Committed { complete: true }
+        );
+        let referenced: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM chunks WHERE refcount = 1 AND unreferenced_since IS NULL",
         )
-        .bind(hex::encode(id))
-        .bind(before)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+        assert_eq!(referenced, ids.len() as i64);
+        assert_eq!(commit(ids).await, PartCommit::AlreadyCommitted);
+    }
+
+    #[tokio::test]
+    async fn packs_index_their_new_chunks_and_go_with_their_last_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
+            .await
+            .expect("open");
+        let (one, two, three) = (PackId::of(b"one"), PackId::of(b"two"), PackId::of(b"three"));
+        let first = [packed(1, one, 0), packed(2, one, 62)];
+        assert_eq!(
+            store
+                .record_pack(one, 124, &first, 100)
+                .await
+                .expect("record"),
+            [true, true]
+        );
+        let second = [packed(2, two, 0), packed(3, two, 62), packed(3, two, 62)];
+        assert_eq!(
+            store
+                .record_pack(two, 186, &second, 101)
+                .await
+                .expect("record"),
+            [false, true, false],
+            "a chunk indexed by an earlier pack, or named twice, is not new"
+        );
+        let third = [packed(3, three, 0)];
+        assert_eq!(
+            store
+                .record_pack(three, 62, &third, 102)
+                .await
+                .expect("record"),
+            [false]
+        );
+        assert_eq!(
+            sorted(store.known_packs(&[one, two, three]).await.expect("known")),
+            sorted(vec![one, two]),
+            "a pack with no new chunk is not recorded"
+        );
+        let found = store.locate_chunks(&[[2; 32]]).await.expect("locate");
+        assert_eq!(found, vec![first[1]]);
+
+        sqlx::query(
+            "INSERT INTO chunks (id, raw_bytes, stored_bytes, is_deflate, refcount, unreferenced_since) \
+             VALUES (?, 5, 5, FALSE, 0, 90)",
+        )
+        .bind(hex::encode([0u8; 32]))
+        .execute(store.pool())
+        .await
+        .expect("a chunk stored alone, as before packs");
+        let listed = store.list_chunks(None, 2).await.expect("list");
+        assert_eq!(
+            listed.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [[0; 32], [1; 32]]
+        );
+        assert_eq!(listed[0].placement, Placement::Loose);
+        let rest = store.list_chunks(Some([1; 32]), 10).await.expect("list");
+        assert_eq!(
+            rest.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [[2; 32], [3; 32]]
+        );
+
+        let all = [[0; 32], [1; 32], [2; 32], [3; 32]];
+        let none = store.forget_chunks(&all, 90).await.expect("forget");
+        assert_eq!(none, ForgottenChunks::default(), "nothing idle long enough");
+        let some = store.forget_chunks(&all, 101).await.expect("forget");
+        assert_eq!(some.chunks, 3);
+        assert_eq!(some.loose, vec![[0; 32]]);
+        assert_eq!(some.packs, vec![one], "`two` still holds chunk 3");
+        let rest = store.forget_chunks(&all, 200).await.expect("forget");
+        assert_eq!(rest.chunks, 1);
+        assert_eq!(rest.loose, Vec::<[u8; 32]>::new());
+        assert_eq!(rest.packs, vec![two]);
+        assert_eq!(
+            store.known_packs(&[one, two]).await.expect("known"),
+            Vec::<PackId>::new()
+        );
     }
 }
