@@ -78,6 +78,16 @@ pub async fn register_replica_set(client: &ApiClient, group: &str, name: &str) -
 }
 
 /// A server with one registered replica set, and a generated dbpath imported into it.
+/// A server with one registered replica set `rs0`: the server, a client holding the
+/// bootstrap key, and the project and cluster ids.
+pub async fn registered_replica_set(flags: &[&str]) -> (TestServer, ApiClient, String, String) {
+    let server = TestServer::start_with(flags);
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let cluster = register_replica_set(&client, &group, "rs0").await;
+    (server, client, group, cluster)
+}
+
 pub struct ImportedReplicaSet {
     pub server: TestServer,
     pub client: ApiClient,

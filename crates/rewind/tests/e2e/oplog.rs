@@ -14,14 +14,12 @@ use crate::fixtures::*;
 use crate::support::*;
 
 /// A server with one registered replica set `rs0`: the server, a client holding the
-/// bootstrap key, the project and cluster ids, and a directory for files to push.
-async fn registered_replica_set(
+/// bootstrap key, the project and cluster ids (see the fixture), and a directory for files
+/// to push.
+async fn replica_set_with_files(
     flags: &[&str],
 ) -> (TestServer, ApiClient, String, String, tempfile::TempDir) {
-    let server = TestServer::start_with(flags);
-    let client = server.client();
-    let group = server.boot.group_id.clone();
-    let cluster = register_replica_set(&client, &group, "rs0").await;
+    let (server, client, group, cluster) = registered_replica_set(flags).await;
     (server, client, group, cluster, tempfile::tempdir().unwrap())
 }
 
@@ -141,7 +139,7 @@ fn ts(secs: u32, inc: u32) -> Value {
 
 #[tokio::test]
 async fn a_pushed_file_is_stored_shown_by_status_and_a_repush_stores_nothing_new() {
-    let (server, client, group, cluster, dir) = registered_replica_set(&[]).await;
+    let (server, client, group, cluster, dir) = replica_set_with_files(&[]).await;
     let file = dir.path().join("oplog.bson");
     let end = now_secs();
     let spec = OplogSpec {
@@ -213,7 +211,7 @@ async fn a_pushed_file_is_stored_shown_by_status_and_a_repush_stores_nothing_new
 
 #[tokio::test]
 async fn out_of_order_and_duplicated_entries_are_refused_with_nothing_stored() {
-    let (server, client, group, cluster, dir) = registered_replica_set(&[]).await;
+    let (server, client, group, cluster, dir) = replica_set_with_files(&[]).await;
     let t = now_secs() - 600;
 
     let disordered = dir.path().join("disordered.bson");
@@ -251,7 +249,7 @@ async fn out_of_order_and_duplicated_entries_are_refused_with_nothing_stored() {
 
 #[tokio::test]
 async fn entries_overlapping_the_stored_oplog_with_other_content_are_refused() {
-    let (server, client, group, cluster, dir) = registered_replica_set(&[]).await;
+    let (server, client, group, cluster, dir) = replica_set_with_files(&[]).await;
     let t = now_secs() - 600;
     let first = dir.path().join("first.bson");
     write_run(&first, &run_of(t, 10, "original"));
@@ -298,7 +296,7 @@ async fn entries_overlapping_the_stored_oplog_with_other_content_are_refused() {
 
 #[tokio::test]
 async fn a_file_after_the_stored_end_records_a_gap_unless_it_continues_from_it() {
-    let (server, client, group, cluster, dir) = registered_replica_set(&[]).await;
+    let (server, client, group, cluster, dir) = replica_set_with_files(&[]).await;
     let t = now_secs() - 3_600;
     let file = |name: &str, secs: u32| {
         let path = dir.path().join(name);
@@ -366,7 +364,7 @@ async fn a_file_after_the_stored_end_records_a_gap_unless_it_continues_from_it()
 
 #[tokio::test]
 async fn the_point_in_time_window_is_a_project_setting_used_by_restores() {
-    let (server, client, group, cluster, _) = registered_replica_set(&[]).await;
+    let (server, client, group, cluster, _) = replica_set_with_files(&[]).await;
     let settings = format!("{REWIND_API}/groups/{group}/backupSettings");
     let patch = |body: Value| call(&client, Method::PATCH, &settings, Some(body));
 
@@ -482,7 +480,7 @@ async fn a_read_only_key_reads_the_oplog_but_cannot_push_or_change_the_window() 
 
 #[tokio::test]
 async fn bad_pushes_are_answered_with_the_api_error_format() {
-    let (server, client, group, cluster, _) = registered_replica_set(&[]).await;
+    let (server, client, group, cluster, _) = replica_set_with_files(&[]).await;
     let path = format!("{}/rs0", oplog_path(&group, &cluster));
     let t = now_secs() - 60;
     let good = oplog_entry(t, 1, "ok");
@@ -596,7 +594,7 @@ async fn a_sharded_cluster_keeps_one_oplog_per_replica_set() {
 #[tokio::test]
 async fn retention_drops_the_oplog_that_left_the_window() {
     let (server, client, group, cluster, dir) =
-        registered_replica_set(&["--sweep-interval-secs", "1", "--gc-delay-secs", "0"]).await;
+        replica_set_with_files(&["--sweep-interval-secs", "1", "--gc-delay-secs", "0"]).await;
     let now = now_secs();
     let old = dir.path().join("old.bson");
     write_run(&old, &run_of(now - 5 * 3_600, 20, "old"));

@@ -34,10 +34,7 @@ fn object_keys(value: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn an_imported_dbpath_is_listed_fetched_patched_and_deleted_with_cloud_manager_fields() {
-    let server = TestServer::start();
-    let client = server.client();
-    let group = server.boot.group_id.clone();
-    let cluster = register_replica_set(&client, &group, "rs0").await;
+    let (server, client, group, cluster) = registered_replica_set(&[]).await;
     let source = tempfile::tempdir().unwrap();
     generate(source.path(), 3 << 20, 11);
     let dir = source.path().to_str().unwrap();
@@ -189,10 +186,7 @@ async fn an_imported_dbpath_is_listed_fetched_patched_and_deleted_with_cloud_man
 
 #[tokio::test]
 async fn a_second_import_after_scattered_writes_stores_little_more_than_the_changed_bytes() {
-    let server = TestServer::start();
-    let client = server.client();
-    let group = server.boot.group_id.clone();
-    let cluster = register_replica_set(&client, &group, "rs0").await;
+    let (server, _, group, cluster) = registered_replica_set(&[]).await;
     let source = tempfile::tempdir().unwrap();
     generate(source.path(), 6 << 20, 21);
     let first = import_dir(&server, &group, &cluster, source.path());
@@ -284,10 +278,7 @@ fn random_files(dir: &std::path::Path, files: u32, each: u64, seed: u64) {
 
 #[tokio::test]
 async fn an_interrupted_import_resumes_without_sending_its_chunks_again() {
-    let server = TestServer::start();
-    let client = server.client();
-    let group = server.boot.group_id.clone();
-    let cluster = register_replica_set(&client, &group, "rs0").await;
+    let (server, client, group, cluster) = registered_replica_set(&[]).await;
     let source = tempfile::tempdir().unwrap();
     // Large enough that the import is still running when its first chunks land.
     random_files(source.path(), 16, 8 << 20, 41);
@@ -344,10 +335,7 @@ async fn an_interrupted_import_resumes_without_sending_its_chunks_again() {
 
 #[tokio::test]
 async fn two_concurrent_imports_of_overlapping_data_both_restore_byte_identical_trees() {
-    let server = TestServer::start();
-    let client = server.client();
-    let group = server.boot.group_id.clone();
-    let cluster = register_replica_set(&client, &group, "rs0").await;
+    let (server, client, group, cluster) = registered_replica_set(&[]).await;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     generate(a.path(), 3 << 20, 51);
     generate(b.path(), 3 << 20, 51);
@@ -437,10 +425,8 @@ async fn a_chunk_uploaded_under_the_wrong_hash_is_refused_and_still_missing() {
 
 #[tokio::test]
 async fn an_expired_snapshot_is_swept_and_only_its_own_chunks_are_collected() {
-    let server = TestServer::start_with(&["--sweep-interval-secs", "1", "--gc-delay-secs", "1"]);
-    let client = server.client();
-    let group = server.boot.group_id.clone();
-    let cluster = register_replica_set(&client, &group, "rs0").await;
+    let (server, client, group, cluster) =
+        registered_replica_set(&["--sweep-interval-secs", "1", "--gc-delay-secs", "1"]).await;
     let source = tempfile::tempdir().unwrap();
     generate(source.path(), 2 << 20, 61);
     let kept = import_dir(&server, &group, &cluster, source.path());
