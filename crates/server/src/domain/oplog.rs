@@ -801,6 +801,38 @@ impl Services {
         }
     }
 
+    /// The ts of the newest stored entry of `stream` at or before `at`, when a stored range
+    /// holds `at` (outside every range the answer would not be known to be the newest).
+    /// Reads at most one slice: only when `at` falls inside one.
+    #[allow(dead_code)] // Used by point-in-time restores, which come next.
+    pub(crate) async fn last_stored_entry_at_or_before(
+        &self,
+        stream: &OplogStream,
+        at: OplogTs,
+    ) -> DomainResult<Option<OplogTs>> {
+        let ranges = self.meta.oplog_ranges(stream).await?;
+        let Some(range) = coverage::range_containing(&ranges, at) else {
+            return Ok(None);
+        };
+        let Some(newest) = self
+            .meta
+            .oplog_slices(stream, range.first, at)
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        if newest.last <= at {
+            return Ok(Some(newest.last));
+        }
+        let (_, entries) = self
+            .load_slices(stream, vec![newest])
+            .await?
+            .pop()
+            .ok_or_else(|| DomainError::Internal("a loaded slice vanished".into()))?;
+        Ok(entries.marks.iter().rev().map(|m| m.ts).find(|ts| *ts <= at))
+    }
+
     /// Deletes the objects of slices retired before `before`, and of pushes that recorded
     /// slices as pending before it and never committed them.
     pub async fn collect_oplog_slices(&self, before: UnixSeconds) -> DomainResult<usize> {
