@@ -158,6 +158,22 @@ pub struct OplogTs {
     pub inc: u32,
 }
 
+impl OplogTs {
+    /// The latest timestamp there is: every entry is at or before it.
+    pub const MAX: OplogTs = OplogTs {
+        secs: u32::MAX,
+        inc: u32::MAX,
+    };
+
+    /// The last timestamp within second `secs`: every entry of that second is at or before it.
+    pub fn end_of_second(secs: u32) -> OplogTs {
+        OplogTs {
+            secs,
+            inc: u32::MAX,
+        }
+    }
+}
+
 impl std::fmt::Display for OplogTs {
     /// `SECONDS:INCREMENT`, the form the CLI takes and error messages show.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

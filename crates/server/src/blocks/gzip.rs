@@ -22,8 +22,11 @@ pub const MEMBER_TRAILER_BYTES: usize = 8;
 /// The gzip member header: ID1 ID2, CM=8 (deflate), FLG=0 (no extra fields), MTIME=0,
 /// XFL=0, OS=255 (unknown).
 pub fn member_header() -> [u8; MEMBER_HEADER_BYTES] {
-    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]
+    MEMBER_HEADER
 }
+
+/// [`member_header`] as a static, for pieces that borrow it without copying.
+pub static MEMBER_HEADER: [u8; MEMBER_HEADER_BYTES] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 /// The gzip member trailer: CRC-32 of the plaintext, then ISIZE (plaintext length modulo
 /// 2^32), both little-endian.
@@ -80,10 +83,9 @@ pub fn member_len(raw_len: u32, stored_len: u32, is_deflate: bool) -> u64 {
 /// copying it: header, deflate stream (the payload itself, or stored-block headers between
 /// slices of it), trailer. Their concatenation is `chunk_member_len(chunk)` bytes.
 pub fn chunk_member_pieces(chunk: &EncodedChunk) -> Vec<Bytes> {
-    static HEADER: [u8; MEMBER_HEADER_BYTES] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
     let payload = chunk.payload();
     let mut pieces = Vec::with_capacity(3 + 2 * payload.len().div_ceil(STORED_BLOCK_MAX_BYTES));
-    pieces.push(Bytes::from_static(&HEADER));
+    pieces.push(Bytes::from_static(&MEMBER_HEADER));
     match chunk.encoding() {
         Encoding::Deflate => pieces.push(payload.clone()),
         Encoding::Raw if payload.is_empty() => {

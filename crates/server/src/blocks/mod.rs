@@ -89,6 +89,9 @@ pub enum BlockError {
     Store(String),
     #[error("i/o error: {0}")]
     Io(String),
+    /// A named object (an oplog slice) is absent or fails verification.
+    #[error("object {path} is missing or corrupt: {reason}")]
+    BadObject { path: String, reason: String },
     /// A chunk larger than [`MAX_CHUNK_BYTES`] was offered; only the chunker's output is stored.
     #[error("chunk of {len} bytes exceeds the {max} byte limit")]
     TooLarge { len: usize, max: usize },

@@ -468,7 +468,7 @@ impl Services {
     }
 
     /// Reads, verifies and decodes stored slices.
-    async fn load_slices(
+    pub(crate) async fn load_slices(
         &self,
         stream: &OplogStream,
         records: Vec<OplogSliceRecord>,
@@ -741,13 +741,22 @@ impl Services {
                 secs: u32::try_from((now - hours * 3600).max(0)).unwrap_or(u32::MAX),
                 inc: 0,
             };
-            let keep_from = match self
+            let mut keep_from = match self
                 .newest_snapshot_at_or_before(group, stream.cluster, window_start)
                 .await?
             {
                 Some(created) => created.min(window_start),
                 None => window_start,
             };
+            // Restores to a moment still being prepared or downloaded read from their
+            // snapshot on.
+            if let Some(read_from) = self
+                .meta
+                .oldest_active_oplog_start(stream.cluster, now)
+                .await?
+            {
+                keep_from = keep_from.min(read_from);
+            }
             let lock = self.oplog_lock(&stream);
             let _serialized = lock.lock().await;
             let count = self
@@ -804,7 +813,6 @@ impl Services {
     /// The ts of the newest stored entry of `stream` at or before `at`, when a stored range
     /// holds `at` (outside every range the answer would not be known to be the newest).
     /// Reads at most one slice: only when `at` falls inside one.
-    #[allow(dead_code)] // Used by point-in-time restores, which come next.
     pub(crate) async fn last_stored_entry_at_or_before(
         &self,
         stream: &OplogStream,
@@ -814,12 +822,7 @@ impl Services {
         let Some(range) = coverage::range_containing(&ranges, at) else {
             return Ok(None);
         };
-        let Some(newest) = self
-            .meta
-            .oplog_slices(stream, range.first, at)
-            .await?
-            .pop()
-        else {
+        let Some(newest) = self.meta.oplog_slices(stream, range.first, at).await?.pop() else {
             return Ok(None);
         };
         if newest.last <= at {
@@ -830,7 +833,12 @@ impl Services {
             .await?
             .pop()
             .ok_or_else(|| DomainError::Internal("a loaded slice vanished".into()))?;
-        Ok(entries.marks.iter().rev().map(|m| m.ts).find(|ts| *ts <= at))
+        Ok(entries
+            .marks
+            .iter()
+            .rev()
+            .map(|m| m.ts)
+            .find(|ts| *ts <= at))
     }
 
     /// Deletes the objects of slices retired before `before`, and of pushes that recorded

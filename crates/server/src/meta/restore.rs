@@ -80,6 +80,13 @@ pub trait RestoreMeta: Send + Sync + 'static {
     async fn interrupt_download(&self, id: JobId) -> MetaResult<()>;
     /// Marks links past their expiry EXPIRED; returns how many changed.
     async fn expire_deliveries(&self, now: UnixSeconds) -> MetaResult<u64>;
+    /// The oldest snapshot timestamp among the restores to a moment of `cluster` that are
+    /// unfinished or whose link is still live: their archives read the oplog from there.
+    async fn oldest_active_oplog_start(
+        &self,
+        cluster: crate::ids::ClusterId,
+        now: UnixSeconds,
+    ) -> MetaResult<Option<crate::model::OplogTs>>;
     /// Whether any job that is unfinished, or whose link is still live, reads the snapshot.
     async fn snapshot_has_active_jobs(
         &self,

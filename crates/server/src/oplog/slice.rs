@@ -77,6 +77,14 @@ pub struct IndexPoint {
     pub offset: u32,
 }
 
+/// Bytes of the deflate stream of a slice object of `object_len` bytes holding
+/// `entry_count` entries (the object minus its header and index), or `None` if no slice
+/// object has that shape.
+pub fn payload_len_of(object_len: u64, entry_count: u64) -> Option<u64> {
+    let index = entry_count.div_ceil(INDEX_INTERVAL as u64) * INDEX_POINT_BYTES as u64;
+    object_len.checked_sub(SLICE_HEADER_BYTES as u64 + index)
+}
+
 /// A slice ready to store, or read back and verified. Built only by [`OplogSlice::encode`]
 /// or [`OplogSlice::from_object_bytes`], so its fields agree with its payload's check.
 #[derive(Debug, Clone, PartialEq, Eq)]

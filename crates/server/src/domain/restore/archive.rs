@@ -8,6 +8,13 @@
 //! member's size is known from the manifest, so the archive's length and the offset of
 //! every byte are known before any chunk is read: that gives `Content-Length` and `Range`.
 //! The same job always yields the same bytes: headers, order and compression are fixed.
+//!
+//! A restore to a moment adds `oplog.bson`, the same way: a stored oplog slice is already a
+//! whole raw deflate stream with its CRC-32 and length, so a slice that lies entirely inside
+//! the cut is sent as one member made of its stored payload. Only the entries of the (at
+//! most two) slices the cut ends inside, and of slices small enough that a later push may
+//! re-cut them, are copied into an inline member when the plan is built. Which slices are
+//! sent whole therefore never changes for a job, and neither do its bytes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +22,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::blocks::{gzip, BlockError, BlockStore, ChunkId, ChunkLocation, Placement};
+use crate::blocks::{gzip, BlockError, BlockStore, ChunkId, ChunkLocation, ObjectKey, Placement};
 use crate::domain::snapshots::{StoredChunkRef, StoredManifest};
 use crate::domain::{DomainError, DomainResult};
+use crate::model::OplogTs;
+use crate::oplog::OplogSlice;
 
 /// Tar's block size.
 const TAR_BLOCK: usize = 512;
@@ -30,6 +39,42 @@ const DIR_MODE: u32 = 0o755;
 const INFO_MODE: u32 = 0o644;
 /// Name of the metadata file every archive carries.
 pub const RESTORE_INFO_FILE: &str = "restoreInfo.txt";
+/// Name of the oplog to replay, as `mongodump` names it.
+pub const OPLOG_FILE: &str = "oplog.bson";
+/// Mode of `oplog.bson` in the archive.
+const OPLOG_MODE: u32 = 0o644;
+
+/// A stored oplog slice sent whole, as one gzip member of its stored payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WholeSlice {
+    pub key: ObjectKey,
+    /// The object's path, which its check binds.
+    pub path: String,
+    pub first: OplogTs,
+    pub last: OplogTs,
+    pub entry_count: u32,
+    pub raw_len: u32,
+    /// Bytes of the slice's deflate stream (its object minus header and index).
+    pub payload_len: u64,
+}
+
+/// One piece of an archive's `oplog.bson`, in order.
+#[derive(Debug, Clone)]
+pub enum OplogPiece {
+    /// Entries copied out of a slice, compressed into the archive's own members.
+    Entries(Bytes),
+    /// A whole stored slice.
+    Slice(WholeSlice),
+}
+
+impl OplogPiece {
+    fn raw_len(&self) -> u64 {
+        match self {
+            OplogPiece::Entries(bytes) => bytes.len() as u64,
+            OplogPiece::Slice(slice) => u64::from(slice.raw_len),
+        }
+    }
+}
 
 /// One piece of the archive.
 #[derive(Debug, Clone)]
@@ -39,6 +84,8 @@ enum Segment {
     /// A stored chunk, wrapped into a member when sent, and where the index places it
     /// (`None`: not in the index, so the chunk is missing).
     Chunk(StoredChunkRef, Option<Placement>),
+    /// A whole oplog slice, wrapped into a member when sent.
+    Slice(WholeSlice),
 }
 
 impl Segment {
@@ -46,6 +93,9 @@ impl Segment {
         match self {
             Segment::Inline(b) => b.len() as u64,
             Segment::Chunk(c, _) => gzip::member_len(c.raw_len(), c.stored_len(), c.is_deflate()),
+            Segment::Slice(s) => {
+                (gzip::MEMBER_HEADER_BYTES + gzip::MEMBER_TRAILER_BYTES) as u64 + s.payload_len
+            }
         }
     }
 }
@@ -120,15 +170,35 @@ impl PlanBuilder {
         self.pending.extend_from_slice(&header);
         Ok(())
     }
+
+    /// `oplog.bson`: copied entries join the inline bytes, whole slices get members of
+    /// their own.
+    fn oplog(&mut self, pieces: &[OplogPiece], mtime: i64) -> DomainResult<()> {
+        let size: u64 = pieces.iter().map(OplogPiece::raw_len).sum();
+        self.header(OPLOG_FILE, size, OPLOG_MODE, mtime, false)?;
+        for piece in pieces {
+            match piece {
+                OplogPiece::Entries(bytes) => self.pending.extend_from_slice(bytes),
+                OplogPiece::Slice(slice) => {
+                    self.flush();
+                    self.segments.push(Segment::Slice(slice.clone()));
+                }
+            }
+        }
+        self.pending.resize(self.pending.len() + padding(size), 0);
+        Ok(())
+    }
 }
 
 impl ArchivePlan {
     /// Lays out the archive of one part: its directories and files in path order, then
-    /// `restoreInfo.txt`, then tar's two zero blocks. `placements` says where each chunk is
-    /// stored (looked up in the index once per plan); a chunk it lacks is read as missing.
+    /// `oplog.bson` when `oplog` is given, then `restoreInfo.txt`, then tar's two zero
+    /// blocks. `placements` says where each chunk is stored (looked up in the index once per
+    /// plan); a chunk it lacks is read as missing.
     pub fn build(
         manifest: &StoredManifest,
         placements: &HashMap<ChunkId, Placement>,
+        oplog: Option<&[OplogPiece]>,
         restore_info: &str,
         info_mtime: i64,
     ) -> DomainResult<ArchivePlan> {
@@ -154,6 +224,9 @@ impl ArchivePlan {
                 );
             }
             b.pending.resize(b.pending.len() + padding(file.size), 0);
+        }
+        if let Some(pieces) = oplog {
+            b.oplog(pieces, info_mtime)?;
         }
         b.header(
             RESTORE_INFO_FILE,
@@ -208,10 +281,7 @@ impl ArchivePlan {
             .partition_point(|&s| s <= start)
             .saturating_sub(1);
         let last = self.starts.partition_point(|&s| s < end);
-        let windows: Vec<std::ops::Range<usize>> = (first..last)
-            .step_by(SEGMENTS_PER_WINDOW)
-            .map(|w| w..(w + SEGMENTS_PER_WINDOW).min(last))
-            .collect();
+        let windows = self.windows(first..last);
         stream::iter(windows)
             .map(move |window| {
                 let (plan, blocks) = (self.clone(), blocks.clone());
@@ -224,6 +294,29 @@ impl ArchivePlan {
             .map_ok(|pieces| stream::iter(pieces.into_iter().map(Ok)))
             .try_flatten()
             .boxed()
+    }
+
+    /// Splits segments into windows read together: up to [`SEGMENTS_PER_WINDOW`], and an
+    /// oplog slice (up to a few MiB) alone, so the windows in flight hold a bounded amount
+    /// of memory.
+    fn windows(&self, segments: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
+        let mut windows = Vec::new();
+        let mut open = segments.start;
+        for i in segments.clone() {
+            let alone = matches!(self.segments[i], Segment::Slice(_));
+            if i > open && (alone || i - open == SEGMENTS_PER_WINDOW) {
+                windows.push(open..i);
+                open = i;
+            }
+            if alone {
+                windows.push(i..i + 1);
+                open = i + 1;
+            }
+        }
+        if open < segments.end {
+            windows.push(open..segments.end);
+        }
+        windows
     }
 
     /// The bytes of a window of segments, clipped to `start..end`, as pieces (a chunk's
@@ -251,6 +344,7 @@ impl ArchivePlan {
             let segment = &self.segments[i];
             let pieces = match segment {
                 Segment::Inline(bytes) => vec![bytes.clone()],
+                Segment::Slice(slice) => slice_member_pieces(blocks, slice).await?,
                 Segment::Chunk(chunk, None) => return Err(BlockError::NotFound(chunk.id())),
                 Segment::Chunk(chunk, Some(_)) => {
                     let stored = fetched.next().ok_or_else(|| {
@@ -272,6 +366,36 @@ impl ArchivePlan {
         }
         Ok(out)
     }
+}
+
+/// A whole oplog slice as a gzip member: the fixed header, the stored deflate stream, and
+/// the CRC-32 and length its object records (its check verified, so no inflating).
+async fn slice_member_pieces(
+    blocks: &dyn BlockStore,
+    slice: &WholeSlice,
+) -> Result<Vec<Bytes>, BlockError> {
+    let bad = |reason: String| BlockError::BadObject {
+        path: slice.path.clone(),
+        reason,
+    };
+    let bytes = blocks
+        .get_object(&slice.key)
+        .await?
+        .ok_or_else(|| bad("the object is missing".into()))?;
+    let stored = OplogSlice::from_object_bytes(&slice.path, bytes).map_err(|e| bad(e.0))?;
+    let agrees = stored.first() == slice.first
+        && stored.last() == slice.last
+        && stored.entry_count() == slice.entry_count
+        && stored.raw_len() == slice.raw_len
+        && stored.deflate_stream().len() as u64 == slice.payload_len;
+    if !agrees {
+        return Err(bad("the object disagrees with the archive plan".into()));
+    }
+    Ok(vec![
+        Bytes::from_static(&gzip::MEMBER_HEADER),
+        stored.deflate_stream().clone(),
+        Bytes::copy_from_slice(&gzip::member_trailer(stored.crc32(), stored.raw_len())),
+    ])
 }
 
 /// The bytes `from..to` of the concatenation of `pieces`, as sub-slices (no copy).
@@ -372,8 +496,9 @@ mod tests {
                 store_file(blocks.as_ref(), &mut placements, "mongod.lock", b"").await,
             ],
         };
-        let plan =
-            Arc::new(ArchivePlan::build(&manifest, &placements, "Restore Info\n", 0).unwrap());
+        let plan = Arc::new(
+            ArchivePlan::build(&manifest, &placements, None, "Restore Info\n", 0).unwrap(),
+        );
         let whole = collect(plan.clone(), blocks.clone(), 0, plan.len()).await;
         assert_eq!(whole.len() as u64, plan.len());
         let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&whole[..]));
@@ -403,8 +528,9 @@ mod tests {
             joined.extend(collect(plan.clone(), blocks.clone(), cut, plan.len()).await);
             assert_eq!(joined, whole, "ranges split at {cut}");
         }
-        let again =
-            Arc::new(ArchivePlan::build(&manifest, &placements, "Restore Info\n", 0).unwrap());
+        let again = Arc::new(
+            ArchivePlan::build(&manifest, &placements, None, "Restore Info\n", 0).unwrap(),
+        );
         assert_eq!(
             collect(again.clone(), blocks, 0, again.len()).await,
             whole,
@@ -423,7 +549,7 @@ mod tests {
         let unplaced = file.chunks[1].id();
         placements.remove(&unplaced);
         let manifest = StoredManifest { files: vec![file] };
-        let plan = Arc::new(ArchivePlan::build(&manifest, &placements, "info", 0).unwrap());
+        let plan = Arc::new(ArchivePlan::build(&manifest, &placements, None, "info", 0).unwrap());
         let end = plan.len();
         let read: Result<Vec<Bytes>, BlockError> = plan.stream(blocks, 0, end).try_collect().await;
         assert!(matches!(read, Err(BlockError::NotFound(id)) if id == unplaced));

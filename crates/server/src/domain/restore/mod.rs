@@ -2,6 +2,7 @@
 //! preparation, and HTTP delivery with a download budget and an expiry.
 
 pub mod archive;
+pub mod pit;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,8 +17,8 @@ use crate::blocks::{ChunkId, Placement};
 use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, JobId, SnapshotId};
 use crate::meta::restore::DownloadRefusal;
 use crate::model::{
-    ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus, JobStatus, OplogTs, PageOf,
-    PageRequest, RestoreJobRecord, SnapshotRecord, UnixSeconds,
+    ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus, JobStatus, OplogStream, OplogTs,
+    PageOf, PageRequest, RestoreJobRecord, SnapshotRecord, UnixSeconds,
 };
 use archive::ArchivePlan;
 
@@ -38,6 +39,12 @@ pub enum RestoreTarget {
     OplogTimestamp(OplogTs),
     PointInTime { millis: i64 },
     Checkpoint(CheckpointId),
+}
+
+/// What a request restores: a snapshot, and for a restore to a moment the oplog cut.
+struct RestorePoint {
+    snapshot: SnapshotRecord,
+    cut: Option<pit::OplogCut>,
 }
 
 /// How the link of an HTTP delivery expires.
@@ -201,7 +208,8 @@ impl Services {
                 }
             }
         };
-        let snapshot = self.resolve_restore_point(&source, &request.target).await?;
+        let point = self.resolve_restore_point(&source, &request.target).await?;
+        let snapshot = &point.snapshot;
         let expires = match request.delivery {
             DeliveryRequest::Http {
                 expiry: LinkExpiry::At(at),
@@ -211,43 +219,50 @@ impl Services {
         };
         let now = self.clock.now();
         let batch = (source.type_name == ClusterType::ShardedReplicaSet).then(BatchId::generate);
-        let jobs: Vec<RestoreJobRecord> = snapshot
-            .parts
-            .iter()
-            .map(|part| {
-                let id = JobId::generate();
-                RestoreJobRecord {
-                    id,
-                    batch_id: batch,
-                    group_id: group,
-                    cluster_id: cluster,
-                    snapshot_id: snapshot.id,
-                    replica_set_name: part.replica_set_name.clone(),
-                    part_type: part.type_name,
-                    created: now,
-                    status: JobStatus::InProgress,
-                    delivery_status: DeliveryStatus::NotStarted,
-                    method: method.clone(),
-                    expires,
-                    point_in_time: false,
-                    timestamp: snapshot.created,
-                    file_name: archive_file_name(
-                        id,
-                        &source,
-                        &part.replica_set_name,
-                        part.type_name,
-                        snapshot.created.secs,
-                    ),
-                    archive_bytes: None,
-                    archive_sha1: None,
-                    downloads_started: 0,
-                    downloads_completed: 0,
-                    finished_at: None,
-                    failure: None,
-                    attempts: 0,
+        let mut jobs = Vec::with_capacity(snapshot.parts.len());
+        for part in &snapshot.parts {
+            let timestamp = match &point.cut {
+                Some(cut) => {
+                    let stream = OplogStream {
+                        cluster,
+                        replica_set: part.replica_set_name.clone(),
+                    };
+                    self.restored_point(cut, &stream).await?
                 }
-            })
-            .collect();
+                None => snapshot.created,
+            };
+            let id = JobId::generate();
+            jobs.push(RestoreJobRecord {
+                id,
+                batch_id: batch,
+                group_id: group,
+                cluster_id: cluster,
+                snapshot_id: snapshot.id,
+                replica_set_name: part.replica_set_name.clone(),
+                part_type: part.type_name,
+                created: now,
+                status: JobStatus::InProgress,
+                delivery_status: DeliveryStatus::NotStarted,
+                method: method.clone(),
+                expires,
+                point_in_time: point.cut.is_some(),
+                timestamp,
+                file_name: archive_file_name(
+                    id,
+                    &source,
+                    &part.replica_set_name,
+                    part.type_name,
+                    timestamp.secs,
+                ),
+                archive_bytes: None,
+                archive_sha1: None,
+                downloads_started: 0,
+                downloads_completed: 0,
+                finished_at: None,
+                failure: None,
+                attempts: 0,
+            });
+        }
         self.meta.insert_jobs(&jobs).await?;
         self.work_available.notify_waiters();
         tracing::info!(job.count = jobs.len(), snapshot.id = %snapshot.id, cluster.id = %cluster, "restore requested");
@@ -327,62 +342,36 @@ impl Services {
             })
     }
 
-    /// Resolves what to restore to a complete snapshot, or refuses with the contract's error.
+    /// Resolves what to restore to a complete snapshot (and, for a restore to a moment, the
+    /// oplog cut), or refuses with the contract's error.
     async fn resolve_restore_point(
         &self,
         source: &ClusterRecord,
         target: &RestoreTarget,
-    ) -> DomainResult<SnapshotRecord> {
-        let now = self.clock.now();
+    ) -> DomainResult<RestorePoint> {
         let sharded = source.type_name == ClusterType::ShardedReplicaSet;
         let fcv = parse_fcv(&source.fcv).unwrap_or((0, 0));
-        match target {
+        let (cut_at, field) = match target {
             RestoreTarget::Snapshot(id) => {
-                let snapshot = self
-                    .meta
-                    .get_snapshot(source.group_id, source.id, *id)
-                    .await?
-                    .ok_or_else(|| {
-                        DomainError::rejected(
-                            ErrorCode::SnapshotNotFound,
-                            format!("No snapshot with ID {id} exists for cluster {}.", source.id),
-                            vec![id.to_hex()],
-                        )
-                    })?;
-                if snapshot.deleted_at.is_some() {
-                    return Err(DomainError::rejected(
-                        ErrorCode::CannotStartRestoreJobForDeletedSnapshot,
-                        "Cannot start restore job for deleted snapshot.",
-                        vec![id.to_hex()],
-                    ));
-                }
-                if !snapshot.complete {
-                    return Err(DomainError::rejected(
-                        ErrorCode::CannotStartRestoreJobForIncompleteClusterSnapshot,
-                        "Cannot start restore job for incomplete cluster snapshot.",
-                        vec![id.to_hex()],
-                    ));
-                }
-                Ok(snapshot)
+                return Ok(RestorePoint {
+                    snapshot: self.restorable_snapshot(source, *id).await?,
+                    cut: None,
+                })
             }
             RestoreTarget::PointInTime { millis } => {
                 let secs = millis.div_euclid(1000);
-                self.check_point_in_time(
-                    source.group_id,
-                    sharded,
-                    fcv,
-                    secs,
-                    now,
-                    "pointInTimeUTCMillis",
-                )
-                .await?;
-                Err(no_oplog_coverage("pointInTimeUTCMillis"))
+                let field = "pointInTimeUTCMillis";
+                self.check_point_in_time(source, sharded, fcv, secs, field)
+                    .await?;
+                // A BSON timestamp counts whole seconds: every entry of that second is in.
+                let secs = u32::try_from(secs).map_err(|_| invalid(field, "out of range"))?;
+                (OplogTs::end_of_second(secs), field)
             }
             RestoreTarget::OplogTimestamp(ts) => {
-                let secs = i64::from(ts.secs);
-                self.check_point_in_time(source.group_id, sharded, fcv, secs, now, "oplogTs")
+                let field = "oplogTs";
+                self.check_point_in_time(source, sharded, fcv, i64::from(ts.secs), field)
                     .await?;
-                Err(no_oplog_coverage("oplogTs"))
+                (*ts, field)
             }
             RestoreTarget::Checkpoint(id) => {
                 if !sharded || fcv >= (4, 2) {
@@ -391,27 +380,66 @@ impl Services {
                         "Checkpoint restores are for sharded clusters with a feature compatibility version of 4.0 or earlier.",
                     ));
                 }
-                Err(DomainError::rejected(
+                return Err(DomainError::rejected(
                     ErrorCode::CheckpointNotFound,
                     format!(
                         "No checkpoint with ID {id} exists for cluster {}.",
                         source.id
                     ),
                     vec![id.to_hex()],
-                ))
+                ));
             }
+        };
+        let cut = self.plan_oplog_cut(source, cut_at, field).await?;
+        Ok(RestorePoint {
+            snapshot: cut.snapshot.clone(),
+            cut: Some(cut),
+        })
+    }
+
+    /// A snapshot named by the request, if a restore may read it.
+    async fn restorable_snapshot(
+        &self,
+        source: &ClusterRecord,
+        id: SnapshotId,
+    ) -> DomainResult<SnapshotRecord> {
+        let snapshot = self
+            .meta
+            .get_snapshot(source.group_id, source.id, id)
+            .await?
+            .ok_or_else(|| {
+                DomainError::rejected(
+                    ErrorCode::SnapshotNotFound,
+                    format!("No snapshot with ID {id} exists for cluster {}.", source.id),
+                    vec![id.to_hex()],
+                )
+            })?;
+        if snapshot.deleted_at.is_some() {
+            return Err(DomainError::rejected(
+                ErrorCode::CannotStartRestoreJobForDeletedSnapshot,
+                "Cannot start restore job for deleted snapshot.",
+                vec![id.to_hex()],
+            ));
         }
+        if !snapshot.complete {
+            return Err(DomainError::rejected(
+                ErrorCode::CannotStartRestoreJobForIncompleteClusterSnapshot,
+                "Cannot start restore job for incomplete cluster snapshot.",
+                vec![id.to_hex()],
+            ));
+        }
+        Ok(snapshot)
     }
 
     /// The contract's rules for a point in time: sharded clusters need FCV ≥ 4.2, and the
-    /// point lies within the project's window and not in the future.
+    /// point lies within the project's window and not in the future. A refusal says what is
+    /// restorable.
     async fn check_point_in_time(
         &self,
-        group: GroupId,
+        source: &ClusterRecord,
         sharded: bool,
         fcv: (u32, u32),
         secs: i64,
-        now: i64,
         field: &str,
     ) -> DomainResult<()> {
         if sharded && fcv < (4, 2) {
@@ -420,23 +448,25 @@ impl Services {
                 "Point-in-time and oplog restores of a sharded cluster need a feature compatibility version of 4.2 or later; use a checkpoint.",
             ));
         }
-        let window_hours = self.pit_window_hours(group).await?;
+        let now = self.clock.now();
+        let window_hours = self.pit_window_hours(source.group_id).await?;
         let window_start = now - i64::from(window_hours) * 3600;
-        if secs > now {
-            return Err(invalid(
-                field,
-                format!("Invalid attribute {field} specified: the point in time is in the future."),
-            ));
-        }
-        if secs < window_start {
-            return Err(invalid(
-                field,
-                format!(
-                    "Invalid attribute {field} specified: the point in time is outside the restorable window of the last {window_hours} hours."
-                ),
-            ));
-        }
-        Ok(())
+        let problem = if secs > now {
+            "the point in time is in the future".to_owned()
+        } else if secs < window_start {
+            format!("the point in time is outside the restorable window of the last {window_hours} hours")
+        } else {
+            return Ok(());
+        };
+        let coverage = self.cluster_coverage(source).await?;
+        let stretches = self.restorable_stretches_of(source, &coverage).await?;
+        Err(invalid(
+            field,
+            format!(
+                "Invalid attribute {field} specified: {problem}. {}",
+                pit::describe_stretches(&stretches)
+            ),
+        ))
     }
 
     pub async fn list_restores(
@@ -491,10 +521,24 @@ impl Services {
             .ok_or_else(|| DomainError::Internal(format!("part of job {} is gone", job.id)))?;
         let manifest = self.load_manifest(snapshot.id, part).await?;
         let placements = self.chunk_placements(&manifest).await?;
+        let oplog = match job.point_in_time {
+            true => {
+                let stream = OplogStream {
+                    cluster: job.cluster_id,
+                    replica_set: job.replica_set_name.clone(),
+                };
+                Some(
+                    self.oplog_pieces(&stream, snapshot.created, job.timestamp)
+                        .await?,
+                )
+            }
+            false => None,
+        };
         let info = restore_info(&group.name, job, &snapshot);
         let plan = Arc::new(ArchivePlan::build(
             &manifest,
             &placements,
+            oplog.as_deref(),
             &info,
             i64::from(snapshot.created.secs),
         )?);
@@ -604,15 +648,6 @@ fn refused(refusal: DownloadRefusal) -> DomainError {
     }
 }
 
-fn no_oplog_coverage(field: &str) -> DomainError {
-    DomainError::rejected(
-        ErrorCode::NoCheckpointForPitRestore,
-        "A suitable checkpoint could not be found for the specified point-in-time restore: this cluster has no oplog \
-         stored in Rewind, so no snapshot plus oplog reaches that point.",
-        vec![field.to_owned()],
-    )
-}
-
 fn ts_text(ts: OplogTs) -> String {
     format!(
         "{} (Timestamp({}, {}))",
@@ -624,7 +659,11 @@ fn ts_text(ts: OplogTs) -> String {
 
 /// The `restoreInfo.txt` of a job's archive. Deterministic: it depends only on the job.
 pub fn restore_info(group_name: &str, job: &RestoreJobRecord, snapshot: &SnapshotRecord) -> String {
-    let last = snapshot.last_oplog_applied.unwrap_or(snapshot.created);
+    let last = match job.point_in_time {
+        // Once oplog.bson is replayed, its last entry is the last applied.
+        true => job.timestamp,
+        false => snapshot.last_oplog_applied.unwrap_or(snapshot.created),
+    };
     format!(
         "Restore Info\n\
          Group Name: {group_name}\n\

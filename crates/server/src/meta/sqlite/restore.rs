@@ -315,6 +315,30 @@ impl RestoreMeta for SqliteMetaStore {
         Ok(done.rows_affected())
     }
 
+    async fn oldest_active_oplog_start(
+        &self,
+        cluster: ClusterId,
+        now: UnixSeconds,
+    ) -> MetaResult<Option<OplogTs>> {
+        let row = sqlx::query(&format!(
+            "SELECT s.created_secs, s.created_inc FROM restore_jobs j JOIN snapshots s ON s.id = j.snapshot_id \
+             WHERE j.cluster_id = ? AND j.point_in_time AND (j.status = 'IN_PROGRESS' OR \
+             (j.delivery_status IN {LIVE_DELIVERY} AND (j.expires IS NULL OR j.expires > ?))) \
+             ORDER BY s.created_secs, s.created_inc LIMIT 1"
+        ))
+        .bind(cluster.to_hex())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            Ok(OplogTs {
+                secs: u32_col(&row, "created_secs")?,
+                inc: u32_col(&row, "created_inc")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn snapshot_has_active_jobs(
         &self,
         snapshot: SnapshotId,

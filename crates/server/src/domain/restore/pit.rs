@@ -1,0 +1,374 @@
+//! Restores to a moment between snapshots (a point in time, an oplog timestamp, a
+//! checkpoint): which snapshot such a restore starts from, and where each replica set's
+//! oplog is cut.
+//!
+//! A restore to `target` needs a complete, live snapshot taken at or before `target` and,
+//! for every replica set of the cluster, one stored range of oplog that holds both the
+//! snapshot's timestamp and `target`: only then is every entry in between known to be
+//! stored. The newest such snapshot is used (the least oplog to replay). A sharded cluster's
+//! shards and config server are all cut at the same `target`.
+
+use bytes::Bytes;
+
+use super::super::oplog::{slice_key, MERGE_SLICES_BELOW_BYTES};
+use super::super::snapshots::block_error;
+use super::super::{DomainError, DomainResult, ErrorCode, Services};
+use super::archive::{OplogPiece, WholeSlice};
+use crate::model::{
+    ClusterRecord, ClusterType, OplogRange, OplogSliceRecord, OplogStream, OplogTs, PageRequest,
+    SnapshotRecord,
+};
+use crate::oplog::coverage;
+use crate::oplog::slice::payload_len_of;
+
+/// The stored oplog ranges of every replica set of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterCoverage {
+    pub streams: Vec<(OplogStream, Vec<OplogRange>)>,
+}
+
+impl ClusterCoverage {
+    /// Whether every replica set's stored oplog holds, without a gap, everything from
+    /// `from` to `to`.
+    pub fn spans(&self, from: OplogTs, to: OplogTs) -> bool {
+        !self.streams.is_empty()
+            && self.streams.iter().all(|(_, ranges)| {
+                coverage::range_containing(ranges, from).is_some_and(|r| to <= r.last)
+            })
+    }
+
+    /// How far a restore starting at `from` can reach: the end of the shortest gap-free
+    /// stretch from `from` over all replica sets (`None` when one has no entry at `from`).
+    pub fn reach(&self, from: OplogTs) -> Option<OplogTs> {
+        if self.streams.is_empty() {
+            return None;
+        }
+        self.streams
+            .iter()
+            .map(|(_, ranges)| coverage::range_containing(ranges, from).map(|r| r.last))
+            .try_fold(OplogTs::MAX, |reach, last| last.map(|l| reach.min(l)))
+    }
+}
+
+/// A reachable restore: the snapshot it starts from and the target it is cut at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OplogCut {
+    pub snapshot: SnapshotRecord,
+    pub target: OplogTs,
+}
+
+/// The closed stretches of time a restore can reach, oldest first, merged where they
+/// overlap: from each usable snapshot to how far the oplog reaches from it.
+pub fn restorable_stretches(
+    coverage: &ClusterCoverage,
+    snapshots: &[SnapshotRecord],
+) -> Vec<OplogRange> {
+    let mut stretches: Vec<OplogRange> = snapshots
+        .iter()
+        .filter_map(|s| {
+            coverage.reach(s.created).map(|last| OplogRange {
+                first: s.created,
+                last,
+            })
+        })
+        .collect();
+    stretches.sort_by_key(|r| r.first);
+    let mut merged: Vec<OplogRange> = Vec::with_capacity(stretches.len());
+    for stretch in stretches {
+        match merged.last_mut() {
+            Some(open) if stretch.first <= open.last => open.last = open.last.max(stretch.last),
+            _ => merged.push(stretch),
+        }
+    }
+    merged
+}
+
+/// The parts of `stretches` between the seconds `from` and `to` (both included).
+pub fn clip_stretches(stretches: &[OplogRange], from: i64, to: i64) -> Vec<OplogRange> {
+    let clamp = |secs: i64| u32::try_from(secs.max(0)).unwrap_or(u32::MAX);
+    let (low, high) = (
+        OplogTs {
+            secs: clamp(from),
+            inc: 0,
+        },
+        OplogTs::end_of_second(clamp(to)),
+    );
+    stretches
+        .iter()
+        .map(|r| OplogRange {
+            first: r.first.max(low),
+            last: r.last.min(high),
+        })
+        .filter(|r| r.first <= r.last)
+        .collect()
+}
+
+/// `stretches` as a sentence for an error detail.
+pub fn describe_stretches(stretches: &[OplogRange]) -> String {
+    if stretches.is_empty() {
+        return "Nothing is restorable to a point in time yet: no stored oplog reaches back to a \
+                complete snapshot of every replica set."
+            .into();
+    }
+    let listed: Vec<String> = stretches
+        .iter()
+        .map(|r| format!("from {} to {}", ts_text(r.first), ts_text(r.last)))
+        .collect();
+    format!("Restorable: {}.", listed.join("; "))
+}
+
+/// A timestamp as an error detail shows it: ISO time and the BSON timestamp.
+pub fn ts_text(ts: OplogTs) -> String {
+    format!(
+        "{} ({}:{})",
+        rewind_api_types::iso_seconds::format_iso(i64::from(ts.secs)),
+        ts.secs,
+        ts.inc
+    )
+}
+
+impl Services {
+    /// The replica sets whose oplog a cluster keeps (itself, or its shards and config
+    /// server), with their stored ranges.
+    pub async fn cluster_coverage(&self, source: &ClusterRecord) -> DomainResult<ClusterCoverage> {
+        let mut streams = Vec::new();
+        for member in self.members_of(source.group_id, source.id).await? {
+            if member.type_name == ClusterType::ShardedReplicaSet {
+                continue;
+            }
+            let Some(replica_set) = member.replica_set_name else {
+                continue;
+            };
+            let stream = OplogStream {
+                cluster: source.id,
+                replica_set,
+            };
+            let ranges = self.meta.oplog_ranges(&stream).await?;
+            streams.push((stream, ranges));
+        }
+        Ok(ClusterCoverage { streams })
+    }
+
+    /// The complete, live snapshots of a cluster taken at or before `at`, newest first.
+    pub async fn complete_snapshots_at_or_before(
+        &self,
+        source: &ClusterRecord,
+        at: OplogTs,
+    ) -> DomainResult<Vec<SnapshotRecord>> {
+        const PAGE: u64 = 200;
+        let mut found = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .meta
+                .list_snapshots(
+                    source.group_id,
+                    source.id,
+                    PageRequest {
+                        offset,
+                        limit: PAGE,
+                    },
+                )
+                .await?;
+            let full = page.items.len() as u64 == PAGE;
+            found.extend(
+                page.items
+                    .into_iter()
+                    .filter(|s| s.complete && s.deleted_at.is_none() && s.created <= at),
+            );
+            if !full {
+                return Ok(found);
+            }
+            offset += PAGE;
+        }
+    }
+
+    /// Plans a restore of `source` to `target` (inclusive), or refuses it with
+    /// `NO_CHECKPOINT_FOR_PIT_RESTORE` and the stretches that are restorable. `field` names
+    /// the request field the target came from.
+    pub async fn plan_oplog_cut(
+        &self,
+        source: &ClusterRecord,
+        target: OplogTs,
+        field: &str,
+    ) -> DomainResult<OplogCut> {
+        let coverage = self.cluster_coverage(source).await?;
+        let snapshots = self.complete_snapshots_at_or_before(source, target).await?;
+        if let Some(snapshot) = snapshots.iter().find(|s| coverage.spans(s.created, target)) {
+            return Ok(OplogCut {
+                snapshot: snapshot.clone(),
+                target,
+            });
+        }
+        let stretches = self.restorable_stretches_of(source, &coverage).await?;
+        Err(DomainError::rejected(
+            ErrorCode::NoCheckpointForPitRestore,
+            format!(
+                "A suitable checkpoint could not be found for the specified point-in-time restore: no complete \
+                 snapshot plus gap-free stored oplog of every replica set reaches {}. {}",
+                ts_text(target),
+                describe_stretches(&stretches)
+            ),
+            vec![field.to_owned()],
+        ))
+    }
+
+    /// What a restore of `source` can reach now, within the project's window, for error
+    /// details.
+    pub async fn restorable_stretches_of(
+        &self,
+        source: &ClusterRecord,
+        coverage: &ClusterCoverage,
+    ) -> DomainResult<Vec<OplogRange>> {
+        let snapshots = self
+            .complete_snapshots_at_or_before(source, OplogTs::MAX)
+            .await?;
+        let now = self.clock.now();
+        let window_hours = self.pit_window_hours(source.group_id).await?;
+        let window_start = now - i64::from(window_hours) * 3600;
+        Ok(clip_stretches(
+            &restorable_stretches(coverage, &snapshots),
+            window_start,
+            now,
+        ))
+    }
+
+    /// The point one job of a cut restores its replica set to: its newest stored entry at
+    /// or before the target, or the snapshot itself when no entry follows the snapshot.
+    pub async fn restored_point(
+        &self,
+        cut: &OplogCut,
+        stream: &OplogStream,
+    ) -> DomainResult<OplogTs> {
+        let newest = self
+            .last_stored_entry_at_or_before(stream, cut.target)
+            .await?;
+        Ok(newest.map_or(cut.snapshot.created, |ts| ts.max(cut.snapshot.created)))
+    }
+}
+
+/// Whether an archive sends a slice as stored: wholly inside the cut `(after, upto]`, and
+/// large enough that no later push re-cuts it (see [`MERGE_SLICES_BELOW_BYTES`]).
+fn sent_whole(record: &OplogSliceRecord, after: OplogTs, upto: OplogTs) -> bool {
+    after < record.first && record.last <= upto && record.raw_bytes >= MERGE_SLICES_BELOW_BYTES
+}
+
+impl Services {
+    /// The `oplog.bson` of a restore of `stream` from a snapshot at `after` to `upto`: every
+    /// stored entry in `(after, upto]`, in order. Refuses (the job then breaks) if the
+    /// stored oplog no longer covers that stretch.
+    pub async fn oplog_pieces(
+        &self,
+        stream: &OplogStream,
+        after: OplogTs,
+        upto: OplogTs,
+    ) -> DomainResult<Vec<OplogPiece>> {
+        if upto <= after {
+            return Ok(Vec::new());
+        }
+        let ranges = self.meta.oplog_ranges(stream).await?;
+        if !coverage::range_containing(&ranges, after).is_some_and(|r| upto <= r.last) {
+            return Err(DomainError::Internal(format!(
+                "the oplog of {} from {after} to {upto} is no longer stored",
+                stream.replica_set
+            )));
+        }
+        let mut pieces = Vec::new();
+        for record in self.meta.oplog_slices(stream, after, upto).await? {
+            if sent_whole(&record, after, upto) {
+                pieces.push(OplogPiece::Slice(self.whole_slice(stream, &record)?));
+                continue;
+            }
+            let loaded = self.load_slices(stream, vec![record]).await?;
+            for (_, entries) in loaded {
+                let inside: Vec<_> = entries
+                    .marks
+                    .iter()
+                    .filter(|m| after < m.ts && m.ts <= upto)
+                    .collect();
+                if let (Some(first), Some(last)) = (inside.first(), inside.last()) {
+                    let bytes = Bytes::copy_from_slice(&entries.plain[first.offset..last.end()]);
+                    pieces.push(OplogPiece::Entries(bytes));
+                }
+            }
+        }
+        Ok(pieces)
+    }
+
+    fn whole_slice(
+        &self,
+        stream: &OplogStream,
+        record: &OplogSliceRecord,
+    ) -> DomainResult<WholeSlice> {
+        let key = slice_key(stream, record.id);
+        let path = key.path().map_err(block_error)?.to_string();
+        let shape = |what: &str| {
+            DomainError::Internal(format!(
+                "oplog slice {} has an impossible {what}",
+                record.id
+            ))
+        };
+        Ok(WholeSlice {
+            key,
+            path,
+            first: record.first,
+            last: record.last,
+            entry_count: u32::try_from(record.entry_count).map_err(|_| shape("entry count"))?,
+            raw_len: u32::try_from(record.raw_bytes).map_err(|_| shape("length"))?,
+            payload_len: payload_len_of(record.stored_bytes, record.entry_count)
+                .ok_or_else(|| shape("object length"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ClusterId;
+
+    fn ts(secs: u32, inc: u32) -> OplogTs {
+        OplogTs { secs, inc }
+    }
+
+    fn range(a: u32, b: u32) -> OplogRange {
+        OplogRange {
+            first: ts(a, 1),
+            last: ts(b, 1),
+        }
+    }
+
+    fn coverage(per_set: &[&[OplogRange]]) -> ClusterCoverage {
+        let cluster = ClusterId::generate();
+        ClusterCoverage {
+            streams: per_set
+                .iter()
+                .enumerate()
+                .map(|(i, ranges)| {
+                    (
+                        OplogStream {
+                            cluster,
+                            replica_set: format!("rs{i}"),
+                        },
+                        ranges.to_vec(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_replica_set_must_span_the_stretch_without_a_gap() {
+        let one = coverage(&[&[range(100, 200), range(300, 400)]]);
+        assert!(one.spans(ts(150, 1), ts(200, 1)));
+        assert!(!one.spans(ts(150, 1), ts(200, 2)), "past the end");
+        assert!(!one.spans(ts(150, 1), ts(350, 1)), "across the gap");
+        assert!(one.spans(ts(300, 1), ts(350, 0)));
+        let two = coverage(&[&[range(100, 200)], &[range(120, 180)]]);
+        assert!(two.spans(ts(130, 0), ts(180, 1)));
+        assert!(!two.spans(ts(110, 0), ts(150, 0)), "one set starts later");
+        assert_eq!(two.reach(ts(130, 0)), Some(ts(180, 1)));
+        assert_eq!(two.reach(ts(110, 0)), None);
+        assert!(!coverage(&[]).spans(ts(1, 0), ts(1, 0)));
+        assert_eq!(coverage(&[]).reach(ts(1, 0)), None);
+    }
+}
