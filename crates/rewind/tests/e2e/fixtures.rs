@@ -401,3 +401,62 @@ impl ImportedShardedCluster {
         }
     }
 }
+
+/// A Python interpreter with MongoDB's own BSON implementation (the `bson` package of
+/// `pymongo`), to read archives independently of this crate's BSON code: the system's
+/// `python3` when it has it (CI installs it), else a virtual environment made once under
+/// the target directory with `pymongo` installed from PyPI.
+pub fn python_with_bson() -> PathBuf {
+    static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let has_bson = |python: &Path| {
+                Command::new(python)
+                    .args(["-c", "import bson; bson.decode_all; bson.Timestamp"])
+                    .output()
+                    .is_ok_and(|out| out.status.success())
+            };
+            let system = PathBuf::from("python3");
+            if has_bson(&system) {
+                return system;
+            }
+            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pymongo-venv");
+            let python = venv.join("bin").join("python");
+            if !has_bson(&python) {
+                let made = Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(made, "python3 -m venv failed: install python3-venv");
+                let installed = Command::new(&python)
+                    .args(["-m", "pip", "install", "--quiet", "pymongo"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(installed, "pip install pymongo failed");
+            }
+            assert!(has_bson(&python), "pymongo's bson is not importable");
+            python
+        })
+        .clone()
+}
+
+/// The entries of an `oplog.bson` as MongoDB's Python driver decodes them: for each, its
+/// `ts` (seconds, increment), `op`, `ns` and `o.note`.
+pub fn decode_oplog_with_pymongo(file: &Path) -> Vec<(u32, u32, String, String, String)> {
+    const SCRIPT: &str = "import bson, json, sys\n\
+        docs = bson.decode_all(open(sys.argv[1], 'rb').read())\n\
+        print(json.dumps([[d['ts'].time, d['ts'].inc, d['op'], d['ns'], d['o']['note']] for d in docs]))\n";
+    let out = Command::new(python_with_bson())
+        .args(["-c", SCRIPT])
+        .arg(file)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "pymongo could not read {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}

@@ -8,6 +8,7 @@ mod errors;
 mod fixtures;
 mod foundation;
 mod oplog;
+mod pit;
 mod restore;
 mod restore_validation;
 mod snapshots;

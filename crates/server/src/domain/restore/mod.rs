@@ -521,18 +521,17 @@ impl Services {
             .ok_or_else(|| DomainError::Internal(format!("part of job {} is gone", job.id)))?;
         let manifest = self.load_manifest(snapshot.id, part).await?;
         let placements = self.chunk_placements(&manifest).await?;
-        let oplog = match job.point_in_time {
-            true => {
-                let stream = OplogStream {
-                    cluster: job.cluster_id,
-                    replica_set: job.replica_set_name.clone(),
-                };
-                Some(
-                    self.oplog_pieces(&stream, snapshot.created, job.timestamp)
-                        .await?,
-                )
-            }
-            false => None,
+        let oplog = if job.point_in_time {
+            let stream = OplogStream {
+                cluster: job.cluster_id,
+                replica_set: job.replica_set_name.clone(),
+            };
+            Some(
+                self.oplog_pieces(&stream, snapshot.created, job.timestamp)
+                    .await?,
+            )
+        } else {
+            None
         };
         let info = restore_info(&group.name, job, &snapshot);
         let plan = Arc::new(ArchivePlan::build(
@@ -659,10 +658,11 @@ fn ts_text(ts: OplogTs) -> String {
 
 /// The `restoreInfo.txt` of a job's archive. Deterministic: it depends only on the job.
 pub fn restore_info(group_name: &str, job: &RestoreJobRecord, snapshot: &SnapshotRecord) -> String {
-    let last = match job.point_in_time {
-        // Once oplog.bson is replayed, its last entry is the last applied.
-        true => job.timestamp,
-        false => snapshot.last_oplog_applied.unwrap_or(snapshot.created),
+    // Once oplog.bson is replayed, its last entry is the last applied.
+    let last = if job.point_in_time {
+        job.timestamp
+    } else {
+        snapshot.last_oplog_applied.unwrap_or(snapshot.created)
     };
     format!(
         "Restore Info\n\

@@ -267,7 +267,7 @@ impl Services {
             return Ok(Vec::new());
         }
         let ranges = self.meta.oplog_ranges(stream).await?;
-        if !coverage::range_containing(&ranges, after).is_some_and(|r| upto <= r.last) {
+        if coverage::range_containing(&ranges, after).is_none_or(|r| upto > r.last) {
             return Err(DomainError::Internal(format!(
                 "the oplog of {} from {after} to {upto} is no longer stored",
                 stream.replica_set
