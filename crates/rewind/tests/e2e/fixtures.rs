@@ -374,6 +374,16 @@ pub struct ImportedShardedCluster {
 
 impl ImportedShardedCluster {
     pub async fn import(server: &TestServer, bytes: u64, seed: u64) -> ImportedShardedCluster {
+        Self::import_taken_at(server, bytes, seed, None).await
+    }
+
+    /// `import` with the snapshot taken at `taken_at` (`SECONDS:INCREMENT`; default now).
+    pub async fn import_taken_at(
+        server: &TestServer,
+        bytes: u64,
+        seed: u64,
+        taken_at: Option<&str>,
+    ) -> ImportedShardedCluster {
         let client = server.client();
         let group = server.boot.group_id.clone();
         let registered = register_cluster(
@@ -386,6 +396,9 @@ impl ImportedShardedCluster {
         let parts = ["ledger-shard-0", "ledger-shard-1", "ledger-config-0"];
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut source = Vec::new();
+        if let Some(taken_at) = taken_at {
+            source.extend(["--taken-at".to_owned(), taken_at.to_owned()]);
+        }
         for (i, (name, dir)) in parts.iter().zip(&dirs).enumerate() {
             generate(dir.path(), bytes, seed + i as u64);
             source.push("--part".to_owned());

@@ -40,42 +40,63 @@ fn entries(secs: std::ops::Range<u32>, per_second: u32, note_bytes: usize) -> Ve
         .collect()
 }
 
+/// Imports `dir` as a snapshot taken at `taken` (`SECONDS:INCREMENT`); returns the summary.
+fn import_dir_taken_at(
+    server: &TestServer,
+    group: &str,
+    cluster: &str,
+    dir: &Path,
+    taken: &str,
+) -> Value {
+    let dir = dir.to_str().unwrap();
+    import(
+        server,
+        group,
+        cluster,
+        &["--from", dir, "--taken-at", taken],
+    )
+}
+
 fn now_secs() -> u32 {
     chrono::Utc::now().timestamp() as u32
 }
 
-/// Pushes `entries` for `replica_set` with `rewind oplog push` (a new range unless they
-/// continue a stored one).
-fn push(server: &TestServer, group: &str, cluster: &str, replica_set: &str, entries: &[Entry]) {
+/// Pushes `entries` for `replica_set` with `rewind oplog push` and `flags` (without
+/// `--after`, a new range unless they overlap a stored one).
+fn push_with(
+    server: &TestServer,
+    group: &str,
+    cluster: &str,
+    replica_set: &str,
+    entries: &[Entry],
+    flags: &[&str],
+) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oplog.bson");
-    std::fs::write(
-        &file,
-        entries
-            .iter()
-            .flat_map(|e| e.bytes.clone())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let out = rewind_as_client(
-        server,
-        &[
-            "oplog",
-            "push",
-            "--group",
-            group,
-            "--cluster",
-            cluster,
-            "--part",
-            replica_set,
-            file.to_str().unwrap(),
-        ],
-    );
+    let bytes: Vec<u8> = entries.iter().flat_map(|e| e.bytes.clone()).collect();
+    std::fs::write(&file, bytes).unwrap();
+    let mut args = vec![
+        "oplog",
+        "push",
+        "--group",
+        group,
+        "--cluster",
+        cluster,
+        "--part",
+        replica_set,
+    ];
+    args.extend_from_slice(flags);
+    args.push(file.to_str().unwrap());
+    let out = rewind_as_client(server, &args);
     assert!(
         out.status.success(),
         "push failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn push(server: &TestServer, group: &str, cluster: &str, replica_set: &str, entries: &[Entry]) {
+    push_with(server, group, cluster, replica_set, entries, &[]);
 }
 
 /// The entries a restore from a snapshot at `after` to `upto` (inclusive) replays.
@@ -175,17 +196,7 @@ impl PitReplicaSet {
         let source = tempfile::tempdir().unwrap();
         generate(source.path(), 256 * 1024, 11);
         let taken = format!("{}:2", base + 100);
-        let summary = import(
-            &server,
-            &group,
-            &cluster,
-            &[
-                "--from",
-                source.path().to_str().unwrap(),
-                "--taken-at",
-                &taken,
-            ],
-        );
+        let summary = import_dir_taken_at(&server, &group, &cluster, source.path(), &taken);
         let snapshot = summary["snapshotId"].as_str().unwrap().to_owned();
         let oplog = entries(base..now - 100, 3, 1000);
         push(&server, &group, &cluster, "rs0", &oplog);
@@ -291,17 +302,7 @@ async fn targets_outside_the_window_in_the_future_or_behind_a_gap_are_refused_wi
     let source = tempfile::tempdir().unwrap();
     generate(source.path(), 64 * 1024, 5);
     let taken = format!("{}:1", base + 10);
-    import(
-        &server,
-        &group,
-        &cluster,
-        &[
-            "--from",
-            source.path().to_str().unwrap(),
-            "--taken-at",
-            &taken,
-        ],
-    );
+    import_dir_taken_at(&server, &group, &cluster, source.path(), &taken);
     let jobs = restore_jobs_path(&group, &cluster);
     let pit = |secs: u32| json!({"delivery": {"methodName": "HTTP"}, "pointInTimeUTCMillis": i64::from(secs) * 1000});
 
@@ -420,26 +421,17 @@ async fn a_sharded_point_in_time_restore_cuts_every_shard_and_the_config_server_
     let server = TestServer::start();
     let client = server.client();
     let group = server.boot.group_id.clone();
-    let registered = register_cluster(
-        &client,
-        &group,
-        json!({"clusterName": "ledger", "shards": 2}),
+    let base = now_secs() - 1000;
+    let sharded = ImportedShardedCluster::import_taken_at(
+        &server,
+        64 * 1024,
+        30,
+        Some(&format!("{}:1", base + 10)),
     )
     .await;
-    let cluster = registered["members"][0]["id"].as_str().unwrap().to_owned();
+    let (cluster, dirs) = (&sharded.cluster, &sharded.dirs);
     let parts = ["ledger-shard-0", "ledger-shard-1", "ledger-config-0"];
-    let now = now_secs();
-    let base = now - 1000;
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut source = vec!["--taken-at".to_owned(), format!("{}:1", base + 10)];
-    for (i, (name, dir)) in parts.iter().zip(&dirs).enumerate() {
-        generate(dir.path(), 64 * 1024, 30 + i as u64);
-        source.push("--part".into());
-        source.push(format!("{name}={}", dir.path().display()));
-    }
-    let source: Vec<&str> = source.iter().map(String::as_str).collect();
-    import(&server, &group, &cluster, &source);
-    let jobs = restore_jobs_path(&group, &cluster);
+    let jobs = restore_jobs_path(&group, cluster);
 
     // Each replica set writes at its own pace; the config server's oplog ends too early
     // at first.
@@ -452,10 +444,10 @@ async fn a_sharded_point_in_time_restore_cuts_every_shard_and_the_config_server_
         })
         .collect();
     let target = base + 150;
-    push(&server, &group, &cluster, parts[0], &oplogs[0]);
-    push(&server, &group, &cluster, parts[1], &oplogs[1]);
+    push(&server, &group, cluster, parts[0], &oplogs[0]);
+    push(&server, &group, cluster, parts[1], &oplogs[1]);
     let short: Vec<Entry> = between(&oplogs[2], (0, 0), (base + 120, u32::MAX));
-    push(&server, &group, &cluster, parts[2], &short);
+    push(&server, &group, cluster, parts[2], &short);
     let body = json!({"delivery": {"methodName": "HTTP"}, "pointInTimeUTCMillis": i64::from(target) * 1000});
     post(&client, &jobs, body.clone()).await.assert_error(
         409,
@@ -466,36 +458,13 @@ async fn a_sharded_point_in_time_restore_cuts_every_shard_and_the_config_server_
     let config_rest = between(&oplogs[2], (base + 120, u32::MAX), (u32::MAX, 0));
     let last = &short[short.len() - 1];
     let after = format!("{}:{}", last.secs, last.inc);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rest.bson");
-    std::fs::write(
-        &file,
-        config_rest
-            .iter()
-            .flat_map(|e| e.bytes.clone())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let pushed = rewind_as_client(
+    push_with(
         &server,
-        &[
-            "oplog",
-            "push",
-            "--group",
-            &group,
-            "--cluster",
-            &cluster,
-            "--part",
-            parts[2],
-            "--after",
-            &after,
-            file.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        pushed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pushed.stderr)
+        &group,
+        cluster,
+        parts[2],
+        &config_rest,
+        &["--after", &after],
     );
 
     let restored = restore_to(
