@@ -26,7 +26,7 @@ use crate::ids::{ClusterId, GroupId, OplogSliceId};
 use crate::meta::oplog::OplogCommit;
 use crate::model::{
     ClusterType, OplogRange, OplogSliceRecord, OplogStream, OplogStreamSummary, OplogTs,
-    PageRequest, UnixSeconds,
+    UnixSeconds,
 };
 use crate::oplog::coverage::{self, Disagreement};
 use crate::oplog::entry::split_entries_with;
@@ -785,29 +785,10 @@ impl Services {
         cluster: ClusterId,
         at: OplogTs,
     ) -> DomainResult<Option<OplogTs>> {
-        const PAGE: u64 = 100;
-        let mut offset = 0;
-        loop {
-            let page = self
-                .meta
-                .list_snapshots(
-                    group,
-                    cluster,
-                    PageRequest {
-                        offset,
-                        limit: PAGE,
-                    },
-                )
-                .await?;
-            // Listed newest first.
-            if let Some(s) = page.items.iter().find(|s| s.complete && s.created <= at) {
-                return Ok(Some(s.created));
-            }
-            offset += PAGE;
-            if page.items.len() < PAGE as usize {
-                return Ok(None);
-            }
-        }
+        let snapshots = self
+            .complete_snapshots_at_or_before(group, cluster, at)
+            .await?;
+        Ok(snapshots.first().map(|s| s.created))
     }
 
     /// The ts of the newest stored entry of `stream` at or before `at`, when a stored range
@@ -873,7 +854,7 @@ mod tests {
     use crate::domain::clusters::ClusterSpec;
     use crate::domain::{bootstrap, Clock};
     use crate::meta::{MetaStore, SqliteMetaStore};
-    use crate::model::{Role, RoleGrant, SnapshotRecord};
+    use crate::model::{PageRequest, Role, RoleGrant, SnapshotRecord};
     use crate::oplog::entry::test_entries::{entry, run, ts};
 
     struct TestClock(AtomicI64);
@@ -1148,6 +1129,42 @@ mod tests {
         assert!(matches!(err, DomainError::Internal(_)), "{err:?}");
     }
 
+    /// A finished point-in-time restore of `snapshot` whose link expires at `expires`.
+    fn live_pit_job(
+        f: &Fixture,
+        snapshot: crate::ids::SnapshotId,
+        expires: UnixSeconds,
+    ) -> crate::model::RestoreJobRecord {
+        use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus};
+        crate::model::RestoreJobRecord {
+            id: crate::ids::JobId::generate(),
+            batch_id: None,
+            group_id: f.group,
+            cluster_id: f.cluster,
+            snapshot_id: snapshot,
+            replica_set_name: "rs0".into(),
+            part_type: ClusterType::ReplicaSet,
+            created: NOW,
+            status: JobStatus::Finished,
+            delivery_status: DeliveryStatus::Ready,
+            method: DeliveryMethod::Http {
+                max_downloads: 1,
+                expiration_hours: None,
+            },
+            expires: Some(expires),
+            point_in_time: true,
+            timestamp: ts(NOW as u32 - 100, 1),
+            file_name: "rs0".into(),
+            archive_bytes: Some(1),
+            archive_sha1: Some("0".repeat(40)),
+            downloads_started: 0,
+            downloads_completed: 0,
+            finished_at: Some(NOW),
+            failure: None,
+            attempts: 1,
+        }
+    }
+
     #[tokio::test]
     async fn retention_keeps_the_window_and_the_snapshot_before_it() {
         let f = Fixture::new().await;
@@ -1204,7 +1221,8 @@ mod tests {
         assert!(kept.ranges[0].first <= snapshot_at, "{kept:?}");
         assert_eq!(kept.ranges[0].first, after.ranges[0].first);
 
-        // Without that snapshot the window stays, with the slice holding its start.
+        // A restore to a moment from that snapshot, whose link is live for one more
+        // second, keeps the oplog from the snapshot on even once the snapshot is deleted.
         let snapshots = f
             .services
             .meta
@@ -1220,9 +1238,34 @@ mod tests {
             .unwrap();
         f.services
             .meta
+            .insert_jobs(&[live_pit_job(&f, snapshots.items[0].id, NOW + 1)])
+            .await
+            .unwrap();
+        f.services
+            .meta
             .mark_snapshot_deleted(snapshots.items[0].id, NOW)
             .await
             .unwrap();
+        assert_eq!(f.services.retain_oplog(NOW).await.unwrap(), 0);
+        assert_eq!(f.summary().await.ranges[0].first, after.ranges[0].first);
+        f.clock.0.store(NOW + 2, Ordering::SeqCst);
+
+        // Without that snapshot and that restore, the window stays, with the slice
+        // holding its start.
+        let snapshots = f
+            .services
+            .meta
+            .list_snapshots(
+                f.group,
+                f.cluster,
+                PageRequest {
+                    offset: 0,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(snapshots.items.is_empty(), "the snapshot is deleted");
         let retired = f.services.retain_oplog(f.clock.now()).await.unwrap();
         assert!(retired >= 1);
         let trimmed = f.summary().await;

@@ -14,6 +14,7 @@ use super::super::oplog::{slice_key, MERGE_SLICES_BELOW_BYTES};
 use super::super::snapshots::block_error;
 use super::super::{DomainError, DomainResult, ErrorCode, Services};
 use super::archive::{OplogPiece, WholeSlice};
+use crate::ids::{ClusterId, GroupId};
 use crate::model::{
     ClusterRecord, ClusterType, OplogRange, OplogSliceRecord, OplogStream, OplogTs, PageRequest,
     SnapshotRecord,
@@ -152,7 +153,8 @@ impl Services {
     /// The complete, live snapshots of a cluster taken at or before `at`, newest first.
     pub async fn complete_snapshots_at_or_before(
         &self,
-        source: &ClusterRecord,
+        group: GroupId,
+        cluster: ClusterId,
         at: OplogTs,
     ) -> DomainResult<Vec<SnapshotRecord>> {
         const PAGE: u64 = 200;
@@ -162,8 +164,8 @@ impl Services {
             let page = self
                 .meta
                 .list_snapshots(
-                    source.group_id,
-                    source.id,
+                    group,
+                    cluster,
                     PageRequest {
                         offset,
                         limit: PAGE,
@@ -193,7 +195,9 @@ impl Services {
         field: &str,
     ) -> DomainResult<OplogCut> {
         let coverage = self.cluster_coverage(source).await?;
-        let snapshots = self.complete_snapshots_at_or_before(source, target).await?;
+        let snapshots = self
+            .complete_snapshots_at_or_before(source.group_id, source.id, target)
+            .await?;
         if let Some(snapshot) = snapshots.iter().find(|s| coverage.spans(s.created, target)) {
             return Ok(OplogCut {
                 snapshot: snapshot.clone(),
@@ -221,7 +225,7 @@ impl Services {
         coverage: &ClusterCoverage,
     ) -> DomainResult<Vec<OplogRange>> {
         let snapshots = self
-            .complete_snapshots_at_or_before(source, OplogTs::MAX)
+            .complete_snapshots_at_or_before(source.group_id, source.id, OplogTs::MAX)
             .await?;
         let now = self.clock.now();
         let window_hours = self.pit_window_hours(source.group_id).await?;
@@ -324,7 +328,6 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::ClusterId;
 
     fn ts(secs: u32, inc: u32) -> OplogTs {
         OplogTs { secs, inc }
@@ -370,5 +373,56 @@ mod tests {
         assert_eq!(two.reach(ts(110, 0)), None);
         assert!(!coverage(&[]).spans(ts(1, 0), ts(1, 0)));
         assert_eq!(coverage(&[]).reach(ts(1, 0)), None);
+    }
+
+    fn snapshot_at(created: OplogTs) -> SnapshotRecord {
+        SnapshotRecord {
+            id: crate::ids::SnapshotId::generate(),
+            group_id: crate::ids::GroupId::generate(),
+            cluster_id: ClusterId::generate(),
+            created,
+            last_oplog_applied: None,
+            complete: true,
+            expires: None,
+            do_not_delete: false,
+            deleted_at: None,
+            mongod_version: "7.0.0".into(),
+            storage_engine: "wiredTiger".into(),
+            recorded: 0,
+            parts: vec![],
+        }
+    }
+
+    #[test]
+    fn restorable_stretches_run_from_each_usable_snapshot_to_the_end_of_its_range() {
+        let sets = coverage(&[&[range(100, 200), range(300, 400)]]);
+        let snapshots = [
+            snapshot_at(ts(150, 1)),
+            snapshot_at(ts(120, 1)),
+            snapshot_at(ts(250, 1)), // in the gap: no oplog proves what followed
+            snapshot_at(ts(350, 1)),
+            snapshot_at(ts(50, 1)), // before any oplog
+        ];
+        let stretches = restorable_stretches(&sets, &snapshots);
+        assert_eq!(
+            stretches,
+            vec![
+                OplogRange {
+                    first: ts(120, 1),
+                    last: ts(200, 1)
+                },
+                OplogRange {
+                    first: ts(350, 1),
+                    last: ts(400, 1)
+                },
+            ]
+        );
+        let clipped = clip_stretches(&stretches, 180, 360);
+        assert_eq!(clipped[0].first, ts(180, 0));
+        assert_eq!(clipped[1].last, OplogTs::end_of_second(360));
+        assert!(clip_stretches(&stretches, 201, 349).is_empty());
+        assert!(describe_stretches(&stretches)
+            .starts_with("Restorable: from 1970-01-01T00:02:00Z (120:1) to"));
+        assert!(describe_stretches(&[]).starts_with("Nothing is restorable"));
     }
 }
