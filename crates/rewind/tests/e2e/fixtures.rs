@@ -415,43 +415,46 @@ impl ImportedShardedCluster {
     }
 }
 
-/// A Python interpreter with MongoDB's own BSON implementation (the `bson` package of
-/// `pymongo`), to read archives independently of this crate's BSON code: the system's
-/// `python3` when it has it (CI installs it), else a virtual environment made once under
-/// the target directory with `pymongo` installed from PyPI.
-pub fn python_with_bson() -> PathBuf {
-    static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            let has_bson = |python: &Path| {
-                Command::new(python)
-                    .args(["-c", "import bson; bson.decode_all; bson.Timestamp"])
-                    .output()
-                    .is_ok_and(|out| out.status.success())
-            };
-            let system = PathBuf::from("python3");
-            if has_bson(&system) {
-                return system;
-            }
-            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pymongo-venv");
-            let python = venv.join("bin").join("python");
-            if !has_bson(&python) {
-                let made = Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(&venv)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                assert!(made, "python3 -m venv failed: install python3-venv");
-                let installed = Command::new(&python)
-                    .args(["-m", "pip", "install", "--quiet", "pymongo"])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                assert!(installed, "pip install pymongo failed");
-            }
-            assert!(has_bson(&python), "pymongo's bson is not importable");
-            python
-        })
-        .clone()
+/// A `python3` command that can import MongoDB's own BSON implementation (the `bson`
+/// package of `pymongo`), to read archives independently of this crate's BSON code: the
+/// system's when it has it (CI installs it), else with `pymongo` installed once from PyPI
+/// into a directory under the target directory (`pip --target`, nothing system-wide).
+pub fn python_with_bson() -> Command {
+    static EXTRA_PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let python = |path: Option<&Path>| {
+        let mut command = Command::new("python3");
+        if let Some(path) = path {
+            command.env("PYTHONPATH", path);
+        }
+        command
+    };
+    let has_bson = |path: Option<&Path>| {
+        python(path)
+            .args(["-c", "import bson; bson.decode_all; bson.Timestamp"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    let extra = EXTRA_PATH.get_or_init(|| {
+        if has_bson(None) {
+            return None;
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pymongo");
+        if !has_bson(Some(&dir)) {
+            let installed = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--target"])
+                .arg(&dir)
+                .arg("pymongo")
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                installed,
+                "python3 lacks pymongo and pip could not install it (`pip install pymongo`)"
+            );
+        }
+        assert!(has_bson(Some(&dir)), "pymongo's bson is not importable");
+        Some(dir)
+    });
+    python(extra.as_deref())
 }
 
 /// The entries of an `oplog.bson` as MongoDB's Python driver decodes them: for each, its
@@ -460,7 +463,7 @@ pub fn decode_oplog_with_pymongo(file: &Path) -> Vec<(u32, u32, String, String, 
     const SCRIPT: &str = "import bson, json, sys\n\
         docs = bson.decode_all(open(sys.argv[1], 'rb').read())\n\
         print(json.dumps([[d['ts'].time, d['ts'].inc, d['op'], d['ns'], d['o']['note']] for d in docs]))\n";
-    let out = Command::new(python_with_bson())
+    let out = python_with_bson()
         .args(["-c", SCRIPT])
         .arg(file)
         .output()
