@@ -230,6 +230,24 @@ pub fn untar(archive: &[u8], dir: &Path) {
         .expect("the archive is a valid tar.gz");
 }
 
+/// Extracts the `.tar.gz` file `archive` into `dir` with GNU tar, which must succeed
+/// (gzip checks every member's CRC-32 and length on the way).
+#[track_caller]
+pub fn gnu_untar(archive: &Path, dir: &Path) {
+    let tar = Command::new("tar")
+        .arg("xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .output()
+        .expect("GNU tar runs");
+    assert!(
+        tar.status.success(),
+        "tar xzf failed: {}",
+        String::from_utf8_lossy(&tar.stderr)
+    );
+}
+
 /// Every regular file under `root`, by path relative to it, with its content.
 pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();

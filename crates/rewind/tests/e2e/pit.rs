@@ -122,8 +122,8 @@ fn iso(secs: u32) -> String {
         .to_string()
 }
 
-/// Creates a restore with `target` (the body's restore-target fields), downloads its
-/// archive and extracts it; returns the job and the directory.
+/// Creates a restore with `target` (the body's restore-target fields), downloads each
+/// job's archive and extracts it with GNU tar; returns the jobs, directories and archives.
 async fn restore_to(
     client: &ApiClient,
     jobs: &str,
@@ -138,8 +138,10 @@ async fn restore_to(
         let job = wait_for_job(client, jobs, job_id(&job)).await;
         assert_eq!(job["statusName"], "FINISHED", "{job}");
         let archive = download_archive(&job).await;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &archive).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        untar(&archive, dir.path());
+        gnu_untar(file.path(), dir.path());
         out.push((job, dir, archive));
     }
     out

@@ -119,18 +119,7 @@ async fn the_seed_curl_example_restores_a_snapshot_that_tar_extracts_to_the_sour
     assert_eq!(code, 200);
     let extracted = work.path().join("extracted");
     std::fs::create_dir(&extracted).unwrap();
-    let tar = Command::new("tar")
-        .arg("xzf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&extracted)
-        .output()
-        .unwrap();
-    assert!(
-        tar.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tar.stderr)
-    );
+    gnu_untar(&archive, &extracted);
     assert!(extracted.join("restoreInfo.txt").is_file());
     let diff = Command::new("diff")
         .args(["-r", "--exclude=restoreInfo.txt"])
