@@ -739,6 +739,10 @@ pub struct OplogPushSummary {
 /// A project's backup settings (`GET/PATCH /api/rewind/v1/groups/{G}/backupSettings`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupSettings {
+    /// Minutes between two checkpoints of a sharded cluster with FCV 4.0 or earlier: 15,
+    /// 30 or 60, counted from the epoch.
+    #[serde(rename = "checkpointIntervalMinutes")]
+    pub checkpoint_interval_minutes: u32,
     #[serde(rename = "groupId")]
     pub group_id: String,
     #[serde(default)]

@@ -248,6 +248,7 @@ pub fn oplog_push(
 
 pub fn backup_settings(links: &Links, s: &BackupSettings) -> wire::BackupSettings {
     wire::BackupSettings {
+        checkpoint_interval_minutes: s.checkpoint_interval_minutes,
         group_id: s.group.to_hex(),
         links: links.rewind_self_link(&format!("/groups/{}/backupSettings", s.group)),
         point_in_time_window_hours: s.pit_window_hours,
