@@ -358,7 +358,10 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clusters::ClusterSpec;
+    use crate::domain::test_support::{TestProject, NOW};
     use crate::model::{OplogRange, OplogStream};
+    use crate::oplog::entry::test_entries::run;
 
     fn ts(secs: u32, inc: u32) -> OplogTs {
         OplogTs { secs, inc }
@@ -527,5 +530,140 @@ mod tests {
             "4.0",
             parent
         )));
+    }
+
+    /// Pushes `body` for replica set `replica_set` of the project's cluster.
+    async fn push(p: &TestProject, replica_set: &str, body: Vec<u8>) {
+        p.services
+            .push_oplog(
+                &p.principal,
+                p.group,
+                p.cluster,
+                replica_set,
+                None,
+                body.into(),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_pass_records_each_due_checkpoint_once_and_deletes_those_that_left_the_window() {
+        let spec = ClusterSpec {
+            name: "sh".into(),
+            shards: Some(1),
+            fcv: Some("4.0".into()),
+        };
+        let p = TestProject::start(spec).await;
+        let now = NOW as u32;
+        let t = (now - 600) / 900 * 900;
+        push(
+            &p,
+            "sh-shard-0",
+            [run(t - 100, 2, "a"), run(t, 3, "a"), run(t + 5, 1, "a")].concat(),
+        )
+        .await;
+        push(
+            &p,
+            "sh-config-0",
+            [run(t - 100, 1, "c"), run(t - 1, 4, "c")].concat(),
+        )
+        .await;
+        let services = &p.services;
+        assert_eq!(
+            services.record_checkpoints(NOW).await.unwrap(),
+            CheckpointPass::default()
+        );
+
+        push(
+            &p,
+            "sh-config-0",
+            [run(t - 1, 4, "c"), run(t + 1, 1, "c")].concat(),
+        )
+        .await;
+        let recorded = CheckpointPass {
+            recorded: 1,
+            ..CheckpointPass::default()
+        };
+        assert_eq!(services.record_checkpoints(NOW).await.unwrap(), recorded);
+        assert_eq!(
+            p.second_node().record_checkpoints(NOW).await.unwrap(),
+            CheckpointPass::default(),
+            "another node records the same checkpoint only once"
+        );
+        let all = PageRequest {
+            offset: 0,
+            limit: 10,
+        };
+        let listed = services
+            .list_checkpoints(&p.principal, p.group, p.cluster, all)
+            .await
+            .unwrap();
+        assert_eq!(listed.total, 1);
+        let view = &listed.items[0];
+        assert!(!view.restorable, "no snapshot to start from");
+        assert_eq!(view.record.timestamp, t);
+        assert_eq!(view.record.recorded, NOW);
+        let tokens: Vec<(&str, Option<&str>, ClusterType, OplogTs)> = view
+            .record
+            .parts
+            .iter()
+            .map(|p| {
+                (
+                    p.replica_set_name.as_str(),
+                    p.shard_name.as_deref(),
+                    p.type_name,
+                    p.token,
+                )
+            })
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                (
+                    "sh-shard-0",
+                    Some("sh-shard-0"),
+                    ClusterType::ReplicaSet,
+                    ts(t, 3)
+                ),
+                (
+                    "sh-config-0",
+                    None,
+                    ClusterType::ConfigServerReplicaSet,
+                    ts(t - 1, 4)
+                ),
+            ]
+        );
+        let source = services.find_cluster(p.group, p.cluster).await.unwrap();
+        assert_eq!(
+            services
+                .checkpoint_cut(&source, view.record.id)
+                .await
+                .unwrap(),
+            OplogTs::end_of_second(t)
+        );
+        let unknown = CheckpointId::generate();
+        assert_eq!(
+            services
+                .checkpoint_cut(&source, unknown)
+                .await
+                .unwrap_err()
+                .code(),
+            ErrorCode::CheckpointNotFound
+        );
+
+        // An hour-long window that no longer holds `t`: the checkpoint goes.
+        services
+            .set_pit_window(&p.principal, p.group, 1)
+            .await
+            .unwrap();
+        let later = i64::from(t) + 3_601;
+        p.clock.set(later);
+        let deleted = CheckpointPass {
+            deleted: 1,
+            ..CheckpointPass::default()
+        };
+        assert_eq!(services.record_checkpoints(later).await.unwrap(), deleted);
+        assert_eq!(services.meta.checkpointed_clusters().await.unwrap(), vec![]);
     }
 }

@@ -11,6 +11,8 @@ pub mod oplog;
 pub mod projects;
 pub mod restore;
 pub mod snapshots;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -909,27 +909,16 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicI64, Ordering};
-
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
     use object_store::ObjectStore;
 
     use super::*;
-    use crate::blocks::ObjectBlockStore;
     use crate::domain::clusters::ClusterSpec;
-    use crate::domain::{bootstrap, Clock};
-    use crate::meta::{MetaStore, SqliteMetaStore};
-    use crate::model::{Role, RoleGrant, SnapshotRecord};
+    use crate::domain::test_support::{TestClock, TestProject, NOW};
+    use crate::domain::Clock;
+    use crate::model::SnapshotRecord;
     use crate::oplog::entry::test_entries::{entry, run, ts};
-
-    struct TestClock(AtomicI64);
-
-    impl Clock for TestClock {
-        fn now(&self) -> UnixSeconds {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
 
     /// A project with one replica set `rs0`, over a temporary SQLite store and an in-memory
     /// object store the test can list.
@@ -943,57 +932,22 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
-    const NOW: UnixSeconds = 1_700_000_000;
-
     impl Fixture {
         async fn new() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
-            let meta: Arc<dyn MetaStore> = Arc::new(
-                SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
-                    .await
-                    .unwrap(),
-            );
-            let objects = Arc::new(InMemory::new());
-            let blocks = Arc::new(ObjectBlockStore::new(objects.clone()));
-            let clock = Arc::new(TestClock(AtomicI64::new(NOW)));
-            let boot = bootstrap::bootstrap(meta.as_ref(), clock.as_ref())
-                .await
-                .unwrap()
-                .unwrap();
-            let key = meta
-                .get_api_key_by_public(&boot.public_key)
-                .await
-                .unwrap()
-                .unwrap();
-            let services = Services::new(meta, blocks, clock.clone(), vec![0; 32]);
-            let principal = Principal {
-                key_id: key.id,
-                org_id: key.org_id,
-                public_key: key.public_key,
-                roles: vec![RoleGrant {
-                    group_id: None,
-                    role: Role::OrgOwner,
-                }],
-            };
-            let group = GroupId::parse(&boot.group_id).unwrap();
             let spec = ClusterSpec {
                 name: "rs0".into(),
                 shards: None,
                 fcv: None,
             };
-            let cluster = services
-                .register_cluster(&principal, group, &spec)
-                .await
-                .unwrap()[0]
-                .id;
+            let p = TestProject::start(spec).await;
             Fixture {
-                services,
-                objects,
-                clock,
-                principal,
-                group,
-                cluster,
-                _dir: dir,
+                services: p.services,
+                objects: p.objects,
+                clock: p.clock,
+                principal: p.principal,
+                group: p.group,
+                cluster: p.cluster,
+                _dir: p.dir,
             }
         }
 
