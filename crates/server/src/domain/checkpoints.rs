@@ -28,6 +28,10 @@ use crate::oplog::coverage;
 pub const DEFAULT_CHECKPOINT_INTERVAL_MINUTES: u32 = 15;
 /// The intervals a project may choose, in minutes (those Cloud Manager offers).
 pub const CHECKPOINT_INTERVALS_MINUTES: [u32; 3] = [15, 30, 60];
+/// Most checkpoints one pass records per cluster, newest first. Each reads up to one oplog
+/// slice per replica set for its tokens, so a cluster whose whole window became coverable at
+/// once (a first push of days of oplog) is caught up over a few passes, none of them long.
+pub const CHECKPOINTS_PER_PASS: usize = 100;
 
 /// A checkpoint as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +300,7 @@ impl Services {
         let coverage = self.cluster_coverage(source).await?;
         let due = due_checkpoints(&coverage, start, now, interval_secs, &recorded);
         let mut added = 0;
-        for t in due {
+        for t in due.into_iter().rev().take(CHECKPOINTS_PER_PASS) {
             if self.record_checkpoint(source, &coverage, t, now).await? {
                 added += 1;
             }
@@ -665,5 +669,41 @@ mod tests {
         };
         assert_eq!(services.record_checkpoints(later).await.unwrap(), deleted);
         assert_eq!(services.meta.checkpointed_clusters().await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn a_window_that_became_coverable_at_once_is_caught_up_over_a_few_passes() {
+        let spec = ClusterSpec {
+            name: "sh".into(),
+            shards: Some(1),
+            fcv: Some("4.0".into()),
+        };
+        let p = TestProject::start(spec).await;
+        p.services
+            .set_pit_window(&p.principal, p.group, 48)
+            .await
+            .unwrap();
+        let start = NOW as u32 - 48 * 3_600;
+        let oplog: Vec<u8> = (0..=48 * 8)
+            .flat_map(|i| run(start + i * 450, 1, "x"))
+            .collect();
+        push(&p, "sh-shard-0", oplog.clone()).await;
+        push(&p, "sh-config-0", oplog).await;
+        let due = boundaries(i64::from(start), NOW, 900).len() as u64;
+        assert!(due > CHECKPOINTS_PER_PASS as u64, "{due}");
+        let first = p.services.record_checkpoints(NOW).await.unwrap();
+        assert_eq!(first.recorded, CHECKPOINTS_PER_PASS as u64);
+        let newest = p
+            .services
+            .meta
+            .checkpoint_timestamps(p.cluster, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            newest.last().copied(),
+            boundaries(0, NOW, 900).last().copied()
+        );
+        let second = p.services.record_checkpoints(NOW).await.unwrap();
+        assert_eq!(first.recorded + second.recorded, due);
     }
 }
