@@ -284,7 +284,7 @@ impl Services {
         let start_secs = u32::try_from(start).unwrap_or(u32::MAX);
         let mut recorded: BTreeSet<u32> = self
             .meta
-            .checkpoint_timestamps(cluster, 0)
+            .checkpoint_timestamps(cluster)
             .await?
             .into_iter()
             .collect();
@@ -696,7 +696,7 @@ mod tests {
         let newest = p
             .services
             .meta
-            .checkpoint_timestamps(p.cluster, 0)
+            .checkpoint_timestamps(p.cluster)
             .await
             .unwrap();
         assert_eq!(

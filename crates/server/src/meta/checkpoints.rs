@@ -25,8 +25,8 @@ pub trait CheckpointMeta: Send + Sync + 'static {
         cluster: ClusterId,
         id: CheckpointId,
     ) -> MetaResult<Option<CheckpointRecord>>;
-    /// The moments (seconds) of a cluster's checkpoints at or after `from`, ascending.
-    async fn checkpoint_timestamps(&self, cluster: ClusterId, from: u32) -> MetaResult<Vec<u32>>;
+    /// The moments (seconds) of a cluster's checkpoints, ascending.
+    async fn checkpoint_timestamps(&self, cluster: ClusterId) -> MetaResult<Vec<u32>>;
     /// Every cluster that has checkpoints, with its project.
     async fn checkpointed_clusters(&self) -> MetaResult<Vec<(GroupId, ClusterId)>>;
     /// Deletes a cluster's checkpoints of moments before `before`; returns how many.

@@ -167,13 +167,11 @@ impl CheckpointMeta for SqliteMetaStore {
         Ok(found.into_iter().next())
     }
 
-    async fn checkpoint_timestamps(&self, cluster: ClusterId, from: u32) -> MetaResult<Vec<u32>> {
+    async fn checkpoint_timestamps(&self, cluster: ClusterId) -> MetaResult<Vec<u32>> {
         let rows = sqlx::query(
-            "SELECT timestamp_secs FROM checkpoints WHERE cluster_id = ? AND timestamp_secs >= ? \
-             ORDER BY timestamp_secs",
+            "SELECT timestamp_secs FROM checkpoints WHERE cluster_id = ? ORDER BY timestamp_secs",
         )
         .bind(cluster.to_hex())
-        .bind(i64::from(from))
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -337,7 +335,7 @@ mod tests {
             None
         );
         assert_eq!(
-            store.checkpoint_timestamps(cluster, 0).await.unwrap(),
+            store.checkpoint_timestamps(cluster).await.unwrap(),
             vec![1_800, 2_700]
         );
         assert_eq!(
@@ -353,7 +351,7 @@ mod tests {
             1
         );
         assert_eq!(
-            store.checkpoint_timestamps(cluster, 0).await.unwrap(),
+            store.checkpoint_timestamps(cluster).await.unwrap(),
             vec![2_700]
         );
         let parts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkpoint_parts")
