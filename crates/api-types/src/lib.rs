@@ -321,6 +321,47 @@ pub struct SnapshotPart {
     pub type_name: String,
 }
 
+/// A checkpoint of a sharded cluster (`GET …/clusters/{C}/checkpoints[/{ID}]`): a moment
+/// every shard and the config server can be restored to together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    #[serde(rename = "clusterId")]
+    pub cluster_id: String,
+    /// ISO-8601.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub completed: Option<String>,
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    pub id: String,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub parts: Vec<CheckpointPart>,
+    pub restorable: bool,
+    /// ISO-8601.
+    pub started: String,
+    /// The moment the checkpoint restores to, ISO-8601.
+    pub timestamp: String,
+}
+
+/// One replica set's share of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointPart {
+    #[serde(rename = "replicaSetName")]
+    pub replica_set_name: String,
+    /// Present for shards only.
+    #[serde(rename = "shardName", skip_serializing_if = "Option::is_none", default)]
+    pub shard_name: Option<String>,
+    #[serde(rename = "tokenDiscovered")]
+    pub token_discovered: bool,
+    /// The replica set's newest oplog entry at or before the checkpoint.
+    #[serde(rename = "tokenTimestamp")]
+    pub token_timestamp: BsonTimestamp,
+    /// `REPLICA_SET` (a shard) or `CONFIG_SERVER_REPLICA_SET`.
+    #[serde(rename = "typeName")]
+    pub type_name: String,
+}
+
 /// Body of `POST /api/rewind/v1/groups/{G}/clusters/{C}/snapshots`: opens an import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotCreate {
@@ -739,6 +780,10 @@ pub struct OplogPushSummary {
 /// A project's backup settings (`GET/PATCH /api/rewind/v1/groups/{G}/backupSettings`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupSettings {
+    /// Minutes between two checkpoints of a sharded cluster with FCV 4.0 or earlier: 15,
+    /// 30 or 60, counted from the epoch.
+    #[serde(rename = "checkpointIntervalMinutes")]
+    pub checkpoint_interval_minutes: u32,
     #[serde(rename = "groupId")]
     pub group_id: String,
     #[serde(default)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::domain::agents::DEFAULT_AGENT_TIMEOUT;
 use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
+use crate::jobs::checkpointer::DEFAULT_CHECKPOINT_PASS_INTERVAL;
 use crate::jobs::sweeper::{DEFAULT_GC_DELAY, DEFAULT_SWEEP_INTERVAL};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -51,6 +52,7 @@ pub struct Settings {
     pub gc_delay_secs: Option<u64>,
     pub sweep_interval_secs: Option<u64>,
     pub agent_timeout_secs: Option<u64>,
+    pub checkpoint_pass_secs: Option<u64>,
 }
 
 impl Settings {
@@ -79,6 +81,7 @@ impl Settings {
             gc_delay_secs: self.gc_delay_secs.or(lower.gc_delay_secs),
             sweep_interval_secs: self.sweep_interval_secs.or(lower.sweep_interval_secs),
             agent_timeout_secs: self.agent_timeout_secs.or(lower.agent_timeout_secs),
+            checkpoint_pass_secs: self.checkpoint_pass_secs.or(lower.checkpoint_pass_secs),
         }
     }
 }
@@ -100,6 +103,8 @@ pub struct ServerConfig {
     pub sweep_interval: Duration,
     /// How long an automated restore waits for its agents to report before it is BROKEN.
     pub agent_timeout: Duration,
+    /// How often the checkpointer looks for due checkpoints (also right after a push).
+    pub checkpoint_pass_interval: Duration,
 }
 
 impl ServerConfig {
@@ -159,6 +164,12 @@ impl ServerConfig {
                 settings
                     .agent_timeout_secs
                     .unwrap_or(DEFAULT_AGENT_TIMEOUT.as_secs())
+                    .max(1),
+            ),
+            checkpoint_pass_interval: Duration::from_secs(
+                settings
+                    .checkpoint_pass_secs
+                    .unwrap_or(DEFAULT_CHECKPOINT_PASS_INTERVAL.as_secs())
                     .max(1),
             ),
         })

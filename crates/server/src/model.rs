@@ -4,7 +4,9 @@
 //! decides with them, and the HTTP layer renders them into wire types.
 
 use crate::blocks::Placement;
-use crate::ids::{ApiKeyId, BatchId, ClusterId, GroupId, JobId, OplogSliceId, OrgId, SnapshotId};
+use crate::ids::{
+    ApiKeyId, BatchId, CheckpointId, ClusterId, GroupId, JobId, OplogSliceId, OrgId, SnapshotId,
+};
 
 /// Seconds since the Unix epoch, UTC. The whole server keeps time at this resolution,
 /// as the API's ISO-8601 timestamps do.
@@ -278,6 +280,32 @@ pub struct SnapshotRecord {
     /// When the import began (wall clock), for cleaning up abandoned imports.
     pub recorded: UnixSeconds,
     pub parts: Vec<SnapshotPartRecord>,
+}
+
+/// One replica set's share of a checkpoint: where its oplog stood at the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointPartRecord {
+    pub replica_set_name: String,
+    /// Set for shards; `None` for the config server.
+    pub shard_name: Option<String>,
+    pub type_name: ClusterType,
+    /// The replica set's newest stored oplog entry at or before the checkpoint.
+    pub token: OplogTs,
+}
+
+/// A moment of a sharded cluster (FCV 4.0 or earlier) that every replica set's stored oplog
+/// reaches past, so that all of them can be restored to it consistently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    pub id: CheckpointId,
+    pub group_id: GroupId,
+    pub cluster_id: ClusterId,
+    /// The moment restored to, in seconds since the epoch (a multiple of the interval).
+    pub timestamp: u32,
+    /// When Rewind recorded it (its `started` and `completed`).
+    pub recorded: UnixSeconds,
+    /// Shards first, in member order, then the config server.
+    pub parts: Vec<CheckpointPartRecord>,
 }
 
 /// What the metadata store knows of a stored chunk.

@@ -14,6 +14,7 @@ use crate::http::conventions::Links;
 use crate::http::digest::NonceService;
 use crate::http::{router, AppState};
 use crate::jobs::agent_monitor::AgentMonitor;
+use crate::jobs::checkpointer::Checkpointer;
 use crate::jobs::sweeper::Sweeper;
 use crate::jobs::worker::RestoreWorker;
 use crate::meta::{MetaError, MetaStore, SqliteMetaStore};
@@ -159,6 +160,9 @@ impl BoundServer {
         let worker = tokio::spawn(worker.run(stopped.clone()));
         let monitor = AgentMonitor::new(self.services.clone(), self.config.agent_timeout);
         let monitor = tokio::spawn(monitor.run(stopped.clone()));
+        let checkpointer = Checkpointer::new(self.services.clone());
+        let checkpointer =
+            tokio::spawn(checkpointer.run(self.config.checkpoint_pass_interval, stopped.clone()));
         let served = crate::http::serve(self.listener, self.app, async move {
             shutdown.await;
             let _ = stop.send(true);
@@ -168,6 +172,7 @@ impl BoundServer {
             let _ = sweeper.await;
             let _ = worker.await;
             let _ = monitor.await;
+            let _ = checkpointer.await;
         };
         if tokio::time::timeout(BACKGROUND_EXIT_DEADLINE, background)
             .await

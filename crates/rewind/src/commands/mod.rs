@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch.
 
+mod checkpoint;
 mod cluster;
 mod oplog;
 mod restore;
@@ -41,9 +42,13 @@ pub enum Command {
     Restore(restore::RestoreCommand),
     /// Apply automated restores to this host's members of one replica set.
     Agent(AgentArgs),
-    /// Push oplog entries, show their coverage, and set the point-in-time window.
+    /// Push oplog entries, show their coverage, and set the point-in-time window and the
+    /// checkpoint interval.
     #[command(subcommand)]
     Oplog(oplog::OplogCommand),
+    /// List the checkpoints of sharded clusters with FCV 4.0 or earlier.
+    #[command(subcommand)]
+    Checkpoint(checkpoint::CheckpointCommand),
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::agent::run(config).await
         }
         Command::Oplog(cmd) => oplog::run(cmd).await,
+        Command::Checkpoint(cmd) => checkpoint::run(cmd).await,
     }
 }
 

@@ -46,7 +46,8 @@ pub enum OplogCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show, or with --hours set, the project's point-in-time window.
+    /// Show, or with --hours or --checkpoint-interval set, the project's point-in-time
+    /// window and checkpoint interval.
     Window {
         #[command(flatten)]
         client: ClientArgs,
@@ -55,6 +56,10 @@ pub enum OplogCommand {
         /// New window, in hours (1 to 720).
         #[arg(long)]
         hours: Option<u32>,
+        /// New interval between checkpoints of sharded clusters with FCV 4.0 or earlier, in
+        /// minutes (15, 30 or 60).
+        #[arg(long)]
+        checkpoint_interval: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -148,20 +153,25 @@ pub async fn run(cmd: OplogCommand) -> Result<()> {
             client,
             group,
             hours,
+            checkpoint_interval,
             json,
         } => {
             let api = client.client()?;
             let path = format!("/api/rewind/v1/groups/{group}/backupSettings");
-            let settings: BackupSettings = match hours {
-                None => api.get_json(&path).await?,
-                Some(hours) => {
-                    let body = serde_json::to_vec(
-                        &serde_json::json!({ "pointInTimeWindowHours": hours }),
-                    )?;
-                    api.send(Method::PATCH, &path, Some(&body), "application/json")
-                        .await?
-                        .json()?
-                }
+            let mut change = serde_json::Map::new();
+            if let Some(hours) = hours {
+                change.insert("pointInTimeWindowHours".into(), hours.into());
+            }
+            if let Some(minutes) = checkpoint_interval {
+                change.insert("checkpointIntervalMinutes".into(), minutes.into());
+            }
+            let settings: BackupSettings = if change.is_empty() {
+                api.get_json(&path).await?
+            } else {
+                let body = serde_json::to_vec(&change)?;
+                api.send(Method::PATCH, &path, Some(&body), "application/json")
+                    .await?
+                    .json()?
             };
             if json {
                 print_json(&settings)?;
@@ -169,6 +179,10 @@ pub async fn run(cmd: OplogCommand) -> Result<()> {
                 println!(
                     "Point-in-time window: {} hours",
                     settings.point_in_time_window_hours
+                );
+                println!(
+                    "Checkpoint interval: {} minutes",
+                    settings.checkpoint_interval_minutes
                 );
             }
         }

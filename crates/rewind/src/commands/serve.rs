@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Seconds an automated restore waits for its agents to report before it is BROKEN [default: 300].
     #[arg(long, env = "REWIND_AGENT_TIMEOUT_SECS")]
     agent_timeout_secs: Option<u64>,
+    /// Seconds between checkpoint passes (a pass also follows each oplog push) [default: 30].
+    #[arg(long, env = "REWIND_CHECKPOINT_PASS_SECS")]
+    checkpoint_pass_secs: Option<u64>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -102,6 +105,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         gc_delay_secs: args.gc_delay_secs,
         sweep_interval_secs: args.sweep_interval_secs,
         agent_timeout_secs: args.agent_timeout_secs,
+        checkpoint_pass_secs: args.checkpoint_pass_secs,
     };
     let file = match &args.config {
         Some(path) => Settings::from_file(path)?,

@@ -392,37 +392,37 @@ pub struct ImportedShardedCluster {
 
 impl ImportedShardedCluster {
     pub async fn import(server: &TestServer, bytes: u64, seed: u64) -> ImportedShardedCluster {
-        Self::import_taken_at(server, bytes, seed, None).await
+        ImportedShardedCluster::import_with(server, bytes, seed, json!({}), &[]).await
     }
 
-    /// `import` with the snapshot taken at `taken_at` (`SECONDS:INCREMENT`; default now).
-    pub async fn import_taken_at(
+    /// As `import`, with `registration`'s fields added to the registration body (such as
+    /// `featureCompatibilityVersion`) and `import_flags` added to `rewind snapshot import`
+    /// (such as `--taken-at`).
+    pub async fn import_with(
         server: &TestServer,
         bytes: u64,
         seed: u64,
-        taken_at: Option<&str>,
+        registration: Value,
+        import_flags: &[&str],
     ) -> ImportedShardedCluster {
         let client = server.client();
         let group = server.boot.group_id.clone();
-        let registered = register_cluster(
-            &client,
-            &group,
-            json!({"clusterName": "ledger", "shards": 2}),
-        )
-        .await;
+        let mut body = json!({"clusterName": "ledger", "shards": 2});
+        for (k, v) in registration.as_object().expect("registration fields") {
+            body[k] = v.clone();
+        }
+        let registered = register_cluster(&client, &group, body).await;
         let cluster = registered["members"][0]["id"].as_str().unwrap().to_owned();
         let parts = ["ledger-shard-0", "ledger-shard-1", "ledger-config-0"];
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut source = Vec::new();
-        if let Some(taken_at) = taken_at {
-            source.extend(["--taken-at".to_owned(), taken_at.to_owned()]);
-        }
         for (i, (name, dir)) in parts.iter().zip(&dirs).enumerate() {
             generate(dir.path(), bytes, seed + i as u64);
             source.push("--part".to_owned());
             source.push(format!("{name}={}", dir.path().display()));
         }
-        let source: Vec<&str> = source.iter().map(String::as_str).collect();
+        let mut source: Vec<&str> = source.iter().map(String::as_str).collect();
+        source.extend_from_slice(import_flags);
         let summary = import(server, &group, &cluster, &source);
         let snapshot = summary["snapshotId"].as_str().unwrap().to_owned();
         ImportedShardedCluster {

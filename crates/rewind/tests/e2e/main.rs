@@ -2,6 +2,7 @@
 
 mod agent;
 mod auth;
+mod checkpoints;
 mod curl;
 mod delivery;
 mod errors;

@@ -23,12 +23,12 @@ async fn replica_set_with_files(
     (server, client, group, cluster, tempfile::tempdir().unwrap())
 }
 
-fn now_secs() -> u32 {
+pub fn now_secs() -> u32 {
     chrono::Utc::now().timestamp() as u32
 }
 
 /// Writes entries `(seconds, increment, note)` to `path`, in the order given.
-fn write_entries(path: &Path, entries: &[(u32, u32, &str)]) {
+pub fn write_entries(path: &Path, entries: &[(u32, u32, &str)]) {
     let bytes: Vec<u8> = entries
         .iter()
         .flat_map(|(secs, inc, note)| oplog_entry(*secs, *inc, note))
@@ -51,12 +51,12 @@ fn write_run(path: &Path, entries: &[(u32, u32, String)]) {
     write_entries(path, &borrowed);
 }
 
-fn oplog_path(group: &str, cluster: &str) -> String {
+pub fn oplog_path(group: &str, cluster: &str) -> String {
     format!("{REWIND_API}/groups/{group}/clusters/{cluster}/oplog")
 }
 
 /// `rewind oplog push` of `file` with extra flags.
-fn push_file(
+pub fn push_file(
     server: &TestServer,
     group: &str,
     cluster: &str,
@@ -70,7 +70,13 @@ fn push_file(
 }
 
 /// `push_file --json`, which must succeed; returns the report.
-fn push_ok(server: &TestServer, group: &str, cluster: &str, file: &Path, extra: &[&str]) -> Value {
+pub fn push_ok(
+    server: &TestServer,
+    group: &str,
+    cluster: &str,
+    file: &Path,
+    extra: &[&str],
+) -> Value {
     let mut flags = vec!["--json"];
     flags.extend_from_slice(extra);
     let out = push_file(server, group, cluster, file, &flags);
@@ -130,7 +136,7 @@ async fn push_raw(client: &ApiClient, path: &str, body: &[u8]) -> Reply {
     send_raw(client, Method::POST, path, body, "application/octet-stream").await
 }
 
-fn ts(secs: u32, inc: u32) -> Value {
+pub fn ts(secs: u32, inc: u32) -> Value {
     json!({
         "date": chrono::DateTime::from_timestamp(i64::from(secs), 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "increment": inc
@@ -373,6 +379,7 @@ async fn the_point_in_time_window_is_a_project_setting_used_by_restores() {
     assert_eq!(
         shown.json(),
         json!({
+            "checkpointIntervalMinutes": 15,
             "groupId": group,
             "links": [{"href": server.at(&settings), "rel": "self"}],
             "pointInTimeWindowHours": 24
@@ -389,7 +396,7 @@ async fn the_point_in_time_window_is_a_project_setting_used_by_restores() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "Point-in-time window: 1 hours"
+        "Point-in-time window: 1 hours\nCheckpoint interval: 15 minutes"
     );
     assert_eq!(
         get(&client, &settings).await.json()["pointInTimeWindowHours"],

@@ -424,11 +424,13 @@ async fn a_sharded_point_in_time_restore_cuts_every_shard_and_the_config_server_
     let client = server.client();
     let group = server.boot.group_id.clone();
     let base = now_secs() - 1000;
-    let sharded = ImportedShardedCluster::import_taken_at(
+    let taken = format!("{}:1", base + 10);
+    let sharded = ImportedShardedCluster::import_with(
         &server,
         64 * 1024,
         30,
-        Some(&format!("{}:1", base + 10)),
+        json!({}),
+        &["--taken-at", &taken],
     )
     .await;
     let (cluster, dirs) = (&sharded.cluster, &sharded.dirs);

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod bootstrap;
 mod cache;
+pub mod checkpoints;
 pub mod clusters;
 mod error;
 pub mod keys;
@@ -10,6 +11,8 @@ pub mod oplog;
 pub mod projects;
 pub mod restore;
 pub mod snapshots;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -120,6 +123,8 @@ pub struct Services {
     pub work_available: tokio::sync::Notify,
     /// Wakes agents' long-polls when an automated job becomes ready, ends or is reported on.
     pub agent_news: tokio::sync::Notify,
+    /// Wakes the checkpointer when a push stored new oplog entries.
+    pub oplog_stored: tokio::sync::Notify,
     /// Projects by id (`None`: no such project), read by every authorization.
     groups: cache::TtlCache<GroupId, Option<GroupRecord>>,
     /// Each project's cluster rows, read by most requests.
@@ -149,6 +154,7 @@ impl Services {
             plans: restore::PlanCache::default(),
             work_available: tokio::sync::Notify::new(),
             agent_news: tokio::sync::Notify::new(),
+            oplog_stored: tokio::sync::Notify::new(),
             groups: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
             clusters: cache::TtlCache::new(METADATA_CACHE_TTL, 10_000),
             oplog_locks: std::sync::Mutex::new(HashMap::new()),

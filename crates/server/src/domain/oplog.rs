@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use super::checkpoints::checkpoint_interval;
 use super::snapshots::block_error;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::blocks::ObjectKey;
@@ -73,6 +74,36 @@ pub struct PushOutcome {
 pub struct BackupSettings {
     pub group: GroupId,
     pub pit_window_hours: u32,
+    pub checkpoint_interval_minutes: u32,
+}
+
+/// Changes to a project's backup settings, as requested (unchecked); `None` keeps a setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupSettingsChange {
+    pub pit_window_hours: Option<i64>,
+    pub checkpoint_interval_minutes: Option<i64>,
+}
+
+/// Checks a requested point-in-time window: 1 to [`MAX_PIT_WINDOW_HOURS`] hours.
+fn pit_window(hours: i64) -> DomainResult<u32> {
+    let field = "pointInTimeWindowHours";
+    if hours < 1 {
+        return Err(DomainError::rejected(
+            ErrorCode::AttributeNegativeOrZero,
+            format!("Invalid attribute {field} specified: it must be at least 1."),
+            vec![field.into()],
+        ));
+    }
+    u32::try_from(hours)
+        .ok()
+        .filter(|h| *h <= MAX_PIT_WINDOW_HOURS)
+        .ok_or_else(|| {
+            DomainError::rejected(
+                ErrorCode::InvalidAttribute,
+                format!("Invalid attribute {field} specified: it must be at most {MAX_PIT_WINDOW_HOURS} hours."),
+                vec![field.into()],
+            )
+        })
 }
 
 /// One piece of the push to store as a slice: consecutive entries of `buffer`.
@@ -392,6 +423,7 @@ impl Services {
         if !pieces.is_empty() {
             self.write_slices(&stream, ranges, pieces, retired, new_ranges)
                 .await?;
+            self.oplog_stored.notify_one();
         }
         if gap_opened {
             tracing::warn!(
@@ -685,9 +717,14 @@ impl Services {
     ) -> DomainResult<BackupSettings> {
         self.authorize_group(principal, group, GroupAccess::Read)
             .await?;
+        self.settings_of(group).await
+    }
+
+    async fn settings_of(&self, group: GroupId) -> DomainResult<BackupSettings> {
         Ok(BackupSettings {
             group,
             pit_window_hours: self.pit_window_hours(group).await?,
+            checkpoint_interval_minutes: self.checkpoint_interval_minutes(group).await?,
         })
     }
 
@@ -699,32 +736,42 @@ impl Services {
         group: GroupId,
         hours: i64,
     ) -> DomainResult<BackupSettings> {
+        let change = BackupSettingsChange {
+            pit_window_hours: Some(hours),
+            ..BackupSettingsChange::default()
+        };
+        self.update_backup_settings(principal, group, change).await
+    }
+
+    /// Changes the settings given in `change`, all or none: every value is checked before
+    /// any is written. Without changes this is a read (any role may make it).
+    pub async fn update_backup_settings(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        change: BackupSettingsChange,
+    ) -> DomainResult<BackupSettings> {
+        if change == BackupSettingsChange::default() {
+            return self.backup_settings(principal, group).await;
+        }
         self.authorize_group(principal, group, GroupAccess::BackupAdmin)
             .await?;
-        let field = "pointInTimeWindowHours";
-        if hours < 1 {
-            return Err(DomainError::rejected(
-                ErrorCode::AttributeNegativeOrZero,
-                format!("Invalid attribute {field} specified: it must be at least 1."),
-                vec![field.into()],
-            ));
+        let hours = change.pit_window_hours.map(pit_window).transpose()?;
+        let minutes = change
+            .checkpoint_interval_minutes
+            .map(checkpoint_interval)
+            .transpose()?;
+        if let Some(hours) = hours {
+            self.meta.set_pit_window_hours(group, hours).await?;
+            tracing::info!(group.id = %group, window_hours = hours, "point-in-time window set");
         }
-        let hours = u32::try_from(hours)
-            .ok()
-            .filter(|h| *h <= MAX_PIT_WINDOW_HOURS)
-            .ok_or_else(|| {
-                DomainError::rejected(
-                    ErrorCode::InvalidAttribute,
-                    format!("Invalid attribute {field} specified: it must be at most {MAX_PIT_WINDOW_HOURS} hours."),
-                    vec![field.into()],
-                )
-            })?;
-        self.meta.set_pit_window_hours(group, hours).await?;
-        tracing::info!(group.id = %group, window_hours = hours, "point-in-time window set");
-        Ok(BackupSettings {
-            group,
-            pit_window_hours: hours,
-        })
+        if let Some(minutes) = minutes {
+            self.meta
+                .set_checkpoint_interval_minutes(group, minutes)
+                .await?;
+            tracing::info!(group.id = %group, interval_minutes = minutes, "checkpoint interval set");
+        }
+        self.settings_of(group).await
     }
 
     /// Retention: retires each replica set's slices that a point-in-time restore inside the
@@ -843,27 +890,16 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicI64, Ordering};
-
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
     use object_store::ObjectStore;
 
     use super::*;
-    use crate::blocks::ObjectBlockStore;
     use crate::domain::clusters::ClusterSpec;
-    use crate::domain::{bootstrap, Clock};
-    use crate::meta::{MetaStore, SqliteMetaStore};
-    use crate::model::{PageRequest, Role, RoleGrant, SnapshotRecord};
+    use crate::domain::test_support::{TestClock, TestProject, NOW};
+    use crate::domain::Clock;
+    use crate::model::{PageRequest, SnapshotRecord};
     use crate::oplog::entry::test_entries::{entry, run, ts};
-
-    struct TestClock(AtomicI64);
-
-    impl Clock for TestClock {
-        fn now(&self) -> UnixSeconds {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
 
     /// A project with one replica set `rs0`, over a temporary SQLite store and an in-memory
     /// object store the test can list.
@@ -877,57 +913,22 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
-    const NOW: UnixSeconds = 1_700_000_000;
-
     impl Fixture {
         async fn new() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
-            let meta: Arc<dyn MetaStore> = Arc::new(
-                SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
-                    .await
-                    .unwrap(),
-            );
-            let objects = Arc::new(InMemory::new());
-            let blocks = Arc::new(ObjectBlockStore::new(objects.clone()));
-            let clock = Arc::new(TestClock(AtomicI64::new(NOW)));
-            let boot = bootstrap::bootstrap(meta.as_ref(), clock.as_ref())
-                .await
-                .unwrap()
-                .unwrap();
-            let key = meta
-                .get_api_key_by_public(&boot.public_key)
-                .await
-                .unwrap()
-                .unwrap();
-            let services = Services::new(meta, blocks, clock.clone(), vec![0; 32]);
-            let principal = Principal {
-                key_id: key.id,
-                org_id: key.org_id,
-                public_key: key.public_key,
-                roles: vec![RoleGrant {
-                    group_id: None,
-                    role: Role::OrgOwner,
-                }],
-            };
-            let group = GroupId::parse(&boot.group_id).unwrap();
             let spec = ClusterSpec {
                 name: "rs0".into(),
                 shards: None,
                 fcv: None,
             };
-            let cluster = services
-                .register_cluster(&principal, group, &spec)
-                .await
-                .unwrap()[0]
-                .id;
+            let p = TestProject::start(spec).await;
             Fixture {
-                services,
-                objects,
-                clock,
-                principal,
-                group,
-                cluster,
-                _dir: dir,
+                services: p.services,
+                objects: p.objects,
+                clock: p.clock,
+                principal: p.principal,
+                group: p.group,
+                cluster: p.cluster,
+                _dir: p.dir,
             }
         }
 
@@ -1248,7 +1249,9 @@ mod tests {
             .unwrap();
         assert_eq!(f.services.retain_oplog(NOW).await.unwrap(), 0);
         assert_eq!(f.summary().await.ranges[0].first, after.ranges[0].first);
-        f.clock.0.store(NOW + 2, Ordering::SeqCst);
+        f.clock
+            .0
+            .store(NOW + 2, std::sync::atomic::Ordering::SeqCst);
 
         // Without that snapshot and that restore, the window stays, with the slice
         // holding its start.

@@ -13,8 +13,10 @@ use crate::domain::ErrorCode;
 /// Largest JSON request body accepted by the API, in bytes.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
-/// Most bytes of a refused request's body read and thrown away, and for how long.
-pub const MAX_DISCARDED_BODY_BYTES: usize = 1024 * 1024;
+/// Most bytes of a refused request's body read and thrown away, and for how long: twice the
+/// largest body any route accepts (a 32 MiB oplog push or chunk batch), so that a client
+/// sending one slightly too large still reads its 413 rather than a reset connection.
+pub const MAX_DISCARDED_BODY_BYTES: usize = 64 * 1024 * 1024;
 const DISCARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads and throws away the body of a request that was answered without it.

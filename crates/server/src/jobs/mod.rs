@@ -1,7 +1,8 @@
-//! Background work: the retention sweeper and garbage collector (and, later, the restore
-//! worker). Every task watches one shutdown signal and exits promptly when it flips.
+//! Background work: the retention sweeper and garbage collector, the restore worker, the
+//! agent monitor and the checkpointer. Every task watches one shutdown signal and exits promptly when it flips.
 
 pub mod agent_monitor;
+pub mod checkpointer;
 pub mod sweeper;
 pub mod worker;
 

@@ -1,8 +1,9 @@
 //! The metadata store: organizations, projects, keys, clusters, and (one module per area)
-//! snapshots, restore jobs and the oplog. One trait per area, one module per backend; the
-//! domain talks only to the traits.
+//! snapshots, restore jobs, the oplog and checkpoints. One trait per area, one module per
+//! backend; the domain talks only to the traits.
 
 pub mod agents;
+pub mod checkpoints;
 pub mod oplog;
 pub mod restore;
 pub mod snapshots;
@@ -11,6 +12,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use agents::AgentMeta;
+pub use checkpoints::CheckpointMeta;
 pub use oplog::OplogMeta;
 pub use restore::RestoreMeta;
 pub use snapshots::SnapshotMeta;
@@ -53,9 +55,15 @@ pub struct BootstrapRecords {
 }
 
 /// The whole metadata store: one backend implements every area's trait.
-pub trait MetaStore: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta {}
+pub trait MetaStore:
+    AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta
+{
+}
 
-impl<T: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta> MetaStore for T {}
+impl<T: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta> MetaStore
+    for T
+{
+}
 
 /// Organizations, projects, API keys, clusters and server secrets.
 #[async_trait]

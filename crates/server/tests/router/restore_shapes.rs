@@ -1,12 +1,14 @@
-//! Pins the JSON shapes of snapshots and restore jobs, modelled on Cloud Manager's example
-//! responses and the Go client's fixtures: field names, nesting and order are compared byte
+//! Pins the JSON shapes of snapshots, checkpoints and restore jobs, modelled on Cloud
+//! Manager's example responses and the Go client's fixtures: field names, nesting and order are compared byte
 //! for byte, with ids, dates, tokens and the host redacted.
 
 use axum::http::{Method, StatusCode};
 use insta::internals::Content;
 use insta::{assert_json_snapshot, dynamic_redaction, Settings};
 use rewind_server::blocks::ChunkId;
+use rewind_server::ids::{CheckpointId, ClusterId, GroupId};
 use rewind_server::jobs::worker::RestoreWorker;
+use rewind_server::model::{CheckpointPartRecord, CheckpointRecord, ClusterType, OplogTs};
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -200,4 +202,60 @@ async fn restore_job_shapes_follow_the_seed_examples() {
         .await;
     assert_eq!(automated.status, StatusCode::OK, "{}", automated.text());
     settings().bind(|| assert_json_snapshot!("restore_job_automated", body(&automated)));
+}
+
+#[tokio::test]
+async fn checkpoint_shapes_follow_the_go_client_fixture() {
+    let app = App::new().await;
+    let group = app.boot.group_id.clone();
+    let registered = app
+        .post(
+            &format!("{REWIND}/groups/{group}/clusters"),
+            &json!({"clusterName": "Cluster0", "shards": 2, "featureCompatibilityVersion": "4.0"}),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    let cluster = registered.json()["members"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The times and tokens of the Go client's fixture, stored as the checkpointer would.
+    let part = |name: &str, shard: bool, inc| CheckpointPartRecord {
+        replica_set_name: name.into(),
+        shard_name: shard.then(|| name.to_owned()),
+        type_name: if shard {
+            ClusterType::ReplicaSet
+        } else {
+            ClusterType::ConfigServerReplicaSet
+        },
+        token: OplogTs {
+            secs: 1_518_132_025,
+            inc,
+        },
+    };
+    let record = CheckpointRecord {
+        id: CheckpointId::generate(),
+        group_id: GroupId::parse(&group).unwrap(),
+        cluster_id: ClusterId::parse(&cluster).unwrap(),
+        timestamp: 1_518_131_977,
+        recorded: 1_518_132_025,
+        parts: vec![
+            part("Cluster0-shard-0", true, 1),
+            part("Cluster0-shard-1", true, 1),
+            part("Cluster0-config-0", false, 2),
+        ],
+    };
+    assert!(app.services.meta.insert_checkpoint(&record).await.unwrap());
+    let list_path = format!("{API}/groups/{group}/clusters/{cluster}/checkpoints");
+    let list = app.get(&list_path).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    settings().bind(|| assert_json_snapshot!("checkpoint_list", body(&list)));
+    let one = app.get(&format!("{list_path}/{}", record.id)).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text());
+    assert_eq!(body(&one), list.json()["results"][0]);
 }

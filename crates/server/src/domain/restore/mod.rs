@@ -380,14 +380,7 @@ impl Services {
                         "Checkpoint restores are for sharded clusters with a feature compatibility version of 4.0 or earlier.",
                     ));
                 }
-                return Err(DomainError::rejected(
-                    ErrorCode::CheckpointNotFound,
-                    format!(
-                        "No checkpoint with ID {id} exists for cluster {}.",
-                        source.id
-                    ),
-                    vec![id.to_hex()],
-                ));
+                (self.checkpoint_cut(source, *id).await?, "checkpointId")
             }
         };
         let cut = self.plan_oplog_cut(source, cut_at, field).await?;

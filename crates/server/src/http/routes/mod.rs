@@ -2,6 +2,7 @@
 //! documents it.
 
 mod agents;
+mod checkpoints;
 mod clusters;
 mod delivery;
 mod groups;
@@ -20,7 +21,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::ErrorCode;
-use crate::ids::{ApiKeyId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
+use crate::ids::{ApiKeyId, CheckpointId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
 
 /// Prefix of the Cloud Manager compatible API.
 pub const PUBLIC: &str = "/api/public/v1.0";
@@ -34,6 +35,7 @@ pub fn api_routes() -> Router<AppState> {
         .merge(keys::routes())
         .merge(clusters::routes())
         .merge(snapshots::routes())
+        .merge(checkpoints::routes())
         .merge(restore::routes())
         .merge(agents::routes())
         .merge(oplog::routes())
@@ -113,6 +115,7 @@ fn path_rejection(parts: &Parts, rejection: PathRejection) -> ApiError {
         "group" => parse_group(&raw).err(),
         "cluster" => parse_cluster(&raw).err(),
         "key" => parse_api_key(&raw).err(),
+        "checkpoint" => parse_checkpoint(&raw).err(),
         _ => None,
     };
     invalid.unwrap_or_else(|| {
@@ -124,6 +127,12 @@ fn path_rejection(parts: &Parts, rejection: PathRejection) -> ApiError {
     })
 }
 id_parser!(parse_snapshot, SnapshotId, InvalidSnapshotId, "snapshot");
+id_parser!(
+    parse_checkpoint,
+    CheckpointId,
+    InvalidCheckpointId,
+    "checkpoint"
+);
 id_parser!(parse_job, JobId, InvalidJobId, "restore job");
 
 /// The ids of a `…/groups/{group}/clusters/{cluster}/restoreJobs/{job}` path.

@@ -1,5 +1,5 @@
 //! Rewind's oplog endpoints: pushing a replica set's oplog entries, their coverage, and the
-//! project's backup settings (the point-in-time window).
+//! project's backup settings (the point-in-time window and the checkpoint interval).
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::{parse_cluster, parse_group, views, ApiPath, REWIND};
-use crate::domain::oplog::MAX_PUSH_BYTES;
+use crate::domain::oplog::{BackupSettingsChange, MAX_PUSH_BYTES};
 use crate::domain::Principal;
 use crate::http::body::{discard_body, read_limited, require_content_type, Fields, JsonBody};
 use crate::http::conventions::{json_response, query_opt_u64, query_pairs, Paging};
@@ -136,17 +136,15 @@ async fn patch_settings(
 ) -> Result<Response, ApiError> {
     let group = parse_group(&group)?;
     let mut fields = Fields::from_body(body)?;
-    let hours = fields.opt_int("pointInTimeWindowHours")?;
-    fields.finish()?;
-    let settings = match hours {
-        Some(hours) => {
-            state
-                .services
-                .set_pit_window(&principal, group, hours)
-                .await?
-        }
-        None => state.services.backup_settings(&principal, group).await?,
+    let change = BackupSettingsChange {
+        checkpoint_interval_minutes: fields.opt_int("checkpointIntervalMinutes")?,
+        pit_window_hours: fields.opt_int("pointInTimeWindowHours")?,
     };
+    fields.finish()?;
+    let settings = state
+        .services
+        .update_backup_settings(&principal, group, change)
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &views::backup_settings(&state.links, &settings),

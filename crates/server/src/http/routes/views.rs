@@ -3,6 +3,7 @@
 use rewind_api_types as wire;
 use rewind_api_types::iso_seconds::format_iso;
 
+use crate::domain::checkpoints::CheckpointView;
 use crate::domain::oplog::{BackupSettings, PushOutcome};
 use crate::http::conventions::Links;
 use crate::http::AppState;
@@ -248,8 +249,45 @@ pub fn oplog_push(
 
 pub fn backup_settings(links: &Links, s: &BackupSettings) -> wire::BackupSettings {
     wire::BackupSettings {
+        checkpoint_interval_minutes: s.checkpoint_interval_minutes,
         group_id: s.group.to_hex(),
         links: links.rewind_self_link(&format!("/groups/{}/backupSettings", s.group)),
         point_in_time_window_hours: s.pit_window_hours,
+    }
+}
+
+/// A checkpoint with its `self`, `cluster` and `group` links. Rewind records a checkpoint in
+/// one step, so `started` and `completed` are both when it was recorded.
+pub fn checkpoint(links: &Links, v: &CheckpointView) -> wire::Checkpoint {
+    let c = &v.record;
+    let cluster_path = format!("/groups/{}/clusters/{}", c.group_id, c.cluster_id);
+    let link = |path: &str, rel: &str| wire::Link {
+        href: links.public(path),
+        rel: rel.into(),
+    };
+    wire::Checkpoint {
+        cluster_id: c.cluster_id.to_hex(),
+        completed: Some(format_iso(c.recorded)),
+        group_id: c.group_id.to_hex(),
+        id: c.id.to_hex(),
+        links: vec![
+            link(&format!("{cluster_path}/checkpoints/{}", c.id), "self"),
+            link(&cluster_path, "cluster"),
+            link(&format!("/groups/{}", c.group_id), "group"),
+        ],
+        parts: c
+            .parts
+            .iter()
+            .map(|p| wire::CheckpointPart {
+                replica_set_name: p.replica_set_name.clone(),
+                shard_name: p.shard_name.clone(),
+                token_discovered: true,
+                token_timestamp: bson_ts(p.token),
+                type_name: p.type_name.as_str().to_owned(),
+            })
+            .collect(),
+        restorable: v.restorable,
+        started: format_iso(c.recorded),
+        timestamp: format_iso(i64::from(c.timestamp)),
     }
 }

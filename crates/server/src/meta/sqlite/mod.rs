@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 mod agents;
+mod checkpoints;
 mod group_commit;
 mod oplog;
 mod restore;
@@ -63,6 +64,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../../../../migrations/sqlite/0008_agents.sql"),
+    ),
+    (
+        10,
+        include_str!("../../../../../migrations/sqlite/0010_checkpoints.sql"),
     ),
 ];
 
@@ -557,5 +562,44 @@ impl AccountMeta for SqliteMetaStore {
                 .collect::<MetaResult<_>>()?,
             total: total as u64,
         })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::SqliteMetaStore;
+    use crate::ids::{ClusterId, GroupId, OrgId};
+
+    /// A store in `dir` holding one organization, project and cluster (of `type_name`,
+    /// replica set `rs0`): the rows other tables refer to.
+    pub async fn store_with_cluster(
+        dir: &std::path::Path,
+        type_name: &str,
+    ) -> (SqliteMetaStore, GroupId, ClusterId) {
+        let store = SqliteMetaStore::open(&dir.join("meta.sqlite"))
+            .await
+            .expect("open");
+        let (org, group, cluster) = (
+            OrgId::generate(),
+            GroupId::generate(),
+            ClusterId::generate(),
+        );
+        let account_rows = [
+            ("INSERT INTO orgs (id, name, created) VALUES (?, 'o', 0)", vec![org.to_hex()]),
+            (
+                "INSERT INTO projects (id, org_id, name, created) VALUES (?, ?, 'p', 0)",
+                vec![group.to_hex(), org.to_hex()],
+            ),
+            (
+                "INSERT INTO clusters (id, project_id, cluster_name, type_name, replica_set_name, fcv, created) \
+                 VALUES (?, ?, 'c', ?, 'rs0', '4.0', 0)",
+                vec![cluster.to_hex(), group.to_hex(), type_name.to_owned()],
+            ),
+        ];
+        for (sql, binds) in account_rows {
+            let query = binds.into_iter().fold(sqlx::query(sql), |q, b| q.bind(b));
+            query.execute(store.pool()).await.expect("account rows");
+        }
+        (store, group, cluster)
     }
 }

@@ -13,7 +13,7 @@ use crate::model::{
 };
 
 /// The timestamp in columns `{prefix}_secs` and `{prefix}_inc`.
-fn ts_at(row: &SqliteRow, prefix: &str) -> MetaResult<OplogTs> {
+pub(super) fn ts_at(row: &SqliteRow, prefix: &str) -> MetaResult<OplogTs> {
     let part = |name: String| -> MetaResult<u32> {
         let v: i64 = row.try_get(name.as_str())?;
         u32::try_from(v).map_err(|_| corrupt(&name, &v.to_string()))
@@ -371,13 +371,15 @@ impl OplogMeta for SqliteMetaStore {
     }
 
     async fn pit_window_hours(&self, group: GroupId) -> MetaResult<Option<u32>> {
-        let hours: Option<i64> = sqlx::query_scalar(
+        // No row, or a row where only other settings were set: the default.
+        let hours: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT point_in_time_window_hours FROM backup_settings WHERE project_id = ?",
         )
         .bind(group.to_hex())
         .fetch_optional(self.pool())
         .await?;
         hours
+            .flatten()
             .map(|h| {
                 u32::try_from(h).map_err(|_| corrupt("pointInTimeWindowHours", &h.to_string()))
             })

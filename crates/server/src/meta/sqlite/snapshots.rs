@@ -646,30 +646,8 @@ mod tests {
 
     /// A store holding one open snapshot of one replica set, `rs0`.
     async fn store_with_open_snapshot(dir: &std::path::Path) -> (SqliteMetaStore, SnapshotId) {
-        let store = SqliteMetaStore::open(&dir.join("meta.sqlite"))
-            .await
-            .expect("open");
-        let (org, group, cluster) = (
-            crate::ids::OrgId::generate(),
-            GroupId::generate(),
-            ClusterId::generate(),
-        );
-        let account_rows = [
-            ("INSERT INTO orgs (id, name, created) VALUES (?, 'o', 0)", vec![org.to_hex()]),
-            (
-                "INSERT INTO projects (id, org_id, name, created) VALUES (?, ?, 'p', 0)",
-                vec![group.to_hex(), org.to_hex()],
-            ),
-            (
-                "INSERT INTO clusters (id, project_id, cluster_name, type_name, replica_set_name, fcv, created) \
-                 VALUES (?, ?, 'c', 'REPLICA_SET', 'rs0', '7.0', 0)",
-                vec![cluster.to_hex(), group.to_hex()],
-            ),
-        ];
-        for (sql, binds) in account_rows {
-            let query = binds.into_iter().fold(sqlx::query(sql), |q, b| q.bind(b));
-            query.execute(store.pool()).await.expect("account rows");
-        }
+        let (store, group, cluster) =
+            super::super::test_support::store_with_cluster(dir, "REPLICA_SET").await;
         let snapshot = SnapshotRecord {
             id: SnapshotId::generate(),
             group_id: group,
