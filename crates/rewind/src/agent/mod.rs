@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod config;
+mod unpack;
 
 use std::sync::Arc;
 use std::time::Duration;
