@@ -310,7 +310,8 @@ async fn file_matches(path: &Path, expected: &str) -> Result<bool> {
 struct Sink {
     hasher: Sha1,
     bytes: u64,
-    unpack: StreamUnpack,
+    /// `None` only while one unpacking is replaced by the next.
+    unpack: Option<StreamUnpack>,
     target: Target,
 }
 
@@ -323,7 +324,7 @@ impl Sink {
         Sink {
             hasher: Sha1::new(),
             bytes: 0,
-            unpack: StreamUnpack::start(&target),
+            unpack: Some(StreamUnpack::start(&target)),
             target,
         }
     }
@@ -331,16 +332,18 @@ impl Sink {
     async fn push(&mut self, piece: Bytes) {
         self.hasher.update(&piece);
         self.bytes += piece.len() as u64;
-        self.unpack.feed(piece).await;
+        if let Some(unpack) = &mut self.unpack {
+            unpack.feed(piece).await;
+        }
     }
 
     /// Starts over from byte 0 (the file is rewritten from its start).
     async fn restart(&mut self) {
-        let fresh = StreamUnpack::start(&self.target);
-        let old = std::mem::replace(&mut self.unpack, fresh);
-        // The old thread must be done with `staging/` before the new one clears it; the
-        // new one waits for its first piece, which comes only after this.
-        let _ = old.finish().await;
+        // The old thread must be done with `staging/` before the new one clears it.
+        if let Some(old) = self.unpack.take() {
+            let _ = old.finish().await;
+        }
+        self.unpack = Some(StreamUnpack::start(&self.target));
         self.hasher = Sha1::new();
         self.bytes = 0;
     }
@@ -368,7 +371,10 @@ impl Sink {
 
     /// The SHA-1 (hex) of what went through, and the unpacking's outcome.
     async fn finish(self) -> (String, Result<()>) {
-        let unpacked = self.unpack.finish().await;
+        let unpacked = match self.unpack {
+            Some(unpack) => unpack.finish().await,
+            None => Err(anyhow!("the archive was not unpacked")),
+        };
         (hex::encode(self.hasher.finalize()), unpacked)
     }
 }
@@ -698,6 +704,66 @@ mod tests {
         roll_back(&m, &paths).await.unwrap();
         assert_eq!(content(&paths.dbpath), "old");
         assert!(!paths.previous.exists());
+    }
+
+    /// A tar.gz of `files` (name, content), gzip members split as the server's are.
+    fn archive_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, name, &data[..]).unwrap();
+        }
+        let raw = tar.into_inner().unwrap();
+        let mut out = Vec::new();
+        for part in raw.chunks(64 * 1024) {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, part).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_download_rewritten_from_its_start_is_unpacked_and_hashed_from_scratch() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::of(&MemberConfig {
+            name: "m:27017".into(),
+            dbpath: root.path().join("db"),
+            stop_command: "true".into(),
+            start_command: "true".into(),
+        });
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let archive = archive_of(&[
+            ("collection-0.wt", data.clone()),
+            ("restoreInfo.txt", b"info".to_vec()),
+        ]);
+        let mut sink = Sink::start(&paths);
+        // A partial file left by an earlier run is fed first...
+        std::fs::write(&paths.download, &archive[..archive.len() / 2]).unwrap();
+        sink.catch_up(&paths.download, (archive.len() / 2) as u64)
+            .await
+            .unwrap();
+        // ...then the file is rewritten from its start (a server that ignored `Range`).
+        std::fs::write(&paths.download, &archive[..1000]).unwrap();
+        sink.catch_up(&paths.download, 1000).await.unwrap();
+        std::fs::write(&paths.download, &archive).unwrap();
+        sink.catch_up(&paths.download, archive.len() as u64)
+            .await
+            .unwrap();
+        let (sha1, unpacked) = sink.finish().await;
+        unpacked.unwrap();
+        assert_eq!(sha1, hex::encode(Sha1::digest(&archive)));
+        assert_eq!(
+            std::fs::read(paths.staging.join("collection-0.wt")).unwrap(),
+            data
+        );
+        assert!(!paths.staging.join("restoreInfo.txt").exists());
+        assert_eq!(
+            std::fs::read(paths.info.join("restoreInfo.txt")).unwrap(),
+            b"info"
+        );
     }
 
     #[tokio::test]
