@@ -6,10 +6,11 @@
 //! (the extracted archive), `previous/` (the data directory before the restore, kept until
 //! the job finishes) and `info/` (`restoreInfo.txt` and `oplog.bson` of the last restore).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::header::RANGE;
 use reqwest::StatusCode;
@@ -19,6 +20,7 @@ use sha1::{Digest, Sha1};
 use tokio::io::AsyncWriteExt;
 
 use super::config::MemberConfig;
+use super::unpack::{remove_any, unpack, StreamUnpack, Target};
 use super::AgentLink;
 
 /// Transfers attempted (each resuming where the last broke off) before giving up.
@@ -29,15 +31,16 @@ const HASH_ATTEMPTS: u32 = 3;
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// Read buffer of the archive file during extraction.
 const EXTRACT_READ_BYTES: usize = 1 << 20;
-/// Files of the archive that are not data: moved out of the data directory to `info/`.
-const INFO_FILES: [&str; 2] = ["restoreInfo.txt", "oplog.bson"];
+/// Largest piece of a partial download read back into the sink at once.
+const CATCH_UP_PIECE_BYTES: usize = 1 << 20;
 
 /// The step a member has reached in one job; each is recorded before the next begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Step {
     /// The member was stopped.
     Stopped,
-    /// The archive is downloaded and verified.
+    /// The archive is downloaded and verified (and unpacked into `staging/`, which a
+    /// resumed restore does again: it cannot tell how far that got).
     Downloaded,
     /// Renames under way: `dbpath` → `previous`, `staging` → `dbpath`.
     Swapping,
@@ -104,15 +107,6 @@ fn sync_parent(path: &Path) {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-    }
-}
-
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
@@ -200,18 +194,22 @@ async fn apply_steps(
         None => fresh_start(member, task, paths).await?,
     };
     check_live(link, task, 0).await?;
-    if journal.step < Step::Downloaded {
-        download(link, task, paths).await?;
-        journal.step = Step::Downloaded;
-        write_journal(paths, &journal)?;
-    } else if journal.step < Step::Swapping && !file_matches(&paths.download, &task.sha1).await? {
-        // The download is not synced to disk (it is checked instead): after a machine crash
-        // it may not hold what was verified, so a resumed restore checks it again.
-        std::fs::remove_file(&paths.download).context("cannot discard a damaged download")?;
-        download(link, task, paths).await?;
-    }
     if journal.step < Step::Swapping {
-        extract(paths).await?;
+        let started = Instant::now();
+        if journal.step < Step::Downloaded {
+            fetch(link, task, paths).await?;
+            journal.step = Step::Downloaded;
+            write_journal(paths, &journal)?;
+        } else if file_matches(&paths.download, &task.sha1).await? {
+            // Resumed after the download was verified: what `staging/` holds is unknown.
+            extract(paths).await?;
+        } else {
+            // The download is not synced to disk (it is checked instead): after a machine
+            // crash it may not hold what was verified, so a resumed restore checks it again.
+            std::fs::remove_file(&paths.download).context("cannot discard a damaged download")?;
+            fetch(link, task, paths).await?;
+        }
+        tracing::debug!(job.id = %task.job_id, elapsed_ms = started.elapsed().as_millis() as u64, "archive downloaded, verified and unpacked");
         check_live(link, task, task.size_bytes).await?;
         journal.step = Step::Swapping;
         write_journal(paths, &journal)?;
@@ -265,14 +263,21 @@ async fn check_live(link: &AgentLink, task: &AgentTask, bytes: u64) -> Result<()
     }
 }
 
-/// Downloads the archive to `download.tar.gz`, resuming a partial file with `Range`, and
-/// verifies its SHA-1 (computed as the bytes arrive, so the file is read only to extract it);
-/// a mismatch discards the file and downloads it again.
-async fn download(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(), Stop> {
+/// Downloads the archive to `download.tar.gz` (resuming a partial file with `Range`),
+/// hashing it and unpacking it into `staging/` as it arrives, then checks its SHA-1. A
+/// mismatch discards the file and the unpacked data and downloads it again. Returns once
+/// the archive is verified and `staging/` holds it, flushed to disk.
+async fn fetch(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(), Stop> {
     for hash_attempt in 1..=HASH_ATTEMPTS {
-        let local = transfer(link, task, paths).await?;
+        let mut sink = Sink::start(paths);
+        let transferred = transfer(link, task, paths, &mut sink).await;
+        // Waited for whatever happened, so nothing writes to `staging/` once this returns.
+        let (local, unpacked) = sink.finish().await;
+        transferred?;
         if local.eq_ignore_ascii_case(&task.sha1) {
-            return Ok(());
+            // Only now does the unpacking's outcome mean anything: it read exactly the
+            // archive the server vouches for.
+            return unpacked.map_err(Stop::Failed);
         }
         tracing::warn!(job.id = %task.job_id, expected = %task.sha1, got = %local, attempt = hash_attempt, "archive SHA-1 mismatch; downloading again");
         std::fs::remove_file(&paths.download).context("cannot discard a corrupt download")?;
@@ -285,45 +290,104 @@ async fn download(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<(
 
 /// Whether the file at `path` has the SHA-1 `expected` (hex); `false` when it is missing.
 async fn file_matches(path: &Path, expected: &str) -> Result<bool> {
-    if !path.exists() {
-        return Ok(false);
-    }
-    let (hasher, _) = hash_prefix(path, u64::MAX).await?;
-    Ok(hex::encode(hasher.finalize()).eq_ignore_ascii_case(expected))
-}
-
-/// SHA-1 state over the first `len` bytes of `path` (all of it when shorter), and how many
-/// bytes that was.
-async fn hash_prefix(path: &Path, len: u64) -> Result<(Sha1, u64)> {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<(Sha1, u64)> {
-        use std::io::Read;
+    let hashed = tokio::task::spawn_blocking(move || -> Result<Option<String>> {
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Sha1::new(), 0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let mut hasher = Sha1::new();
-        let hashed = std::io::copy(&mut file.take(len), &mut hasher)?;
-        Ok((hasher, hashed))
+        std::io::copy(&mut std::io::BufReader::new(file), &mut hasher)?;
+        Ok(Some(hex::encode(hasher.finalize())))
     })
-    .await?
+    .await??;
+    Ok(hashed.is_some_and(|h| h.eq_ignore_ascii_case(expected)))
 }
 
-/// A download's SHA-1 so far, and how many of the file's bytes it covers.
-struct RunningHash {
+/// Where the downloaded bytes go besides the file: the SHA-1 and the unpacking. Both have
+/// seen exactly the file's first `bytes` bytes.
+struct Sink {
     hasher: Sha1,
     bytes: u64,
+    /// `None` only while one unpacking is replaced by the next.
+    unpack: Option<StreamUnpack>,
+    target: Target,
+}
+
+impl Sink {
+    fn start(paths: &Paths) -> Sink {
+        let target = Target {
+            staging: paths.staging.clone(),
+            info: paths.info.clone(),
+        };
+        Sink {
+            hasher: Sha1::new(),
+            bytes: 0,
+            unpack: Some(StreamUnpack::start(&target)),
+            target,
+        }
+    }
+
+    async fn push(&mut self, piece: Bytes) {
+        self.hasher.update(&piece);
+        self.bytes += piece.len() as u64;
+        if let Some(unpack) = &mut self.unpack {
+            unpack.feed(piece).await;
+        }
+    }
+
+    /// Starts over from byte 0 (the file is rewritten from its start).
+    async fn restart(&mut self) {
+        // The old thread must be done with `staging/` before the new one clears it.
+        if let Some(old) = self.unpack.take() {
+            let _ = old.finish().await;
+        }
+        self.unpack = Some(StreamUnpack::start(&self.target));
+        self.hasher = Sha1::new();
+        self.bytes = 0;
+    }
+
+    /// Brings the sink to the file's first `have` bytes: a file left by an earlier run, or
+    /// a write that failed half-way, holds bytes the sink has not seen.
+    async fn catch_up(&mut self, download: &Path, have: u64) -> Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        if self.bytes > have {
+            self.restart().await;
+        }
+        if self.bytes == have {
+            return Ok(());
+        }
+        let mut file = tokio::fs::File::open(download).await?;
+        file.seek(std::io::SeekFrom::Start(self.bytes)).await?;
+        while self.bytes < have {
+            let want = (have - self.bytes).min(CATCH_UP_PIECE_BYTES as u64) as usize;
+            let mut piece = vec![0u8; want];
+            file.read_exact(&mut piece).await?;
+            self.push(Bytes::from(piece)).await;
+        }
+        Ok(())
+    }
+
+    /// The SHA-1 (hex) of what went through, and the unpacking's outcome.
+    async fn finish(self) -> (String, Result<()>) {
+        let unpacked = match self.unpack {
+            Some(unpack) => unpack.finish().await,
+            None => Err(anyhow!("the archive was not unpacked")),
+        };
+        (hex::encode(self.hasher.finalize()), unpacked)
+    }
 }
 
 /// Brings `download.tar.gz` to the archive's full size, resuming after broken transfers,
-/// and returns its SHA-1 (hex).
-async fn transfer(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<String, Stop> {
+/// with every byte of it through `sink`.
+async fn transfer(
+    link: &AgentLink,
+    task: &AgentTask,
+    paths: &Paths,
+    sink: &mut Sink,
+) -> Result<(), Stop> {
     let mut attempts = 0;
-    let mut hash = RunningHash {
-        hasher: Sha1::new(),
-        bytes: 0,
-    };
     loop {
         let have = std::fs::metadata(&paths.download)
             .map(|m| m.len())
@@ -333,17 +397,14 @@ async fn transfer(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<S
                 .context("cannot discard an oversized download")?;
             continue;
         }
-        if hash.bytes != have {
-            // A file left by an earlier run (or a write that failed half-way): hash what is
-            // there before appending to it.
-            let (hasher, bytes) = hash_prefix(&paths.download, have).await?;
-            hash = RunningHash { hasher, bytes };
-        }
+        sink.catch_up(&paths.download, have)
+            .await
+            .context("cannot read the partial download")?;
         if have == task.size_bytes {
-            return Ok(hex::encode(hash.hasher.finalize()));
+            return Ok(());
         }
         attempts += 1;
-        match transfer_once(link, task, paths, have, &mut hash).await {
+        match transfer_once(link, task, paths, have, sink).await {
             Ok(()) => continue,
             Err(Stop::Failed(err)) if attempts < TRANSFER_ATTEMPTS => {
                 tracing::warn!(job.id = %task.job_id, at_byte = have, error = %format!("{err:#}"), "download interrupted; resuming");
@@ -358,13 +419,14 @@ async fn transfer(link: &AgentLink, task: &AgentTask, paths: &Paths) -> Result<S
 }
 
 /// One request for the rest of the archive from byte `have`, appended to the file and
-/// hashed as written. Not synced: the SHA-1 check, not the disk, vouches for the bytes.
+/// passed to `sink` as written. Not synced: the SHA-1 check, not the disk, vouches for the
+/// bytes.
 async fn transfer_once(
     link: &AgentLink,
     task: &AgentTask,
     paths: &Paths,
     have: u64,
-    hash: &mut RunningHash,
+    sink: &mut Sink,
 ) -> Result<(), Stop> {
     let mut request = link.http.get(&task.url);
     if have > 0 {
@@ -393,12 +455,26 @@ async fn transfer_once(
         .open(&paths.download)
         .await
         .context("cannot open the download file")?;
-    if !append {
-        *hash = RunningHash {
-            hasher: Sha1::new(),
-            bytes: 0,
-        };
+    if !append && sink.bytes > 0 {
+        sink.restart().await;
     }
+    let received = receive(link, task, response, &mut file, sink).await;
+    // Written out even when the transfer broke, so the file's length is what was received
+    // and the next attempt asks for the right range.
+    let flushed = file.flush().await.context("cannot write the download");
+    received?;
+    flushed?;
+    Ok(())
+}
+
+/// Copies a response body to the download file and the sink, reporting progress.
+async fn receive(
+    link: &AgentLink,
+    task: &AgentTask,
+    response: reqwest::Response,
+    file: &mut tokio::fs::File,
+    sink: &mut Sink,
+) -> Result<(), Stop> {
     let mut last_report = Instant::now();
     let mut body = response.bytes_stream();
     while let Some(piece) = body.next().await {
@@ -406,78 +482,33 @@ async fn transfer_once(
         file.write_all(&bytes)
             .await
             .context("cannot write the download")?;
-        hash.hasher.update(&bytes);
-        hash.bytes += bytes.len() as u64;
+        sink.push(bytes).await;
         if last_report.elapsed() >= PROGRESS_INTERVAL {
-            file.flush().await.context("cannot write the download")?;
-            check_live(link, task, hash.bytes).await?;
+            check_live(link, task, sink.bytes).await?;
             last_report = Instant::now();
         }
     }
-    file.flush().await.context("cannot write the download")?;
     Ok(())
 }
 
-/// Extracts the archive into a fresh `staging/`, refusing entries that would land outside
-/// it and anything but plain files and directories; moves `restoreInfo.txt` and
-/// `oplog.bson` to `info/`.
+/// Unpacks the downloaded file into a fresh `staging/` (a restore resumed after its
+/// download was verified).
 async fn extract(paths: &Paths) -> Result<()> {
-    let (archive, staging, info) = (
-        paths.download.clone(),
-        paths.staging.clone(),
-        paths.info.clone(),
-    );
+    let archive = paths.download.clone();
+    let target = Target {
+        staging: paths.staging.clone(),
+        info: paths.info.clone(),
+    };
     tokio::task::spawn_blocking(move || -> Result<()> {
-        remove_any(&staging)?;
-        std::fs::create_dir_all(&staging)?;
         let file = std::fs::File::open(&archive)?;
         // Large reads: the default 8 KiB buffer made tens of thousands of read calls per
         // archive.
-        let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+        unpack(
             std::io::BufReader::with_capacity(EXTRACT_READ_BYTES, file),
-        ));
-        tar.set_preserve_permissions(true);
-        tar.set_preserve_mtime(true);
-        for entry in tar.entries().context("the archive is not a tar.gz")? {
-            let mut entry = entry.context("the archive is damaged")?;
-            let path = entry.path().context("an archive entry has no valid path")?.into_owned();
-            let safe = path
-                .components()
-                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-            let kind = entry.header().entry_type();
-            if !safe || !(kind.is_file() || kind.is_dir()) {
-                bail!("the archive entry {} is refused: it would escape the data directory or is not a plain file", path.display());
-            }
-            if !entry.unpack_in(&staging)? {
-                bail!("the archive entry {} escapes the data directory", path.display());
-            }
-        }
-        remove_any(&info)?;
-        std::fs::create_dir_all(&info)?;
-        for name in INFO_FILES {
-            let from = staging.join(name);
-            if from.exists() {
-                std::fs::rename(&from, info.join(name))?;
-            }
-        }
-        sync_tree(&staging)?;
-        Ok(())
+            &target,
+        )
     })
     .await?
-}
-
-/// Flushes every file and directory of a tree to disk before the swap makes it live.
-fn sync_tree(dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            sync_tree(&path)?;
-        } else {
-            std::fs::File::open(&path)?.sync_all()?;
-        }
-    }
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// `dbpath` → `previous`, then `staging` → `dbpath`. Idempotent, so a restart in the
@@ -673,6 +704,66 @@ mod tests {
         roll_back(&m, &paths).await.unwrap();
         assert_eq!(content(&paths.dbpath), "old");
         assert!(!paths.previous.exists());
+    }
+
+    /// A tar.gz of `files` (name, content), gzip members split as the server's are.
+    fn archive_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, name, &data[..]).unwrap();
+        }
+        let raw = tar.into_inner().unwrap();
+        let mut out = Vec::new();
+        for part in raw.chunks(64 * 1024) {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, part).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_download_rewritten_from_its_start_is_unpacked_and_hashed_from_scratch() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::of(&MemberConfig {
+            name: "m:27017".into(),
+            dbpath: root.path().join("db"),
+            stop_command: "true".into(),
+            start_command: "true".into(),
+        });
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let archive = archive_of(&[
+            ("collection-0.wt", data.clone()),
+            ("restoreInfo.txt", b"info".to_vec()),
+        ]);
+        let mut sink = Sink::start(&paths);
+        // A partial file left by an earlier run is fed first...
+        std::fs::write(&paths.download, &archive[..archive.len() / 2]).unwrap();
+        sink.catch_up(&paths.download, (archive.len() / 2) as u64)
+            .await
+            .unwrap();
+        // ...then the file is rewritten from its start (a server that ignored `Range`).
+        std::fs::write(&paths.download, &archive[..1000]).unwrap();
+        sink.catch_up(&paths.download, 1000).await.unwrap();
+        std::fs::write(&paths.download, &archive).unwrap();
+        sink.catch_up(&paths.download, archive.len() as u64)
+            .await
+            .unwrap();
+        let (sha1, unpacked) = sink.finish().await;
+        unpacked.unwrap();
+        assert_eq!(sha1, hex::encode(Sha1::digest(&archive)));
+        assert_eq!(
+            std::fs::read(paths.staging.join("collection-0.wt")).unwrap(),
+            data
+        );
+        assert!(!paths.staging.join("restoreInfo.txt").exists());
+        assert_eq!(
+            std::fs::read(paths.info.join("restoreInfo.txt")).unwrap(),
+            b"info"
+        );
     }
 
     #[tokio::test]

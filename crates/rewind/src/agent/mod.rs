@@ -1,12 +1,13 @@
 //! `rewind agent`: applies automated restores to the members of one replica set on this
 //! host. It long-polls the server for (job, member) tasks and, per member: stops it,
-//! downloads the archive (resuming with `Range`), verifies the SHA-1, extracts into a
-//! staging directory, swaps it in with renames (keeping the previous data), starts the
-//! member and reports. Any failure puts the previous data back. A journal beside each
+//! downloads the archive (resuming with `Range`) while unpacking it into a staging
+//! directory, verifies the SHA-1, swaps the staging directory in with renames (keeping
+//! the previous data), starts the member and reports. Any failure puts the previous data back. A journal beside each
 //! `dbpath` lets a restarted agent resume or roll back instead of leaving a half swap.
 
 pub mod apply;
 pub mod config;
+mod unpack;
 
 use std::sync::Arc;
 use std::time::Duration;
