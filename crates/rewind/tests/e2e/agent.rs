@@ -266,15 +266,13 @@ fn no_restore_leftovers(member: &Member) -> bool {
         .all(|s| !member.beside(s).exists())
 }
 
-#[tokio::test]
-async fn three_agents_apply_the_seed_automated_restore_to_a_three_member_replica_set() {
-    let imported = ImportedReplicaSet::start(2 << 20, 501, &[]).await;
-    let server = &imported.server;
+/// A three-member target replica set `target` with one agent per member, heartbeating.
+async fn three_member_target(server: &TestServer) -> (Target, Vec<Member>, Vec<Agent>) {
     let target = Target::register(server, "target", None).await;
     let members: Vec<Member> = (0..3)
         .map(|i| Member::new(target.root.path(), &format!("node{i}:27017"), 900 + i))
         .collect();
-    let _agents: Vec<Agent> = members
+    let agents: Vec<Agent> = members
         .iter()
         .enumerate()
         .map(|(i, m)| {
@@ -286,8 +284,16 @@ async fn three_agents_apply_the_seed_automated_restore_to_a_three_member_replica
             )
         })
         .collect();
+    eventually_heartbeat(&server.client(), &target).await;
+    (target, members, agents)
+}
+
+#[tokio::test]
+async fn three_agents_apply_the_seed_automated_restore_to_a_three_member_replica_set() {
+    let imported = ImportedReplicaSet::start(2 << 20, 501, &[]).await;
+    let server = &imported.server;
+    let (target, members, _agents) = three_member_target(server).await;
     let client = server.client();
-    eventually_heartbeat(&client, &target).await;
     let jobs = create_automated(server, &imported.jobs_path(), &target, &imported.snapshot).await;
     assert_eq!(jobs.len(), 1);
     let job = wait_until_ended(server, &imported.jobs_path(), job_id(&jobs[0])).await;
@@ -321,6 +327,79 @@ async fn three_agents_apply_the_seed_automated_restore_to_a_three_member_replica
         members.iter().all(no_restore_leftovers)
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_automated_oplog_restore_leaves_the_oplog_to_replay_beside_each_member() {
+    let base = chrono::Utc::now().timestamp() as u32 - 600;
+    let taken_at = format!("{}:1", base + 10);
+    let imported = ImportedReplicaSet::start_taken_at(
+        TestServer::start(),
+        1 << 20,
+        502,
+        &["--taken-at", &taken_at],
+    )
+    .await;
+    let server = &imported.server;
+    let entries: Vec<(u32, Vec<u8>)> = (base..base + 300)
+        .map(|s| (s, rewind_devtools::oplog::oplog_entry(s, 1, "replayed")))
+        .collect();
+    let oplog = imported.source.path().with_extension("oplog.bson");
+    std::fs::write(
+        &oplog,
+        entries
+            .iter()
+            .flat_map(|(_, e)| e.clone())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let pushed = rewind_as_client(
+        server,
+        &[
+            "oplog",
+            "push",
+            "--group",
+            &imported.group,
+            "--cluster",
+            &imported.cluster,
+            oplog.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let (target, members, _agents) = three_member_target(server).await;
+
+    let body = json!({
+        "delivery": {
+            "methodName": "AUTOMATED_RESTORE",
+            "targetGroupId": target.group,
+            "targetClusterId": target.cluster,
+        },
+        "oplogTs": (base + 200).to_string(),
+        "oplogInc": "1",
+    });
+    let jobs = create_jobs(&server.client(), &imported.jobs_path(), body).await;
+    assert_eq!(jobs[0]["pointInTime"], true);
+    let job = wait_until_ended(server, &imported.jobs_path(), job_id(&jobs[0])).await;
+    assert_eq!(job["statusName"], "FINISHED", "{job}");
+    let replayed: Vec<u8> = entries
+        .iter()
+        .filter(|(s, _)| (base + 11..=base + 200).contains(s))
+        .flat_map(|(_, e)| e.clone())
+        .collect();
+    for m in &members {
+        assert_member_restored(m, imported.source.path());
+        let oplog = m.beside("info").join("oplog.bson");
+        assert!(
+            std::fs::read(&oplog).unwrap() == replayed,
+            "{}: oplog.bson holds the entries after the snapshot up to the target",
+            m.name
+        );
+        assert_eq!(decode_oplog_with_pymongo(&oplog).len(), 190);
+    }
 }
 
 /// Waits until the agents' heartbeats show on the target cluster (and the three members

@@ -105,12 +105,24 @@ impl ImportedReplicaSet {
 
     /// As `start`, on a server already started.
     pub async fn start_on(server: TestServer, bytes: u64, seed: u64) -> ImportedReplicaSet {
+        ImportedReplicaSet::start_taken_at(server, bytes, seed, &[]).await
+    }
+
+    /// As `start_on`, with `import_flags` (such as `--taken-at`) added to the import.
+    pub async fn start_taken_at(
+        server: TestServer,
+        bytes: u64,
+        seed: u64,
+        import_flags: &[&str],
+    ) -> ImportedReplicaSet {
         let client = server.client();
         let group = server.boot.group_id.clone();
         let cluster = register_replica_set(&client, &group, "rs0").await;
         let source = tempfile::tempdir().unwrap();
         generate(source.path(), bytes, seed);
-        let summary = import_dir(&server, &group, &cluster, source.path());
+        let mut args = vec!["--from", source.path().to_str().unwrap()];
+        args.extend_from_slice(import_flags);
+        let summary = import(&server, &group, &cluster, &args);
         let snapshot = summary["snapshotId"].as_str().unwrap().to_owned();
         ImportedReplicaSet {
             server,
