@@ -6,7 +6,7 @@
 //! requests of about [`BATCH_BYTES`], each stating the ts of the previous request's last
 //! entry (`afterTs`/`afterInc`), so the server can prove nothing was left out between them.
 //! Memory stays bounded whatever the file size: one batch being read, [`QUEUED_BATCHES`]
-//! waiting, one being sent.
+//! waiting, one being sent, their buffers recycled.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -97,9 +97,12 @@ impl BatchReader {
         })
     }
 
-    /// The next batch, `None` at the end.
-    fn next_batch(&mut self) -> Result<Option<RawBatch>, FramingError> {
-        let mut body = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
+    /// The next batch, `None` at the end, read into `buffer` (emptied first) so that the
+    /// caller can recycle the buffers of batches it is done with.
+    fn next_batch(&mut self, buffer: Vec<u8>) -> Result<Option<RawBatch>, FramingError> {
+        let mut body = buffer;
+        body.clear();
+        body.reserve(BATCH_BYTES + 64 * 1024);
         let mut last_start = 0;
         while body.len() < BATCH_BYTES {
             let start = body.len();
@@ -145,17 +148,22 @@ struct RawBatch {
 fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut batches = BatchReader::open(path)?;
-    // One thread reads the next batch while the workers validate this one.
+    // One thread reads the next batch while the workers validate this one. Checked
+    // batches' buffers go back to the reader: a buffer allocated on one thread and freed
+    // on another is not reused by the allocator soon, and a new 16 MiB buffer per batch
+    // made the client's memory grow with the file (600 MiB for a 576 MB file).
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
         scope.spawn(move || loop {
-            let next = batches.next_batch().transpose();
+            let buffer = recycled.try_recv().unwrap_or_default();
+            let next = batches.next_batch(buffer).transpose();
             let last = !matches!(next, Some(Ok(_)));
             if next.is_some_and(|batch| tx.send(batch).is_err()) || last {
                 return;
             }
         });
-        validate_batches(path, rx, workers, progress)
+        validate_batches(path, rx, &recycle, workers, progress)
     })
 }
 
@@ -163,6 +171,7 @@ fn check_file(path: &Path, progress: &ProgressBar) -> Result<u64> {
 fn validate_batches(
     path: &Path,
     rx: std::sync::mpsc::Receiver<Result<RawBatch, FramingError>>,
+    recycle: &std::sync::mpsc::Sender<Vec<u8>>,
     workers: usize,
     progress: &ProgressBar,
 ) -> Result<u64> {
@@ -211,6 +220,8 @@ fn validate_batches(
         previous = marks.last().map(|m| m.ts);
         count += marks.len() as u64;
         progress.inc(body.len() as u64);
+        // The reader may have finished; the buffer is then simply dropped.
+        let _ = recycle.send(body);
     }
 }
 
@@ -219,14 +230,17 @@ fn out_of_order(ts: OplogTs, previous: OplogTs) -> String {
 }
 
 /// Reads the (checked) file again, cut into batches, into `tx`.
+/// Buffers of sent batches come back through `recycled`.
 fn read_batches(
     path: &Path,
     tx: tokio::sync::mpsc::Sender<Batch>,
+    recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
     progress: &ProgressBar,
 ) -> Result<()> {
     let changed = || format!("{} changed while it was pushed", path.display());
     let mut batches = BatchReader::open(path)?;
-    while let Some(raw) = batches.next_batch().with_context(changed)? {
+    let buffer = || recycled.try_recv().unwrap_or_default();
+    while let Some(raw) = batches.next_batch(buffer()).with_context(changed)? {
         let last = entry_ts(&raw.body[raw.last_start..]).with_context(changed)?;
         let len = raw.body.len() as u64;
         let batch = Batch {
@@ -294,9 +308,10 @@ pub async fn push(api: &ApiClient, req: PushRequest) -> Result<OplogPushReport> 
 
     let pushing = progress_bar(req.show_progress, size, "pushing");
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(QUEUED_BATCHES);
+    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = {
         let (file, bar) = (req.file.clone(), pushing.clone());
-        tokio::task::spawn_blocking(move || read_batches(&file, tx, &bar))
+        tokio::task::spawn_blocking(move || read_batches(&file, tx, &recycled, &bar))
     };
     let path = format!(
         "/api/rewind/v1/groups/{}/clusters/{}/oplog/{}",
@@ -312,6 +327,11 @@ pub async fn push(api: &ApiClient, req: PushRequest) -> Result<OplogPushReport> 
             Ok(summary) => {
                 sums.add(&summary);
                 after = Some(batch.last);
+                // Sent: the client holds no other handle, so the buffer goes back to the
+                // reader (see `check_file` for why buffers are recycled).
+                if let Ok(unique) = batch.body.try_into_mut() {
+                    let _ = recycle.send(Vec::from(unique));
+                }
             }
             Err(err) => {
                 let stored = match after {
