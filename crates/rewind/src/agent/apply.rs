@@ -725,15 +725,20 @@ mod tests {
         out
     }
 
+    /// The paths of a member whose dbpath is `root/db`.
+    fn member_paths(root: &Path) -> Paths {
+        Paths::of(&MemberConfig {
+            name: "m:27017".into(),
+            dbpath: root.join("db"),
+            stop_command: "true".into(),
+            start_command: "true".into(),
+        })
+    }
+
     #[tokio::test]
     async fn a_download_rewritten_from_its_start_is_unpacked_and_hashed_from_scratch() {
         let root = tempfile::tempdir().unwrap();
-        let paths = Paths::of(&MemberConfig {
-            name: "m:27017".into(),
-            dbpath: root.path().join("db"),
-            stop_command: "true".into(),
-            start_command: "true".into(),
-        });
+        let paths = member_paths(root.path());
         let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let archive = archive_of(&[
             ("collection-0.wt", data.clone()),
@@ -769,12 +774,7 @@ mod tests {
     #[tokio::test]
     async fn archive_entries_escaping_the_staging_directory_are_refused() {
         let root = tempfile::tempdir().unwrap();
-        let paths = Paths::of(&MemberConfig {
-            name: "m:27017".into(),
-            dbpath: root.path().join("db"),
-            stop_command: "true".into(),
-            start_command: "true".into(),
-        });
+        let paths = member_paths(root.path());
         let mut tar = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         let data = b"evil";

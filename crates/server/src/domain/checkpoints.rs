@@ -363,8 +363,8 @@ impl Services {
 mod tests {
     use super::*;
     use crate::domain::clusters::ClusterSpec;
-    use crate::domain::test_support::{TestProject, NOW};
-    use crate::model::{OplogRange, OplogStream};
+    use crate::domain::test_support::{complete_snapshot_at, coverage_of, TestProject, NOW};
+    use crate::model::OplogRange;
     use crate::oplog::entry::test_entries::run;
 
     fn ts(secs: u32, inc: u32) -> OplogTs {
@@ -373,45 +373,6 @@ mod tests {
 
     fn range(first: OplogTs, last: OplogTs) -> OplogRange {
         OplogRange { first, last }
-    }
-
-    /// Coverage of one cluster whose replica sets hold `per_set`'s ranges.
-    fn coverage(per_set: &[&[OplogRange]]) -> ClusterCoverage {
-        let cluster = ClusterId::generate();
-        ClusterCoverage {
-            streams: per_set
-                .iter()
-                .enumerate()
-                .map(|(i, ranges)| {
-                    let replica_set = format!("rs{i}");
-                    (
-                        OplogStream {
-                            cluster,
-                            replica_set,
-                        },
-                        ranges.to_vec(),
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    fn snapshot_at(created: OplogTs) -> SnapshotRecord {
-        SnapshotRecord {
-            id: crate::ids::SnapshotId::generate(),
-            group_id: GroupId::generate(),
-            cluster_id: ClusterId::generate(),
-            created,
-            last_oplog_applied: None,
-            complete: true,
-            expires: None,
-            do_not_delete: false,
-            deleted_at: None,
-            mongod_version: "4.0.0".into(),
-            storage_engine: "wiredTiger".into(),
-            recorded: 0,
-            parts: vec![],
-        }
     }
 
     #[test]
@@ -432,19 +393,19 @@ mod tests {
         let reaching = range(ts(1_000, 1), ts(1_801, 1));
         let ending_at_t = range(ts(1_000, 1), ts(t, 5));
         let starting_after = range(ts(1_801, 1), ts(2_000, 1));
-        assert!(reaches_past(&coverage(&[&[reaching], &[reaching]]), t));
+        assert!(reaches_past(&coverage_of(&[&[reaching], &[reaching]]), t));
         assert!(
-            !reaches_past(&coverage(&[&[reaching], &[ending_at_t]]), t),
+            !reaches_past(&coverage_of(&[&[reaching], &[ending_at_t]]), t),
             "an entry later in the same second may still come"
         );
         assert!(
-            !reaches_past(&coverage(&[&[reaching], &[starting_after]]), t),
+            !reaches_past(&coverage_of(&[&[reaching], &[starting_after]]), t),
             "nothing proves the entries before it are all stored"
         );
-        assert!(!reaches_past(&coverage(&[&[reaching], &[]]), t));
-        assert!(!reaches_past(&coverage(&[]), t));
+        assert!(!reaches_past(&coverage_of(&[&[reaching], &[]]), t));
+        assert!(!reaches_past(&coverage_of(&[]), t));
 
-        let both = coverage(&[&[range(ts(850, 1), ts(2_000, 1))], &[reaching]]);
+        let both = coverage_of(&[&[range(ts(850, 1), ts(2_000, 1))], &[reaching]]);
         let none = BTreeSet::new();
         assert_eq!(due_checkpoints(&both, 0, 2_700, 900, &none), vec![1_800]);
         assert_eq!(
@@ -457,7 +418,7 @@ mod tests {
             Vec::<u32>::new(),
             "outside the window"
         );
-        let long = coverage(&[&[range(ts(0, 1), ts(4_000, 1))]]);
+        let long = coverage_of(&[&[range(ts(0, 1), ts(4_000, 1))]]);
         assert_eq!(
             due_checkpoints(&long, 0, 4_000, 1_800, &none),
             vec![0, 1_800, 3_600]
@@ -467,24 +428,27 @@ mod tests {
     #[test]
     fn a_checkpoint_is_restorable_from_a_snapshot_with_gap_free_oplog_up_to_it() {
         let t = 1_800;
-        let whole = coverage(&[&[range(ts(900, 1), ts(1_900, 1))]]);
-        let gapped = coverage(&[&[
+        let whole = coverage_of(&[&[range(ts(900, 1), ts(1_900, 1))]]);
+        let gapped = coverage_of(&[&[
             range(ts(900, 1), ts(1_000, 1)),
             range(ts(1_500, 1), ts(1_900, 1)),
         ]]);
-        let before = [snapshot_at(ts(950, 1))];
+        let before = [complete_snapshot_at(ts(950, 1))];
         assert!(is_restorable(&whole, &before, t));
         assert!(
             !is_restorable(&gapped, &before, t),
             "a gap after the snapshot"
         );
-        let later = [snapshot_at(ts(1_600, 1)), snapshot_at(ts(950, 1))];
+        let later = [
+            complete_snapshot_at(ts(1_600, 1)),
+            complete_snapshot_at(ts(950, 1)),
+        ];
         assert!(
             is_restorable(&gapped, &later, t),
             "a snapshot after the gap"
         );
         assert!(
-            !is_restorable(&whole, &[snapshot_at(ts(1_850, 1))], t),
+            !is_restorable(&whole, &[complete_snapshot_at(ts(1_850, 1))], t),
             "a snapshot after the checkpoint"
         );
         assert!(!is_restorable(&whole, &[], t));

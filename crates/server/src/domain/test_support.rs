@@ -8,11 +8,14 @@ use std::sync::Arc;
 use object_store::memory::InMemory;
 
 use super::clusters::ClusterSpec;
+use super::restore::pit::ClusterCoverage;
 use super::{bootstrap, Clock, Principal, Services};
 use crate::blocks::ObjectBlockStore;
 use crate::ids::{ClusterId, GroupId};
 use crate::meta::{MetaStore, SqliteMetaStore};
-use crate::model::{Role, RoleGrant, UnixSeconds};
+use crate::model::{
+    OplogRange, OplogStream, OplogTs, Role, RoleGrant, SnapshotRecord, UnixSeconds,
+};
 
 /// The time a project's clock starts at.
 pub const NOW: UnixSeconds = 1_700_000_000;
@@ -99,5 +102,42 @@ impl TestProject {
             clock,
             vec![0; 32],
         )
+    }
+}
+
+/// Coverage of one cluster whose replica sets `rs0`, `rs1`, … hold `per_set`'s ranges.
+pub fn coverage_of(per_set: &[&[OplogRange]]) -> ClusterCoverage {
+    let cluster = ClusterId::generate();
+    let streams = per_set.iter().enumerate().map(|(i, ranges)| {
+        let replica_set = format!("rs{i}");
+        (
+            OplogStream {
+                cluster,
+                replica_set,
+            },
+            ranges.to_vec(),
+        )
+    });
+    ClusterCoverage {
+        streams: streams.collect(),
+    }
+}
+
+/// A complete, live snapshot taken at `created`, of no cluster in particular.
+pub fn complete_snapshot_at(created: OplogTs) -> SnapshotRecord {
+    SnapshotRecord {
+        id: crate::ids::SnapshotId::generate(),
+        group_id: GroupId::generate(),
+        cluster_id: ClusterId::generate(),
+        created,
+        last_oplog_applied: None,
+        complete: true,
+        expires: None,
+        do_not_delete: false,
+        deleted_at: None,
+        mongod_version: "4.0.0".into(),
+        storage_engine: "wiredTiger".into(),
+        recorded: 0,
+        parts: vec![],
     }
 }

@@ -328,6 +328,7 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::{complete_snapshot_at, coverage_of};
 
     fn ts(secs: u32, inc: u32) -> OplogTs {
         OplogTs { secs, inc }
@@ -340,68 +341,31 @@ mod tests {
         }
     }
 
-    fn coverage(per_set: &[&[OplogRange]]) -> ClusterCoverage {
-        let cluster = ClusterId::generate();
-        ClusterCoverage {
-            streams: per_set
-                .iter()
-                .enumerate()
-                .map(|(i, ranges)| {
-                    (
-                        OplogStream {
-                            cluster,
-                            replica_set: format!("rs{i}"),
-                        },
-                        ranges.to_vec(),
-                    )
-                })
-                .collect(),
-        }
-    }
-
     #[test]
     fn every_replica_set_must_span_the_stretch_without_a_gap() {
-        let one = coverage(&[&[range(100, 200), range(300, 400)]]);
+        let one = coverage_of(&[&[range(100, 200), range(300, 400)]]);
         assert!(one.spans(ts(150, 1), ts(200, 1)));
         assert!(!one.spans(ts(150, 1), ts(200, 2)), "past the end");
         assert!(!one.spans(ts(150, 1), ts(350, 1)), "across the gap");
         assert!(one.spans(ts(300, 1), ts(350, 0)));
-        let two = coverage(&[&[range(100, 200)], &[range(120, 180)]]);
+        let two = coverage_of(&[&[range(100, 200)], &[range(120, 180)]]);
         assert!(two.spans(ts(130, 0), ts(180, 1)));
         assert!(!two.spans(ts(110, 0), ts(150, 0)), "one set starts later");
         assert_eq!(two.reach(ts(130, 0)), Some(ts(180, 1)));
         assert_eq!(two.reach(ts(110, 0)), None);
-        assert!(!coverage(&[]).spans(ts(1, 0), ts(1, 0)));
-        assert_eq!(coverage(&[]).reach(ts(1, 0)), None);
-    }
-
-    fn snapshot_at(created: OplogTs) -> SnapshotRecord {
-        SnapshotRecord {
-            id: crate::ids::SnapshotId::generate(),
-            group_id: crate::ids::GroupId::generate(),
-            cluster_id: ClusterId::generate(),
-            created,
-            last_oplog_applied: None,
-            complete: true,
-            expires: None,
-            do_not_delete: false,
-            deleted_at: None,
-            mongod_version: "7.0.0".into(),
-            storage_engine: "wiredTiger".into(),
-            recorded: 0,
-            parts: vec![],
-        }
+        assert!(!coverage_of(&[]).spans(ts(1, 0), ts(1, 0)));
+        assert_eq!(coverage_of(&[]).reach(ts(1, 0)), None);
     }
 
     #[test]
     fn restorable_stretches_run_from_each_usable_snapshot_to_the_end_of_its_range() {
-        let sets = coverage(&[&[range(100, 200), range(300, 400)]]);
+        let sets = coverage_of(&[&[range(100, 200), range(300, 400)]]);
         let snapshots = [
-            snapshot_at(ts(150, 1)),
-            snapshot_at(ts(120, 1)),
-            snapshot_at(ts(250, 1)), // in the gap: no oplog proves what followed
-            snapshot_at(ts(350, 1)),
-            snapshot_at(ts(50, 1)), // before any oplog
+            complete_snapshot_at(ts(150, 1)),
+            complete_snapshot_at(ts(120, 1)),
+            complete_snapshot_at(ts(250, 1)), // in the gap: no oplog proves what followed
+            complete_snapshot_at(ts(350, 1)),
+            complete_snapshot_at(ts(50, 1)), // before any oplog
         ];
         let stretches = restorable_stretches(&sets, &snapshots);
         assert_eq!(
