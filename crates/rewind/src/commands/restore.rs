@@ -24,7 +24,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Subcommand, Debug)]
 pub enum RestoreCommand {
-    /// Start an HTTP restore of a snapshot (a sharded cluster yields one job per replica set).
+    /// Start an HTTP restore of a snapshot, or of a moment between snapshots (a sharded
+    /// cluster yields one job per replica set).
+    #[command(group(clap::ArgGroup::new("target").required(true)))]
     Start {
         #[command(flatten)]
         client: ClientArgs,
@@ -32,8 +34,16 @@ pub enum RestoreCommand {
         group: String,
         #[arg(long)]
         cluster: String,
-        #[arg(long)]
-        snapshot: String,
+        /// The snapshot to restore.
+        #[arg(long, group = "target")]
+        snapshot: Option<String>,
+        /// A moment to restore to, RFC 3339 (2026-11-29T04:00:00.250Z) or epoch
+        /// milliseconds: a snapshot before it plus the stored oplog up to it.
+        #[arg(long, group = "target")]
+        point_in_time: Option<String>,
+        /// The oplog entry to restore up to and including, SECONDS:INCREMENT.
+        #[arg(long, group = "target")]
+        oplog_ts: Option<String>,
         /// How many times the link may be downloaded [default: unlimited].
         #[arg(long)]
         max_downloads: Option<u32>,
@@ -103,6 +113,20 @@ pub enum RestoreCommand {
     },
 }
 
+/// `--point-in-time`: RFC 3339 (to the millisecond) or epoch milliseconds.
+fn parse_point_in_time(text: &str) -> Result<i64> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .with_context(|| format!("--point-in-time {text:?} is too large"));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .with_context(|| {
+            format!("--point-in-time {text:?} is neither RFC 3339 nor epoch milliseconds")
+        })
+}
+
 fn job_path(group: &str, cluster: &str, job: &str) -> String {
     format!("/api/public/v1.0/groups/{group}/clusters/{cluster}/restoreJobs/{job}")
 }
@@ -131,6 +155,8 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
             group,
             cluster,
             snapshot,
+            point_in_time,
+            oplog_ts,
             max_downloads,
             expiration_hours,
             expires,
@@ -146,7 +172,18 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
             if let Some(t) = expires {
                 delivery["expires"] = t.into();
             }
-            let body = serde_json::json!({ "delivery": delivery, "snapshotId": snapshot });
+            let mut body = serde_json::json!({ "delivery": delivery });
+            if let Some(id) = snapshot {
+                body["snapshotId"] = id.into();
+            }
+            if let Some(moment) = point_in_time {
+                body["pointInTimeUTCMillis"] = parse_point_in_time(&moment)?.into();
+            }
+            if let Some(ts) = oplog_ts {
+                let ts = crate::oplog::parse_oplog_ts(&ts).context("--oplog-ts")?;
+                body["oplogTs"] = ts.secs.to_string().into();
+                body["oplogInc"] = ts.inc.into();
+            }
             let api = client.client()?;
             let page: Page<RestoreJob> = api
                 .post_json(

@@ -183,6 +183,8 @@ fn assert_restored_with_oplog(source: &Path, restored: &Path, expected: &[Entry]
 struct PitReplicaSet {
     server: TestServer,
     client: ApiClient,
+    group: String,
+    cluster: String,
     jobs: String,
     source: tempfile::TempDir,
     snapshot: String,
@@ -206,6 +208,8 @@ impl PitReplicaSet {
         PitReplicaSet {
             server,
             client,
+            group,
+            cluster,
             jobs,
             source,
             snapshot,
@@ -255,6 +259,37 @@ async fn point_in_time_and_oplog_restores_of_a_replica_set_replay_exactly_the_en
         download_archive(job).await == *archive,
         "the same job yields the same bytes"
     );
+
+    // The CLI takes the moment as RFC 3339 with milliseconds.
+    let moment = chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let out = rewind_as_client(
+        &rs.server,
+        &[
+            "restore",
+            "start",
+            "--group",
+            &rs.group,
+            "--cluster",
+            &rs.cluster,
+            "--point-in-time",
+            &moment,
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        page["results"][0]["timestamp"],
+        bson_ts(target, 3),
+        "{page}"
+    );
+    assert_eq!(page["results"][0]["pointInTime"], true);
 
     // An oplog timestamp that is an entry: up to and including it.
     let at = rs.base + 1500;
