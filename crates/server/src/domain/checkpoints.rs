@@ -22,7 +22,6 @@ use crate::model::{
     CheckpointPartRecord, CheckpointRecord, ClusterRecord, ClusterType, OplogTs, PageOf,
     PageRequest, SnapshotRecord, UnixSeconds,
 };
-use crate::oplog::coverage;
 
 /// The checkpoint interval of a project that never set one, in minutes.
 pub const DEFAULT_CHECKPOINT_INTERVAL_MINUTES: u32 = 15;
@@ -98,11 +97,7 @@ pub fn boundaries(from: i64, to: i64, interval_secs: u32) -> Vec<u32> {
 /// Whether every replica set's stored oplog has one range that holds all of second `t` and
 /// reaches past it, so each can be cut at `t` knowing nothing before is missing.
 pub fn reaches_past(coverage: &ClusterCoverage, t: u32) -> bool {
-    !coverage.streams.is_empty()
-        && coverage
-            .streams
-            .iter()
-            .all(|(_, ranges)| coverage::range_containing(ranges, cut_of(t)).is_some())
+    coverage.spans(cut_of(t), cut_of(t))
 }
 
 /// The checkpoint moments to record now: boundaries of the interval within
@@ -124,11 +119,7 @@ pub fn due_checkpoints(
 /// it (`snapshots`, newest first) from which every replica set's oplog reaches `t` without a
 /// gap — the check `Services::plan_oplog_cut` makes, over data loaded once.
 pub fn is_restorable(coverage: &ClusterCoverage, snapshots: &[SnapshotRecord], t: u32) -> bool {
-    let cut = cut_of(t);
-    snapshots
-        .iter()
-        .filter(|s| s.created <= cut)
-        .any(|s| coverage.spans(s.created, cut))
+    coverage.base_snapshot(snapshots, cut_of(t)).is_some()
 }
 
 fn checkpoint_not_found(id: CheckpointId, cluster: ClusterId) -> DomainError {

@@ -38,6 +38,19 @@ impl ClusterCoverage {
             })
     }
 
+    /// The snapshot a restore to `target` starts from: the first of `snapshots` (newest
+    /// first) taken at or before `target` from which every replica set's oplog reaches
+    /// `target` without a gap.
+    pub fn base_snapshot<'a>(
+        &self,
+        snapshots: &'a [SnapshotRecord],
+        target: OplogTs,
+    ) -> Option<&'a SnapshotRecord> {
+        snapshots
+            .iter()
+            .find(|s| s.created <= target && self.spans(s.created, target))
+    }
+
     /// How far a restore starting at `from` can reach: the end of the shortest gap-free
     /// stretch from `from` over all replica sets (`None` when one has no entry at `from`).
     pub fn reach(&self, from: OplogTs) -> Option<OplogTs> {
@@ -198,7 +211,7 @@ impl Services {
         let snapshots = self
             .complete_snapshots_at_or_before(source.group_id, source.id, target)
             .await?;
-        if let Some(snapshot) = snapshots.iter().find(|s| coverage.spans(s.created, target)) {
+        if let Some(snapshot) = coverage.base_snapshot(&snapshots, target) {
             return Ok(OplogCut {
                 snapshot: snapshot.clone(),
                 target,
