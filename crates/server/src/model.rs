@@ -212,6 +212,13 @@ pub struct OplogSliceRecord {
     pub recorded: UnixSeconds,
 }
 
+/// What a project set of its backup settings; `None` where it kept the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupSettingsRecord {
+    pub pit_window_hours: Option<u32>,
+    pub checkpoint_interval_minutes: Option<u32>,
+}
+
 /// A replica set's stored oplog in totals, with its ranges oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OplogStreamSummary {

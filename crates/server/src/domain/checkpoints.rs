@@ -23,10 +23,6 @@ use crate::model::{
     PageRequest, SnapshotRecord, UnixSeconds,
 };
 
-/// The checkpoint interval of a project that never set one, in minutes.
-pub const DEFAULT_CHECKPOINT_INTERVAL_MINUTES: u32 = 15;
-/// The intervals a project may choose, in minutes (those Cloud Manager offers).
-pub const CHECKPOINT_INTERVALS_MINUTES: [u32; 3] = [15, 30, 60];
 /// Most checkpoints one pass records per cluster, newest first. Each reads up to one oplog
 /// slice per replica set for its tokens, so a cluster whose whole window became coverable at
 /// once (a first push of days of oplog) is caught up over a few passes, none of them long.
@@ -47,21 +43,6 @@ pub struct CheckpointPass {
     pub deleted: u64,
     /// Clusters whose pass failed (logged; retried by the next pass).
     pub failed: u64,
-}
-
-/// Checks a requested checkpoint interval: one of [`CHECKPOINT_INTERVALS_MINUTES`].
-pub fn checkpoint_interval(minutes: i64) -> DomainResult<u32> {
-    CHECKPOINT_INTERVALS_MINUTES
-        .into_iter()
-        .find(|m| i64::from(*m) == minutes)
-        .ok_or_else(|| {
-            let field = "checkpointIntervalMinutes";
-            DomainError::rejected(
-                ErrorCode::InvalidAttribute,
-                format!("Invalid attribute {field} specified: it must be 15, 30 or 60."),
-                vec![field.into()],
-            )
-        })
 }
 
 /// Whether Rewind keeps checkpoints of `cluster`: a top-level sharded cluster whose FCV is
@@ -130,11 +111,6 @@ fn checkpoint_not_found(id: CheckpointId, cluster: ClusterId) -> DomainError {
     )
 }
 
-/// The start of a project's point-in-time window at `now`, in seconds (never negative).
-fn window_start(now: UnixSeconds, window_hours: u32) -> UnixSeconds {
-    (now - i64::from(window_hours) * 3600).max(0)
-}
-
 impl Services {
     /// A cluster's checkpoints, newest first. Empty for clusters that take none (replica
     /// sets, shards, sharded clusters with FCV 4.2 or later).
@@ -194,15 +170,6 @@ impl Services {
             Some(found) => Ok(cut_of(found.timestamp)),
             None => Err(checkpoint_not_found(id, source.id)),
         }
-    }
-
-    /// The checkpoint interval of a project, in minutes (the default when never set).
-    pub async fn checkpoint_interval_minutes(&self, group: GroupId) -> DomainResult<u32> {
-        Ok(self
-            .meta
-            .checkpoint_interval_minutes(group)
-            .await?
-            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MINUTES))
     }
 
     /// Decides `restorable` for checkpoints of `source`, loading its coverage and snapshots
@@ -271,7 +238,8 @@ impl Services {
         if !takes_checkpoints(source) {
             return Ok((0, 0));
         }
-        let start = window_start(now, self.pit_window_hours(group).await?);
+        let settings = self.settings_of(group).await?;
+        let start = settings.window_start(now);
         let start_secs = u32::try_from(start).unwrap_or(u32::MAX);
         let mut recorded: BTreeSet<u32> = self
             .meta
@@ -287,7 +255,7 @@ impl Services {
         } else {
             0
         };
-        let interval_secs = self.checkpoint_interval_minutes(group).await? * 60;
+        let interval_secs = settings.checkpoint_interval_secs();
         let coverage = self.cluster_coverage(source).await?;
         let due = due_checkpoints(&coverage, start, now, interval_secs, &recorded);
         let mut added = 0;
@@ -443,20 +411,6 @@ mod tests {
             "a snapshot after the checkpoint"
         );
         assert!(!is_restorable(&whole, &[], t));
-    }
-
-    #[test]
-    fn the_interval_is_15_30_or_60_minutes() {
-        for ok in [15, 30, 60] {
-            assert_eq!(checkpoint_interval(ok).unwrap(), ok as u32);
-        }
-        for bad in [0, -15, 1, 20, 45, 90, 120, i64::MAX] {
-            assert_eq!(
-                checkpoint_interval(bad).unwrap_err().code(),
-                ErrorCode::InvalidAttribute,
-                "{bad}"
-            );
-        }
     }
 
     #[test]

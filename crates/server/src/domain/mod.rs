@@ -10,6 +10,7 @@ pub mod keys;
 pub mod oplog;
 pub mod projects;
 pub mod restore;
+pub mod settings;
 pub mod snapshots;
 #[cfg(test)]
 pub(crate) mod test_support;

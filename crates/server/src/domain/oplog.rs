@@ -19,7 +19,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::checkpoints::checkpoint_interval;
 use super::snapshots::block_error;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::blocks::ObjectKey;
@@ -33,10 +32,6 @@ use crate::oplog::coverage::{self, Disagreement};
 use crate::oplog::entry::split_entries_with;
 use crate::oplog::{cut_runs, BatchError, EntryMark, OplogSlice, SliceEntries};
 
-/// The point-in-time window of a project that never set one, in hours.
-pub const DEFAULT_PIT_WINDOW_HOURS: u32 = 24;
-/// Longest point-in-time window a project may set (30 days): the oplog kept grows with it.
-pub const MAX_PIT_WINDOW_HOURS: u32 = 30 * 24;
 /// Largest push (request body), in bytes: as large as a chunk upload batch, and room for
 /// the largest single entry.
 pub const MAX_PUSH_BYTES: usize = 32 * 1024 * 1024;
@@ -67,43 +62,6 @@ pub struct PushOutcome {
     pub gap_opened: bool,
     /// The replica set's stored oplog afterwards.
     pub coverage: OplogStreamSummary,
-}
-
-/// A project's backup settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackupSettings {
-    pub group: GroupId,
-    pub pit_window_hours: u32,
-    pub checkpoint_interval_minutes: u32,
-}
-
-/// Changes to a project's backup settings, as requested (unchecked); `None` keeps a setting.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BackupSettingsChange {
-    pub pit_window_hours: Option<i64>,
-    pub checkpoint_interval_minutes: Option<i64>,
-}
-
-/// Checks a requested point-in-time window: 1 to [`MAX_PIT_WINDOW_HOURS`] hours.
-fn pit_window(hours: i64) -> DomainResult<u32> {
-    let field = "pointInTimeWindowHours";
-    if hours < 1 {
-        return Err(DomainError::rejected(
-            ErrorCode::AttributeNegativeOrZero,
-            format!("Invalid attribute {field} specified: it must be at least 1."),
-            vec![field.into()],
-        ));
-    }
-    u32::try_from(hours)
-        .ok()
-        .filter(|h| *h <= MAX_PIT_WINDOW_HOURS)
-        .ok_or_else(|| {
-            DomainError::rejected(
-                ErrorCode::InvalidAttribute,
-                format!("Invalid attribute {field} specified: it must be at most {MAX_PIT_WINDOW_HOURS} hours."),
-                vec![field.into()],
-            )
-        })
 }
 
 /// One piece of the push to store as a slice: consecutive entries of `buffer`.
@@ -701,79 +659,6 @@ impl Services {
         self.stream_summary(&stream).await
     }
 
-    /// The point-in-time window of a project, in hours (the default when never set).
-    pub async fn pit_window_hours(&self, group: GroupId) -> DomainResult<u32> {
-        Ok(self
-            .meta
-            .pit_window_hours(group)
-            .await?
-            .unwrap_or(DEFAULT_PIT_WINDOW_HOURS))
-    }
-
-    pub async fn backup_settings(
-        &self,
-        principal: &Principal,
-        group: GroupId,
-    ) -> DomainResult<BackupSettings> {
-        self.authorize_group(principal, group, GroupAccess::Read)
-            .await?;
-        self.settings_of(group).await
-    }
-
-    async fn settings_of(&self, group: GroupId) -> DomainResult<BackupSettings> {
-        Ok(BackupSettings {
-            group,
-            pit_window_hours: self.pit_window_hours(group).await?,
-            checkpoint_interval_minutes: self.checkpoint_interval_minutes(group).await?,
-        })
-    }
-
-    /// Sets the project's point-in-time window: 1 to [`MAX_PIT_WINDOW_HOURS`] hours. A
-    /// shorter window lets the next sweeper pass retire the oplog that falls out of it.
-    pub async fn set_pit_window(
-        &self,
-        principal: &Principal,
-        group: GroupId,
-        hours: i64,
-    ) -> DomainResult<BackupSettings> {
-        let change = BackupSettingsChange {
-            pit_window_hours: Some(hours),
-            ..BackupSettingsChange::default()
-        };
-        self.update_backup_settings(principal, group, change).await
-    }
-
-    /// Changes the settings given in `change`, all or none: every value is checked before
-    /// any is written. Without changes this is a read (any role may make it).
-    pub async fn update_backup_settings(
-        &self,
-        principal: &Principal,
-        group: GroupId,
-        change: BackupSettingsChange,
-    ) -> DomainResult<BackupSettings> {
-        if change == BackupSettingsChange::default() {
-            return self.backup_settings(principal, group).await;
-        }
-        self.authorize_group(principal, group, GroupAccess::BackupAdmin)
-            .await?;
-        let hours = change.pit_window_hours.map(pit_window).transpose()?;
-        let minutes = change
-            .checkpoint_interval_minutes
-            .map(checkpoint_interval)
-            .transpose()?;
-        if let Some(hours) = hours {
-            self.meta.set_pit_window_hours(group, hours).await?;
-            tracing::info!(group.id = %group, window_hours = hours, "point-in-time window set");
-        }
-        if let Some(minutes) = minutes {
-            self.meta
-                .set_checkpoint_interval_minutes(group, minutes)
-                .await?;
-            tracing::info!(group.id = %group, interval_minutes = minutes, "checkpoint interval set");
-        }
-        self.settings_of(group).await
-    }
-
     /// Retention: retires each replica set's slices that a point-in-time restore inside the
     /// project's window can no longer need. Kept: everything from the window's start, and
     /// from the newest complete snapshot taken at or before it (a restore to the window's
@@ -783,9 +668,9 @@ impl Services {
     pub async fn retain_oplog(&self, now: UnixSeconds) -> DomainResult<u64> {
         let mut retired = 0;
         for (group, stream) in self.meta.oplog_streams().await? {
-            let hours = i64::from(self.pit_window_hours(group).await?);
+            let start = self.settings_of(group).await?.window_start(now);
             let window_start = OplogTs {
-                secs: u32::try_from((now - hours * 3600).max(0)).unwrap_or(u32::MAX),
+                secs: u32::try_from(start).unwrap_or(u32::MAX),
                 inc: 0,
             };
             let mut keep_from = match self
@@ -1327,6 +1212,13 @@ mod tests {
             ErrorCode::InvalidAttribute
         );
         assert_eq!(set(48).await.unwrap().pit_window_hours, 48);
-        assert_eq!(f.services.pit_window_hours(f.group).await.unwrap(), 48);
+        assert_eq!(
+            f.services
+                .settings_of(f.group)
+                .await
+                .unwrap()
+                .pit_window_hours,
+            48
+        );
     }
 }

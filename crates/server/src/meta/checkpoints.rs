@@ -1,4 +1,4 @@
-//! The metadata of sharded-cluster checkpoints, and the project's checkpoint interval.
+//! The metadata of sharded-cluster checkpoints.
 
 use async_trait::async_trait;
 
@@ -31,9 +31,4 @@ pub trait CheckpointMeta: Send + Sync + 'static {
     async fn checkpointed_clusters(&self) -> MetaResult<Vec<(GroupId, ClusterId)>>;
     /// Deletes a cluster's checkpoints of moments before `before`; returns how many.
     async fn delete_checkpoints_before(&self, cluster: ClusterId, before: u32) -> MetaResult<u64>;
-
-    /// The project's checkpoint interval in minutes, if one was set.
-    async fn checkpoint_interval_minutes(&self, group: GroupId) -> MetaResult<Option<u32>>;
-    async fn set_checkpoint_interval_minutes(&self, group: GroupId, minutes: u32)
-        -> MetaResult<()>;
 }

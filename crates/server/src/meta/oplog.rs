@@ -1,5 +1,4 @@
-//! The oplog store's metadata: slices, ranges of complete coverage, objects being written,
-//! and the per-project backup settings.
+//! The oplog store's metadata: slices, ranges of complete coverage, and objects being written.
 
 use async_trait::async_trait;
 
@@ -80,8 +79,4 @@ pub trait OplogMeta: Send + Sync + 'static {
     ) -> MetaResult<Vec<CollectableSlice>>;
     /// Forgets a collected slice object (its retired or pending record).
     async fn forget_oplog_slice(&self, id: OplogSliceId) -> MetaResult<()>;
-
-    /// The project's point-in-time window, if one was set.
-    async fn pit_window_hours(&self, group: GroupId) -> MetaResult<Option<u32>>;
-    async fn set_pit_window_hours(&self, group: GroupId, hours: u32) -> MetaResult<()>;
 }

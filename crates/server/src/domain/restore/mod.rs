@@ -442,8 +442,8 @@ impl Services {
             ));
         }
         let now = self.clock.now();
-        let window_hours = self.pit_window_hours(source.group_id).await?;
-        let window_start = now - i64::from(window_hours) * 3600;
+        let settings = self.settings_of(source.group_id).await?;
+        let (window_hours, window_start) = (settings.pit_window_hours, settings.window_start(now));
         let problem = if secs > now {
             "the point in time is in the future".to_owned()
         } else if secs < window_start {

@@ -241,8 +241,7 @@ impl Services {
             .complete_snapshots_at_or_before(source.group_id, source.id, OplogTs::MAX)
             .await?;
         let now = self.clock.now();
-        let window_hours = self.pit_window_hours(source.group_id).await?;
-        let window_start = now - i64::from(window_hours) * 3600;
+        let window_start = self.settings_of(source.group_id).await?.window_start(now);
         Ok(clip_stretches(
             &restorable_stretches(coverage, &snapshots),
             window_start,

@@ -8,7 +8,8 @@ use axum::routing::get;
 use axum::Router;
 
 use super::{parse_cluster, parse_group, views, ApiPath, REWIND};
-use crate::domain::oplog::{BackupSettingsChange, MAX_PUSH_BYTES};
+use crate::domain::oplog::MAX_PUSH_BYTES;
+use crate::domain::settings::BackupSettingsChange;
 use crate::domain::Principal;
 use crate::http::body::{discard_body, read_limited, require_content_type, Fields, JsonBody};
 use crate::http::conventions::{json_response, query_opt_u64, query_pairs, Paging};

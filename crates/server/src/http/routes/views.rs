@@ -4,7 +4,8 @@ use rewind_api_types as wire;
 use rewind_api_types::iso_seconds::format_iso;
 
 use crate::domain::checkpoints::CheckpointView;
-use crate::domain::oplog::{BackupSettings, PushOutcome};
+use crate::domain::oplog::PushOutcome;
+use crate::domain::settings::BackupSettings;
 use crate::http::conventions::Links;
 use crate::http::AppState;
 use crate::ids::{ClusterId, GroupId};

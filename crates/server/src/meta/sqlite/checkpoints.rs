@@ -208,43 +208,11 @@ impl CheckpointMeta for SqliteMetaStore {
                 .rows_affected();
         Ok(deleted)
     }
-
-    async fn checkpoint_interval_minutes(&self, group: GroupId) -> MetaResult<Option<u32>> {
-        let minutes: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT checkpoint_interval_minutes FROM backup_settings WHERE project_id = ?",
-        )
-        .bind(group.to_hex())
-        .fetch_optional(self.pool())
-        .await?;
-        minutes
-            .flatten()
-            .map(|m| {
-                u32::try_from(m).map_err(|_| corrupt("checkpointIntervalMinutes", &m.to_string()))
-            })
-            .transpose()
-    }
-
-    async fn set_checkpoint_interval_minutes(
-        &self,
-        group: GroupId,
-        minutes: u32,
-    ) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO backup_settings (project_id, checkpoint_interval_minutes) VALUES (?, ?) \
-             ON CONFLICT (project_id) DO UPDATE SET checkpoint_interval_minutes = excluded.checkpoint_interval_minutes",
-        )
-        .bind(group.to_hex())
-        .bind(i64::from(minutes))
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::OplogMeta;
     use crate::model::OplogTs;
 
     fn checkpoint(group: GroupId, cluster: ClusterId, timestamp: u32) -> CheckpointRecord {
@@ -359,30 +327,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(parts, 3, "the deleted checkpoint's parts went with it");
-    }
-
-    #[tokio::test]
-    async fn each_backup_setting_is_kept_apart_from_the_other() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (store, group, _) = crate::meta::sqlite::test_support::store_with_cluster(
-            dir.path(),
-            "SHARDED_REPLICA_SET",
-        )
-        .await;
-        assert_eq!(
-            store.checkpoint_interval_minutes(group).await.unwrap(),
-            None
-        );
-        store
-            .set_checkpoint_interval_minutes(group, 30)
-            .await
-            .unwrap();
-        assert_eq!(store.pit_window_hours(group).await.unwrap(), None);
-        store.set_pit_window_hours(group, 6).await.unwrap();
-        assert_eq!(
-            store.checkpoint_interval_minutes(group).await.unwrap(),
-            Some(30)
-        );
-        assert_eq!(store.pit_window_hours(group).await.unwrap(), Some(6));
     }
 }

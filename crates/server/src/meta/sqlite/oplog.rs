@@ -369,32 +369,4 @@ impl OplogMeta for SqliteMetaStore {
         tx.commit().await?;
         Ok(())
     }
-
-    async fn pit_window_hours(&self, group: GroupId) -> MetaResult<Option<u32>> {
-        // No row, or a row where only other settings were set: the default.
-        let hours: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT point_in_time_window_hours FROM backup_settings WHERE project_id = ?",
-        )
-        .bind(group.to_hex())
-        .fetch_optional(self.pool())
-        .await?;
-        hours
-            .flatten()
-            .map(|h| {
-                u32::try_from(h).map_err(|_| corrupt("pointInTimeWindowHours", &h.to_string()))
-            })
-            .transpose()
-    }
-
-    async fn set_pit_window_hours(&self, group: GroupId, hours: u32) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO backup_settings (project_id, point_in_time_window_hours) VALUES (?, ?) \
-             ON CONFLICT (project_id) DO UPDATE SET point_in_time_window_hours = excluded.point_in_time_window_hours",
-        )
-        .bind(group.to_hex())
-        .bind(i64::from(hours))
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
 }
