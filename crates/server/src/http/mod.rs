@@ -6,6 +6,7 @@ pub mod body;
 pub mod conventions;
 pub mod digest;
 pub mod error;
+pub mod path;
 mod routes;
 mod telemetry;
 

@@ -17,12 +17,13 @@ use rewind_api_types::iso_seconds::format_iso;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{parse_cluster, parse_group, parse_job_path, views, ApiPath, REWIND};
+use super::{views, ApiPath, REWIND};
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::JsonBody;
 use crate::http::conventions::json_response;
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::ids::{ClusterId, GroupId, JobId};
 
 pub fn routes() -> Router<AppState> {
     let agents = format!("{REWIND}/groups/{{group}}/clusters/{{cluster}}/agents");
@@ -54,10 +55,9 @@ fn decode<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, ApiError> {
 async fn heartbeat(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let hello: AgentHello = decode(body, "agent heartbeat")?;
     let at = state
         .services
@@ -74,10 +74,9 @@ async fn heartbeat(
 async fn work(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let request: WorkRequest = decode(body, "agent work request")?;
     let tasks = state
         .services
@@ -108,10 +107,9 @@ async fn work(
 async fn report(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let report: MemberReport = decode(body, "agent report")?;
     let status = state
         .services
@@ -128,9 +126,8 @@ async fn report(
 async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(path): ApiPath<(String, String, String)>,
+    ApiPath((group, cluster, job)): ApiPath<(GroupId, ClusterId, JobId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, job) = parse_job_path(path)?;
     let record = state
         .services
         .cancel_restore(&principal, group, cluster, job)
@@ -146,9 +143,8 @@ async fn cancel(
 async fn members(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(path): ApiPath<(String, String, String)>,
+    ApiPath((group, cluster, job)): ApiPath<(GroupId, ClusterId, JobId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, job) = parse_job_path(path)?;
     let members = state
         .services
         .restore_members(&principal, group, cluster, job)

@@ -6,11 +6,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{parse_checkpoint, parse_cluster, parse_group, views, ApiPath, PUBLIC};
+use super::{views, ApiPath, PUBLIC};
 use crate::domain::Principal;
 use crate::http::conventions::{json_response, Paging};
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::ids::{CheckpointId, ClusterId, GroupId};
 
 pub fn routes() -> Router<AppState> {
     let list = format!("{PUBLIC}/groups/{{group}}/clusters/{{cluster}}/checkpoints");
@@ -23,9 +24,8 @@ async fn list_all(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let page = state
         .services
         .list_checkpoints(&principal, group, cluster, paging.request())
@@ -41,13 +41,8 @@ async fn list_all(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster, checkpoint)): ApiPath<(String, String, String)>,
+    ApiPath((group, cluster, checkpoint)): ApiPath<(GroupId, ClusterId, CheckpointId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, checkpoint) = (
-        parse_group(&group)?,
-        parse_cluster(&cluster)?,
-        parse_checkpoint(&checkpoint)?,
-    );
     let view = state
         .services
         .get_checkpoint(&principal, group, cluster, checkpoint)

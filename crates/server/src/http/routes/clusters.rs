@@ -7,13 +7,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use rewind_api_types::RegisteredCluster;
 
-use super::{parse_cluster, parse_group, views, ApiPath, PUBLIC, REWIND};
+use super::{views, ApiPath, PUBLIC, REWIND};
 use crate::domain::clusters::ClusterSpec;
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::ids::{ClusterId, GroupId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,9 +37,8 @@ async fn list(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     let page = state
         .services
         .list_clusters(&principal, group, paging.request())
@@ -54,9 +54,8 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let record = state
         .services
         .get_cluster(&principal, group, cluster)
@@ -70,10 +69,9 @@ async fn get_one(
 async fn register(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     let mut fields = Fields::from_body(body)?;
     let name = fields.req_str("clusterName")?;
     let fcv = fields.opt_str("featureCompatibilityVersion")?;
@@ -107,9 +105,8 @@ async fn register(
 async fn get_registered(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let members = state
         .services
         .get_cluster_members(&principal, group, cluster)

@@ -6,12 +6,14 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{parse_group, parse_org, views, ApiPath, PUBLIC};
+use super::{views, ApiPath, PUBLIC};
 use crate::domain::Principal;
 use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};
 use crate::http::error::ApiError;
+use crate::http::path::parse_id;
 use crate::http::AppState;
+use crate::ids::{GroupId, OrgId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,7 +47,7 @@ async fn create(
     let name = fields.req_str("name")?;
     let org = fields
         .opt_str("orgId")?
-        .map(|o| parse_org(&o))
+        .map(|o| parse_id::<OrgId>(&o))
         .transpose()?;
     fields.finish()?;
     let group = state.services.create_group(&principal, &name, org).await?;
@@ -58,9 +60,8 @@ async fn create(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     let record = state.services.get_group(&principal, group).await?;
     Ok(json_response(
         StatusCode::OK,

@@ -8,13 +8,14 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::Value;
 
-use super::{parse_api_key, parse_group, parse_org, views, ApiPath, PUBLIC};
+use super::{views, ApiPath, PUBLIC};
 use crate::domain::keys::parse_access_entry;
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::model::{ApiKeyRecord, Role, RoleGrant};
 
 /// Longest key description accepted, in characters.
@@ -103,9 +104,8 @@ async fn list(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath(org): ApiPath<String>,
+    ApiPath(org): ApiPath<OrgId>,
 ) -> Result<Response, ApiError> {
-    let org = parse_org(&org)?;
     let page = state
         .services
         .keys
@@ -122,10 +122,9 @@ async fn list(
 async fn create_org_key(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(org): ApiPath<String>,
+    ApiPath(org): ApiPath<OrgId>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let org = parse_org(&org)?;
     let (desc, roles) = read_key_body(body, true)?;
     let grants = roles
         .into_iter()
@@ -148,10 +147,9 @@ async fn create_org_key(
 async fn create_group_key(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     let (desc, roles) = read_key_body(body, false)?;
     let key = state
         .services
@@ -166,9 +164,8 @@ async fn create_group_key(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((org, key)): ApiPath<(String, String)>,
+    ApiPath((org, key)): ApiPath<(OrgId, ApiKeyId)>,
 ) -> Result<Response, ApiError> {
-    let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     let record = state.services.keys.get(&principal, org, key).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -179,9 +176,8 @@ async fn get_one(
 async fn delete_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((org, key)): ApiPath<(String, String)>,
+    ApiPath((org, key)): ApiPath<(OrgId, ApiKeyId)>,
 ) -> Result<Response, ApiError> {
-    let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     state.services.keys.delete(&principal, org, key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -199,9 +195,8 @@ async fn list_access(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath((org, key)): ApiPath<(String, String)>,
+    ApiPath((org, key)): ApiPath<(OrgId, ApiKeyId)>,
 ) -> Result<Response, ApiError> {
-    let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     let record = state.services.keys.get(&principal, org, key).await?;
     Ok(access_page(&state, &paging, &record))
 }
@@ -259,10 +254,9 @@ async fn add_access(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath((org, key)): ApiPath<(String, String)>,
+    ApiPath((org, key)): ApiPath<(OrgId, ApiKeyId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     let cidrs = read_access_entries(body)?;
     let record = state
         .services
@@ -277,9 +271,8 @@ async fn add_access(
 async fn delete_access(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((org, key, entry)): ApiPath<(String, String, String)>,
+    ApiPath((org, key, entry)): ApiPath<(OrgId, ApiKeyId, String)>,
 ) -> Result<Response, ApiError> {
-    let (org, key) = (parse_org(&org)?, parse_api_key(&key)?);
     let cidr = parse_access_entry(&entry).ok_or_else(|| {
         ApiError::new(
             ErrorCode::AccessListEntryNotFound,

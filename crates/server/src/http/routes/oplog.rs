@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{parse_cluster, parse_group, views, ApiPath, REWIND};
+use super::{views, ApiPath, REWIND};
 use crate::domain::oplog::MAX_PUSH_BYTES;
 use crate::domain::settings::BackupSettingsChange;
 use crate::domain::Principal;
@@ -15,6 +15,7 @@ use crate::http::body::{discard_body, read_limited, require_content_type, Fields
 use crate::http::conventions::{json_response, query_opt_u64, query_pairs, Paging};
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::ids::{ClusterId, GroupId};
 use crate::model::OplogTs;
 
 pub fn routes() -> Router<AppState> {
@@ -54,17 +55,17 @@ fn continues_from(req: &Request) -> Result<Option<OplogTs>, ApiError> {
 async fn push(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster, replica_set)): ApiPath<(String, String, String)>,
+    // Taken as a `Result` so that a refused path still drains the body, as other refusals do.
+    path: Result<ApiPath<(GroupId, ClusterId, String)>, ApiError>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let checked = parse_group(&group)
-        .and_then(|g| Ok((g, parse_cluster(&cluster)?)))
-        .and_then(|ids| Ok((ids, continues_from(&req)?)))
+    let checked = path
+        .and_then(|ApiPath(ids)| Ok((ids, continues_from(&req)?)))
         .and_then(|found| {
             require_content_type(&req, "application/octet-stream")?;
             Ok(found)
         });
-    let ((group, cluster), after) = match checked {
+    let ((group, cluster, replica_set), after) = match checked {
         Ok(found) => found,
         Err(refusal) => {
             discard_body(req.into_body());
@@ -86,9 +87,8 @@ async fn status(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let all = state
         .services
         .oplog_status(&principal, group, cluster)
@@ -102,9 +102,8 @@ async fn status(
 async fn replica_set_status(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster, replica_set)): ApiPath<(String, String, String)>,
+    ApiPath((group, cluster, replica_set)): ApiPath<(GroupId, ClusterId, String)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let summary = state
         .services
         .replica_set_oplog_status(&principal, group, cluster, &replica_set)
@@ -118,9 +117,8 @@ async fn replica_set_status(
 async fn settings(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     let settings = state.services.backup_settings(&principal, group).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -132,10 +130,9 @@ async fn settings(
 async fn patch_settings(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     let mut fields = Fields::from_body(body)?;
     let change = BackupSettingsChange {
         checkpoint_interval_minutes: fields.opt_int("checkpointIntervalMinutes")?,

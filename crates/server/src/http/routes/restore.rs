@@ -8,7 +8,7 @@ use axum::Router;
 use rewind_api_types::iso_seconds::parse_iso;
 use serde_json::Value;
 
-use super::{parse_cluster, parse_group, parse_job_path, views, ApiPath, PUBLIC};
+use super::{views, ApiPath, PUBLIC};
 use crate::domain::restore::{
     DeliveryRequest, LinkExpiry, RestoreRequest, RestoreTarget, TargetCluster,
     DEFAULT_EXPIRATION_HOURS, MAX_EXPIRATION_HOURS, UNLIMITED_DOWNLOADS,
@@ -18,7 +18,7 @@ use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{query_pairs, Paging};
 use crate::http::error::ApiError;
 use crate::http::AppState;
-use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, SnapshotId};
+use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, JobId, SnapshotId};
 use crate::model::{OplogTs, UnixSeconds};
 
 pub fn routes() -> Router<AppState> {
@@ -274,10 +274,9 @@ async fn create(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let request = parse_restore_request(body, state.services.clock.now())?;
     let jobs = state
         .services
@@ -291,10 +290,9 @@ async fn list_jobs(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let pairs = query_pairs(req.uri().query());
     let batch = match pairs.iter().rev().find(|(k, _)| k == "batchId") {
         None => None,
@@ -320,9 +318,8 @@ async fn list_jobs(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(path): ApiPath<(String, String, String)>,
+    ApiPath((group, cluster, job)): ApiPath<(GroupId, ClusterId, JobId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, job) = parse_job_path(path)?;
     let record = state
         .services
         .get_restore(&principal, group, cluster, job)

@@ -9,13 +9,14 @@ use axum::Router;
 use rewind_api_types::iso_seconds::parse_iso;
 use rewind_api_types::{BsonTimestamp, ChunkQuery, MissingChunks, PartManifest, SnapshotCreate};
 
-use super::{parse_cluster, parse_group, parse_snapshot, views, ApiPath, PUBLIC, REWIND};
+use super::{views, ApiPath, PUBLIC, REWIND};
 use crate::domain::snapshots::NewSnapshot;
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::{read_json, read_limited, require_content_type, Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::model::OplogTs;
 
 /// Largest chunk upload batch, in bytes.
@@ -50,32 +51,14 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{REWIND}/verify"), post(verify_store))
 }
 
-type SnapshotPath = ApiPath<(String, String, String)>;
-
-fn ids(
-    (group, cluster, snapshot): (String, String, String),
-) -> Result<
-    (
-        crate::ids::GroupId,
-        crate::ids::ClusterId,
-        crate::ids::SnapshotId,
-    ),
-    ApiError,
-> {
-    Ok((
-        parse_group(&group)?,
-        parse_cluster(&cluster)?,
-        parse_snapshot(&snapshot)?,
-    ))
-}
+type SnapshotPath = ApiPath<(GroupId, ClusterId, SnapshotId)>;
 
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
     paging: Paging,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let page = state
         .services
         .list_snapshots(&principal, group, cluster, paging.request())
@@ -91,9 +74,8 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(path): SnapshotPath,
+    ApiPath((group, cluster, snapshot)): SnapshotPath,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, snapshot) = ids(path)?;
     let record = state
         .services
         .get_snapshot(&principal, group, cluster, snapshot)
@@ -107,10 +89,9 @@ async fn get_one(
 async fn patch(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(path): SnapshotPath,
+    ApiPath((group, cluster, snapshot)): SnapshotPath,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, snapshot) = ids(path)?;
     let mut fields = Fields::from_body(body)?;
     let expires = match fields.opt_str("expires")? {
         None => None,
@@ -137,9 +118,8 @@ async fn patch(
 async fn delete_one(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(path): SnapshotPath,
+    ApiPath((group, cluster, snapshot)): SnapshotPath,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, snapshot) = ids(path)?;
     state
         .services
         .delete_snapshot(&principal, group, cluster, snapshot)
@@ -164,10 +144,9 @@ fn oplog_ts(ts: BsonTimestamp, field: &str) -> Result<OplogTs, ApiError> {
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster)): ApiPath<(String, String)>,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (group, cluster) = (parse_group(&group)?, parse_cluster(&cluster)?);
     let body: SnapshotCreate = read_json(req, crate::http::body::MAX_JSON_BODY_BYTES).await?;
     let spec = NewSnapshot {
         created: oplog_ts(body.created, "created")?,
@@ -191,10 +170,14 @@ async fn create(
 async fn commit_part(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((group, cluster, snapshot, replica_set)): ApiPath<(String, String, String, String)>,
+    ApiPath((group, cluster, snapshot, replica_set)): ApiPath<(
+        GroupId,
+        ClusterId,
+        SnapshotId,
+        String,
+    )>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, snapshot) = ids((group, cluster, snapshot))?;
     let manifest: PartManifest = read_json(req, MAX_MANIFEST_BYTES).await?;
     let record = state
         .services
@@ -209,9 +192,8 @@ async fn commit_part(
 async fn verify(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(path): SnapshotPath,
+    ApiPath((group, cluster, snapshot)): SnapshotPath,
 ) -> Result<Response, ApiError> {
-    let (group, cluster, snapshot) = ids(path)?;
     let report = state
         .services
         .verify_snapshot(&principal, group, cluster, snapshot)
@@ -230,10 +212,9 @@ async fn verify_store(
 async fn missing(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     let query: ChunkQuery = read_json(req, 2 * 1024 * 1024).await?;
     let missing = state
         .services
@@ -245,10 +226,9 @@ async fn missing(
 async fn upload(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath(group): ApiPath<String>,
+    ApiPath(group): ApiPath<GroupId>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let group = parse_group(&group)?;
     require_content_type(&req, "application/octet-stream")?;
     let body = read_limited(req, MAX_UPLOAD_BATCH_BYTES).await?;
     let summary = state.services.store_chunks(&principal, group, body).await?;
