@@ -3,7 +3,7 @@
 //! They carry no behaviour that depends on HTTP or SQL: the store persists them, the domain
 //! decides with them, and the HTTP layer renders them into wire types.
 
-use crate::blocks::Placement;
+use crate::blocks::{ChunkId, Placement};
 use crate::ids::{
     ApiKeyId, BatchId, CheckpointId, ClusterId, GroupId, JobId, OplogSliceId, OrgId, SnapshotId,
 };
@@ -311,8 +311,7 @@ pub struct CheckpointRecord {
 /// What the metadata store knows of a stored chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkInfo {
-    /// BLAKE3 of the plaintext.
-    pub id: [u8; 32],
+    pub id: ChunkId,
     pub raw_bytes: u32,
     /// Bytes of the stored payload (compressed, or raw).
     pub stored_bytes: u32,
