@@ -3,6 +3,9 @@
 //! They carry no behaviour that depends on HTTP or SQL: the store persists them, the domain
 //! decides with them, and the HTTP layer renders them into wire types.
 
+/// Defined beside the entry format that yields it, which clients share.
+pub use rewind_formats::OplogTs;
+
 use crate::blocks::{ChunkId, Placement};
 use crate::ids::{
     ApiKeyId, BatchId, CheckpointId, ClusterId, GroupId, JobId, OplogSliceId, OrgId, SnapshotId,
@@ -151,36 +154,6 @@ pub struct PageRequest {
 pub struct PageOf<T> {
     pub items: Vec<T>,
     pub total: u64,
-}
-
-/// A BSON timestamp: seconds since the epoch and an ordinal within that second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OplogTs {
-    pub secs: u32,
-    pub inc: u32,
-}
-
-impl OplogTs {
-    /// The latest timestamp there is: every entry is at or before it.
-    pub const MAX: OplogTs = OplogTs {
-        secs: u32::MAX,
-        inc: u32::MAX,
-    };
-
-    /// The last timestamp within second `secs`: every entry of that second is at or before it.
-    pub fn end_of_second(secs: u32) -> OplogTs {
-        OplogTs {
-            secs,
-            inc: u32::MAX,
-        }
-    }
-}
-
-impl std::fmt::Display for OplogTs {
-    /// `SECONDS:INCREMENT`, the form the CLI takes and error messages show.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.secs, self.inc)
-    }
 }
 
 /// One replica set's oplog as Rewind keeps it: the cluster it is pushed for (the replica set

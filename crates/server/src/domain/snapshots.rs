@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
 use rewind_api_types::{ChunkUploadSummary, ManifestFile, PartManifest, VerifyReport};
+use rewind_formats::frames::{split_frames, FrameError};
 use serde::{Deserialize, Serialize};
 
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
@@ -35,8 +36,6 @@ pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
 const VERIFY_WINDOW_CHUNKS: usize = 64;
 /// Index rows read per query while verifying the whole store.
 const VERIFY_PAGE_CHUNKS: u32 = 10_000;
-/// Bytes of a chunk upload frame header: 32-byte id plus a 4-byte big-endian length.
-pub const FRAME_HEADER_BYTES: usize = 36;
 
 /// What Rewind keeps of a committed part: the client's manifest plus, per chunk, how it is
 /// stored, so a restore can size and lay out the archive without touching the index.
@@ -351,7 +350,7 @@ impl Services {
     ) -> DomainResult<ChunkUploadSummary> {
         self.authorize_group(principal, group, GroupAccess::BackupAdmin)
             .await?;
-        let frames = split_frames(&body)?;
+        let frames = split_frames(&body).map_err(malformed_upload)?;
         let claimed: Vec<ChunkId> = frames.iter().map(|(id, _)| *id).collect();
         // Held from the index lookup until the new chunks are indexed, so nothing is
         // collected in between (the lookup also resets the idle clock of the chunks found).
@@ -905,37 +904,13 @@ fn check_paths(files: &[ManifestFile]) -> DomainResult<()> {
     Ok(())
 }
 
-/// Splits an upload body into `(id, bytes)` frames, refusing truncated or oversized ones.
-fn split_frames(body: &Bytes) -> DomainResult<Vec<(ChunkId, Bytes)>> {
-    let malformed = |detail: &str| {
-        DomainError::rejected(
-            ErrorCode::InvalidAttribute,
-            format!("Malformed chunk upload: {detail}."),
-            vec!["body".into()],
-        )
-    };
-    let mut frames = Vec::new();
-    let mut at = 0usize;
-    while at < body.len() {
-        if body.len() - at < FRAME_HEADER_BYTES {
-            return Err(malformed("truncated frame header"));
-        }
-        let mut id = [0u8; 32];
-        id.copy_from_slice(&body[at..at + 32]);
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&body[at + 32..at + 36]);
-        let len = u32::from_be_bytes(len) as usize;
-        if len == 0 || len > MAX_CHUNK_BYTES {
-            return Err(malformed("a chunk length is zero or above the maximum"));
-        }
-        let start = at + FRAME_HEADER_BYTES;
-        if body.len() - start < len {
-            return Err(malformed("truncated chunk"));
-        }
-        frames.push((ChunkId::from_bytes(id), body.slice(start..start + len)));
-        at = start + len;
-    }
-    Ok(frames)
+/// The refusal of an upload body that does not split into frames.
+fn malformed_upload(err: FrameError) -> DomainError {
+    DomainError::rejected(
+        ErrorCode::InvalidAttribute,
+        format!("Malformed chunk upload: {err}."),
+        vec!["body".into()],
+    )
 }
 
 pub(crate) fn block_error(err: BlockError) -> DomainError {
@@ -1007,15 +982,27 @@ mod tests {
     }
 
     #[test]
-    fn frames_split_and_refuse_truncation() {
-        let mut body = Vec::new();
-        body.extend_from_slice(&[7u8; 32]);
-        body.extend_from_slice(&3u32.to_be_bytes());
-        body.extend_from_slice(b"abc");
-        let frames = split_frames(&Bytes::from(body.clone())).unwrap();
-        assert_eq!(frames.len(), 1);
-        assert_eq!(&frames[0].1[..], b"abc");
-        body.pop();
-        assert!(split_frames(&Bytes::from(body)).is_err());
+    fn malformed_uploads_keep_their_answers() {
+        let cases = [
+            (FrameError::TruncatedHeader, "truncated frame header"),
+            (
+                FrameError::BadLength,
+                "a chunk length is zero or above the maximum",
+            ),
+            (FrameError::TruncatedChunk, "truncated chunk"),
+        ];
+        for (err, reason) in cases {
+            let DomainError::Rejected {
+                code,
+                detail,
+                parameters,
+            } = malformed_upload(err)
+            else {
+                panic!("{err:?} is not a refusal");
+            };
+            assert_eq!(code, ErrorCode::InvalidAttribute);
+            assert_eq!(detail, format!("Malformed chunk upload: {reason}."));
+            assert_eq!(parameters, vec!["body".to_owned()]);
+        }
     }
 }
