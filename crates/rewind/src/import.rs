@@ -20,8 +20,8 @@ use rewind_api_types::{
     BsonTimestamp, ChunkQuery, ChunkUploadSummary, ImportSummary, ManifestFile, MissingChunks,
     PartManifest, RegisteredCluster, Snapshot, SnapshotCreate,
 };
-use rewind_server::blocks::chunking::FileChunker;
-use rewind_server::blocks::ChunkId;
+use rewind_formats::frames::encode_frame;
+use rewind_formats::{ChunkId, FileChunker};
 
 use crate::client::ApiClient;
 
@@ -215,9 +215,7 @@ async fn upload_batch(
         .iter()
         .filter(|(id, _)| missing.contains(&id.to_hex()))
     {
-        body.extend_from_slice(id.as_bytes());
-        body.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        body.extend_from_slice(data);
+        encode_frame(&mut body, id, data)?;
     }
     if body.is_empty() {
         return Ok(());

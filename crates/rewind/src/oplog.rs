@@ -17,10 +17,9 @@ use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use rewind_api_types::{path_segment, OplogPushReport, OplogPushSummary, RegisteredCluster};
-use rewind_server::domain::oplog::MAX_PUSH_BYTES;
-use rewind_server::model::OplogTs;
-use rewind_server::oplog::entry::{
-    entry_ts, read_entry, split_entries_with, BatchError, ReadEntryError, MAX_ENTRY_BYTES,
+use rewind_formats::oplog::{
+    entry_ts, read_entry, split_entries_with, BatchError, OplogTs, ReadEntryError, MAX_ENTRY_BYTES,
+    MAX_PUSH_BYTES,
 };
 
 use crate::client::{describe_error, ApiClient};

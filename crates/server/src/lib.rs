@@ -5,7 +5,8 @@
 //! `http` (routing, auth, API errors) → `domain` (what Rewind does) → `meta` (metadata
 //! store trait and backends). `model` holds the plain records they share. `blocks` is the
 //! content-addressed chunk store that snapshot data lives in; `oplog` holds the formats and
-//! continuity rules of the oplog slices kept beside it.
+//! continuity rules of the oplog slices kept beside it. The formats clients share with the
+//! server (chunking, chunk ids, upload frames, oplog entries) are the `rewind-formats` crate.
 
 pub mod blocks;
 pub mod config;

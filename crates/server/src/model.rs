@@ -3,7 +3,10 @@
 //! They carry no behaviour that depends on HTTP or SQL: the store persists them, the domain
 //! decides with them, and the HTTP layer renders them into wire types.
 
-use crate::blocks::Placement;
+/// Defined beside the entry format that yields it, which clients share.
+pub use rewind_formats::OplogTs;
+
+use crate::blocks::{ChunkId, Placement};
 use crate::ids::{
     ApiKeyId, BatchId, CheckpointId, ClusterId, GroupId, JobId, OplogSliceId, OrgId, SnapshotId,
 };
@@ -153,36 +156,6 @@ pub struct PageOf<T> {
     pub total: u64,
 }
 
-/// A BSON timestamp: seconds since the epoch and an ordinal within that second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OplogTs {
-    pub secs: u32,
-    pub inc: u32,
-}
-
-impl OplogTs {
-    /// The latest timestamp there is: every entry is at or before it.
-    pub const MAX: OplogTs = OplogTs {
-        secs: u32::MAX,
-        inc: u32::MAX,
-    };
-
-    /// The last timestamp within second `secs`: every entry of that second is at or before it.
-    pub fn end_of_second(secs: u32) -> OplogTs {
-        OplogTs {
-            secs,
-            inc: u32::MAX,
-        }
-    }
-}
-
-impl std::fmt::Display for OplogTs {
-    /// `SECONDS:INCREMENT`, the form the CLI takes and error messages show.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.secs, self.inc)
-    }
-}
-
 /// One replica set's oplog as Rewind keeps it: the cluster it is pushed for (the replica set
 /// itself, or the sharded cluster a shard or config server belongs to) and the replica set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -318,8 +291,7 @@ pub struct CheckpointRecord {
 /// What the metadata store knows of a stored chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkInfo {
-    /// BLAKE3 of the plaintext.
-    pub id: [u8; 32],
+    pub id: ChunkId,
     pub raw_bytes: u32,
     /// Bytes of the stored payload (compressed, or raw).
     pub stored_bytes: u32,

@@ -28,7 +28,7 @@ pub enum OplogCommand {
         /// SECONDS:INCREMENT of the stored entry this file continues from; without it, a
         /// file that starts after the stored oplog records a gap.
         #[arg(long, value_parser = parse_oplog_ts)]
-        after: Option<rewind_server::model::OplogTs>,
+        after: Option<rewind_formats::OplogTs>,
         /// Print a JSON summary instead of a progress bar.
         #[arg(long)]
         json: bool,

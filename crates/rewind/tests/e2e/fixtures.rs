@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use rewind_cli::client::ApiClient;
+use rewind_formats::ChunkId;
 use rewind_server::blocks::chunk::{OBJECT_HEADER_BYTES, OBJECT_MAGIC};
-use rewind_server::blocks::ChunkId;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 

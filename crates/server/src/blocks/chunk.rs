@@ -28,7 +28,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use super::{BlockError, BlockResult, MAX_CHUNK_BYTES};
+use super::{BlockError, BlockResult, ChunkId, MAX_CHUNK_BYTES};
 
 /// Magic bytes opening every stored chunk object.
 pub const OBJECT_MAGIC: [u8; 4] = *b"RWCK";
@@ -51,11 +51,6 @@ pub(crate) const STORED_BLOCK_MAX_BYTES: usize = 65_535;
 /// Per-block framing of a stored block: 1 header byte (BFINAL, BTYPE=00, padding),
 /// LEN (2) and NLEN (2).
 const STORED_BLOCK_OVERHEAD_BYTES: usize = 5;
-
-digest_id!(
-    /// A chunk's identity: BLAKE3 of its plaintext.
-    ChunkId
-);
 
 /// How a chunk's payload relates to its plaintext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -469,19 +464,6 @@ mod tests {
             encode_chunk(&too_big),
             Err(BlockError::TooLarge { .. })
         ));
-    }
-
-    #[test]
-    fn chunk_id_hex_round_trips() {
-        let id = ChunkId::of(b"abc");
-        let hex = id.to_hex();
-        assert_eq!(hex.len(), 64);
-        assert_eq!(hex, hex.to_lowercase());
-        assert_eq!(id.to_string(), hex);
-        assert_eq!(ChunkId::parse_hex(&hex), Some(id));
-        assert_eq!(ChunkId::parse_hex(&hex.to_uppercase()), Some(id));
-        assert_eq!(ChunkId::parse_hex(&hex[1..]), None);
-        assert_eq!(ChunkId::parse_hex(&format!("{}g", &hex[1..])), None);
     }
 
     fn assert_corrupt(result: BlockResult<EncodedChunk>, what: &str) {

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{ChunkId, EncodedChunk};
 
-digest_id!(
+rewind_formats::digest_id!(
     /// A pack's identity: BLAKE3 of its bytes.
     PackId
 );

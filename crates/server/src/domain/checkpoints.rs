@@ -320,11 +320,12 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
+    use rewind_formats::oplog::entry::test_entries::run;
+
     use super::*;
     use crate::domain::clusters::ClusterSpec;
     use crate::domain::test_support::{complete_snapshot_at, coverage_of, TestProject, NOW};
     use crate::model::OplogRange;
-    use crate::oplog::entry::test_entries::run;
 
     fn ts(secs: u32, inc: u32) -> OplogTs {
         OplogTs { secs, inc }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use rewind_formats::oplog::split_entries_with;
 
 use super::snapshots::block_error;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
@@ -29,13 +30,10 @@ use crate::model::{
     UnixSeconds,
 };
 use crate::oplog::coverage::{self, Disagreement};
-use crate::oplog::entry::split_entries_with;
 use crate::oplog::{cut_runs, BatchError, EntryMark, OplogSlice, SliceEntries};
 
-/// Largest push (request body), in bytes: as large as a chunk upload batch, and room for
-/// the largest single entry.
-pub const MAX_PUSH_BYTES: usize = 32 * 1024 * 1024;
-const _: () = assert!(MAX_PUSH_BYTES >= crate::oplog::entry::MAX_ENTRY_BYTES);
+/// The largest push, which clients cut their requests by.
+pub use rewind_formats::oplog::MAX_PUSH_BYTES;
 /// A replica set's last slice holding fewer bytes than this is cut again together with the
 /// entries that continue it, so an agent shipping small batches does not leave one tiny
 /// object per batch. Re-cutting costs at most this many bytes of recompression per push.
@@ -778,13 +776,13 @@ mod tests {
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
     use object_store::ObjectStore;
+    use rewind_formats::oplog::entry::test_entries::{entry, run, ts};
 
     use super::*;
     use crate::domain::clusters::ClusterSpec;
     use crate::domain::test_support::{TestClock, TestProject, NOW};
     use crate::domain::Clock;
     use crate::model::{PageRequest, SnapshotRecord};
-    use crate::oplog::entry::test_entries::{entry, run, ts};
 
     /// A project with one replica set `rs0`, over a temporary SQLite store and an in-memory
     /// object store the test can list.

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
 use rewind_api_types::{ChunkUploadSummary, ManifestFile, PartManifest, VerifyReport};
+use rewind_formats::frames::{split_frames, FrameError};
 use serde::{Deserialize, Serialize};
 
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
@@ -35,8 +36,6 @@ pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
 const VERIFY_WINDOW_CHUNKS: usize = 64;
 /// Index rows read per query while verifying the whole store.
 const VERIFY_PAGE_CHUNKS: u32 = 10_000;
-/// Bytes of a chunk upload frame header: 32-byte id plus a 4-byte big-endian length.
-pub const FRAME_HEADER_BYTES: usize = 36;
 
 /// What Rewind keeps of a committed part: the client's manifest plus, per chunk, how it is
 /// stored, so a restore can size and lay out the archive without touching the index.
@@ -57,7 +56,7 @@ pub struct StoredFile {
 /// `(id hex, plaintext bytes, stored payload bytes, deflate-encoded?)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredChunkRef(
-    #[serde(with = "hex_id")] pub [u8; 32],
+    #[serde(with = "hex_id")] pub ChunkId,
     pub u32,
     pub u32,
     pub bool,
@@ -65,7 +64,7 @@ pub struct StoredChunkRef(
 
 impl StoredChunkRef {
     pub fn id(&self) -> ChunkId {
-        ChunkId::from_bytes(self.0)
+        self.0
     }
     pub fn raw_len(&self) -> u32 {
         self.1
@@ -81,15 +80,17 @@ impl StoredChunkRef {
 mod hex_id {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(id: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(id))
+    use crate::blocks::ChunkId;
+
+    pub fn serialize<S: Serializer>(id: &ChunkId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&id.to_hex())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ChunkId, D::Error> {
         let text = String::deserialize(d)?;
         let mut out = [0u8; 32];
         hex::decode_to_slice(&text, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(out)
+        Ok(ChunkId::from_bytes(out))
     }
 }
 
@@ -156,15 +157,13 @@ pub fn validate_path(path: &str) -> DomainResult<()> {
     }
 }
 
-fn parse_chunk_hex(text: &str) -> DomainResult<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).map_err(|_| {
+fn parse_chunk_hex(text: &str) -> DomainResult<ChunkId> {
+    ChunkId::parse_hex(text).ok_or_else(|| {
         invalid(
             "ids",
             format!("Invalid attribute ids specified: {text:?} is not a 64-hex chunk id."),
         )
-    })?;
-    Ok(out)
+    })
 }
 
 /// WiredTiger's collection and index files: the part's data proper.
@@ -324,13 +323,13 @@ impl Services {
         Ok(parsed
             .iter()
             .filter(|id| !present.contains(*id))
-            .map(hex::encode)
+            .map(ChunkId::to_hex)
             .collect())
     }
 
     /// The chunks among `ids` the index holds; their idle clocks restart (see
     /// [`crate::meta::SnapshotMeta::find_chunks`]).
-    async fn indexed_among(&self, ids: &[[u8; 32]]) -> DomainResult<HashSet<[u8; 32]>> {
+    async fn indexed_among(&self, ids: &[ChunkId]) -> DomainResult<HashSet<ChunkId>> {
         Ok(self
             .meta
             .find_chunks(ids, self.clock.now())
@@ -351,8 +350,8 @@ impl Services {
     ) -> DomainResult<ChunkUploadSummary> {
         self.authorize_group(principal, group, GroupAccess::BackupAdmin)
             .await?;
-        let frames = split_frames(&body)?;
-        let claimed: Vec<[u8; 32]> = frames.iter().map(|(id, _)| *id).collect();
+        let frames = split_frames(&body).map_err(malformed_upload)?;
+        let claimed: Vec<ChunkId> = frames.iter().map(|(id, _)| *id).collect();
         // Held from the index lookup until the new chunks are indexed, so nothing is
         // collected in between (the lookup also resets the idle clock of the chunks found).
         let gc_guard = self.gc_lock.clone().read_owned().await;
@@ -474,7 +473,7 @@ impl Services {
     async fn resolve_manifest(
         &self,
         manifest: PartManifest,
-    ) -> DomainResult<(StoredManifest, PartStats, Vec<[u8; 32]>)> {
+    ) -> DomainResult<(StoredManifest, PartStats, Vec<ChunkId>)> {
         if manifest.files.len() > MAX_FILES_PER_PART {
             return Err(invalid(
                 "files",
@@ -505,11 +504,11 @@ impl Services {
                 ));
             }
         }
-        let distinct: Vec<[u8; 32]> = distinct.into_iter().collect();
+        let distinct: Vec<ChunkId> = distinct.into_iter().collect();
         // A read, not `find_chunks`: the caller holds the GC guard until the commit that
         // references these chunks, so no idle clock needs resetting (and rewriting every
         // row of a large part was the largest cost of a commit).
-        let known: HashMap<[u8; 32], ChunkInfo> = self
+        let known: HashMap<ChunkId, ChunkInfo> = self
             .meta
             .locate_chunks(&distinct)
             .await?
@@ -691,14 +690,14 @@ impl Services {
                     .flat_map(|f| f.chunks.iter().map(|c| c.0)),
             );
         }
-        let ids: Vec<[u8; 32]> = ids.into_iter().collect();
+        let ids: Vec<ChunkId> = ids.into_iter().collect();
         let mut located = self.meta.locate_chunks(&ids).await?;
         located.sort_by_key(|c| c.id);
         let mut report = VerifyReport::default();
-        let indexed: HashSet<[u8; 32]> = located.iter().map(|c| c.id).collect();
+        let indexed: HashSet<ChunkId> = located.iter().map(|c| c.id).collect();
         for id in ids.iter().filter(|id| !indexed.contains(*id)) {
             report.chunks_checked += 1;
-            report.missing.push(hex::encode(id));
+            report.missing.push(id.to_hex());
         }
         self.verify_chunks(&located, &mut report).await?;
         Ok(finish_report(report))
@@ -762,7 +761,7 @@ fn finish_report(mut report: VerifyReport) -> VerifyReport {
 /// Where the index places a chunk, as the block store reads it.
 pub(crate) fn location_of(info: &ChunkInfo) -> ChunkLocation {
     ChunkLocation {
-        id: ChunkId::from_bytes(info.id),
+        id: info.id,
         placement: info.placement,
     }
 }
@@ -780,8 +779,8 @@ struct PackedBatch {
 /// Checks every frame against its id, and encodes and packs those chunks not in `indexed`
 /// (each once, however often the batch names it). CPU-bound: runs on the blocking pool.
 fn pack_new_chunks(
-    frames: Vec<([u8; 32], Bytes)>,
-    indexed: &HashSet<[u8; 32]>,
+    frames: Vec<(ChunkId, Bytes)>,
+    indexed: &HashSet<ChunkId>,
 ) -> DomainResult<PackedBatch> {
     let plain_bytes: usize = frames.iter().map(|(_, data)| data.len()).sum();
     let mut builder = PackBuilder::with_capacity(plain_bytes + frames.len() * OBJECT_HEADER_BYTES);
@@ -789,13 +788,13 @@ fn pack_new_chunks(
     let mut packed = HashSet::new();
     for (id, data) in &frames {
         if indexed.contains(id) || packed.contains(id) {
-            if ChunkId::of(data).as_bytes() != id {
+            if ChunkId::of(data) != *id {
                 return Err(hash_mismatch(id));
             }
             continue;
         }
         let chunk = encode_chunk(data).map_err(block_error)?;
-        if chunk.id().as_bytes() != id {
+        if chunk.id() != *id {
             return Err(hash_mismatch(id));
         }
         builder.push(&chunk);
@@ -827,14 +826,11 @@ fn pack_new_chunks(
     })
 }
 
-fn hash_mismatch(id: &[u8; 32]) -> DomainError {
+fn hash_mismatch(id: &ChunkId) -> DomainError {
     DomainError::rejected(
         ErrorCode::ChunkHashMismatch,
-        format!(
-            "The bytes uploaded for chunk {} do not hash to that id.",
-            hex::encode(id)
-        ),
-        vec![hex::encode(id)],
+        format!("The bytes uploaded for chunk {id} do not hash to that id."),
+        vec![id.to_hex()],
     )
 }
 
@@ -854,13 +850,10 @@ async fn persist_pack(
         .await?)
 }
 
-fn unknown_chunk(id: &[u8; 32]) -> DomainError {
+fn unknown_chunk(id: &ChunkId) -> DomainError {
     invalid(
         "files.chunks",
-        format!(
-            "Chunk {} is not in the store: upload it before committing the manifest.",
-            hex::encode(id)
-        ),
+        format!("Chunk {id} is not in the store: upload it before committing the manifest."),
     )
 }
 
@@ -911,37 +904,13 @@ fn check_paths(files: &[ManifestFile]) -> DomainResult<()> {
     Ok(())
 }
 
-/// Splits an upload body into `(id, bytes)` frames, refusing truncated or oversized ones.
-fn split_frames(body: &Bytes) -> DomainResult<Vec<([u8; 32], Bytes)>> {
-    let malformed = |detail: &str| {
-        DomainError::rejected(
-            ErrorCode::InvalidAttribute,
-            format!("Malformed chunk upload: {detail}."),
-            vec!["body".into()],
-        )
-    };
-    let mut frames = Vec::new();
-    let mut at = 0usize;
-    while at < body.len() {
-        if body.len() - at < FRAME_HEADER_BYTES {
-            return Err(malformed("truncated frame header"));
-        }
-        let mut id = [0u8; 32];
-        id.copy_from_slice(&body[at..at + 32]);
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&body[at + 32..at + 36]);
-        let len = u32::from_be_bytes(len) as usize;
-        if len == 0 || len > MAX_CHUNK_BYTES {
-            return Err(malformed("a chunk length is zero or above the maximum"));
-        }
-        let start = at + FRAME_HEADER_BYTES;
-        if body.len() - start < len {
-            return Err(malformed("truncated chunk"));
-        }
-        frames.push((id, body.slice(start..start + len)));
-        at = start + len;
-    }
-    Ok(frames)
+/// The refusal of an upload body that does not split into frames.
+fn malformed_upload(err: FrameError) -> DomainError {
+    DomainError::rejected(
+        ErrorCode::InvalidAttribute,
+        format!("Malformed chunk upload: {err}."),
+        vec!["body".into()],
+    )
 }
 
 pub(crate) fn block_error(err: BlockError) -> DomainError {
@@ -1000,15 +969,40 @@ mod tests {
     }
 
     #[test]
-    fn frames_split_and_refuse_truncation() {
-        let mut body = Vec::new();
-        body.extend_from_slice(&[7u8; 32]);
-        body.extend_from_slice(&3u32.to_be_bytes());
-        body.extend_from_slice(b"abc");
-        let frames = split_frames(&Bytes::from(body.clone())).unwrap();
-        assert_eq!(frames.len(), 1);
-        assert_eq!(&frames[0].1[..], b"abc");
-        body.pop();
-        assert!(split_frames(&Bytes::from(body)).is_err());
+    fn stored_chunk_refs_keep_their_stored_form() {
+        let chunk = StoredChunkRef(ChunkId::from_bytes([0xab; 32]), 40, 12, true);
+        let text = serde_json::to_string(&chunk).expect("serializes");
+        assert_eq!(text, format!("[\"{}\",40,12,true]", "ab".repeat(32)));
+        let upper = text.to_uppercase().replace("TRUE", "true");
+        assert_eq!(
+            serde_json::from_str::<StoredChunkRef>(&upper).ok(),
+            Some(chunk)
+        );
+        assert!(serde_json::from_str::<StoredChunkRef>("[\"ab\",40,12,true]").is_err());
+    }
+
+    #[test]
+    fn malformed_uploads_keep_their_answers() {
+        let cases = [
+            (FrameError::TruncatedHeader, "truncated frame header"),
+            (
+                FrameError::BadLength,
+                "a chunk length is zero or above the maximum",
+            ),
+            (FrameError::TruncatedChunk, "truncated chunk"),
+        ];
+        for (err, reason) in cases {
+            let DomainError::Rejected {
+                code,
+                detail,
+                parameters,
+            } = malformed_upload(err)
+            else {
+                panic!("{err:?} is not a refusal");
+            };
+            assert_eq!(code, ErrorCode::InvalidAttribute);
+            assert_eq!(detail, format!("Malformed chunk upload: {reason}."));
+            assert_eq!(parameters, vec!["body".to_owned()]);
+        }
     }
 }

@@ -141,7 +141,7 @@ impl Sweeper {
                     .flat_map(|f| f.chunks.iter().map(|c| c.0)),
             );
         }
-        let chunks: Vec<[u8; 32]> = chunks.into_iter().collect();
+        let chunks: Vec<ChunkId> = chunks.into_iter().collect();
         services
             .meta
             .release_snapshot_refs(snapshot.id, &chunks, services.clock.now())
@@ -179,7 +179,7 @@ impl Sweeper {
         let unused = forgotten
             .loose
             .iter()
-            .map(|id| ObjectKey::Chunk(ChunkId::from_bytes(*id)))
+            .map(|id| ObjectKey::Chunk(*id))
             .chain(forgotten.packs.iter().map(|id| ObjectKey::Pack(*id)));
         for key in unused {
             if let Err(err) = services.blocks.delete_object(&key).await {
@@ -311,7 +311,7 @@ mod tests {
                 .map(|(plain, at)| {
                     let chunk = encode_chunk(plain).expect("encode");
                     ChunkInfo {
-                        id: *at.id.as_bytes(),
+                        id: at.id,
                         raw_bytes: chunk.raw_len(),
                         stored_bytes: chunk.payload().len() as u32,
                         is_deflate: chunk.encoding() == Encoding::Deflate,
@@ -364,7 +364,7 @@ mod tests {
         let now = f.clock.now();
         f.services
             .meta
-            .find_chunks(&[*second.id.as_bytes()], now)
+            .find_chunks(&[second.id], now)
             .await
             .expect("find");
         f.advance(GC_DELAY / 2 + Duration::from_secs(1));

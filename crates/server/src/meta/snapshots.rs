@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::MetaResult;
-use crate::blocks::PackId;
+use crate::blocks::{ChunkId, PackId};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
 
@@ -15,7 +15,7 @@ pub enum PartCommit {
     /// The part was committed before; nothing changed.
     AlreadyCommitted,
     /// A chunk the manifest names is not in the index (never uploaded, or collected).
-    UnknownChunk([u8; 32]),
+    UnknownChunk(ChunkId),
 }
 
 /// What forgetting chunks freed: the objects the caller deletes next.
@@ -24,7 +24,7 @@ pub struct ForgottenChunks {
     /// Chunks removed from the index.
     pub chunks: usize,
     /// Those among them stored alone (before packs), whose objects are now unused.
-    pub loose: Vec<[u8; 32]>,
+    pub loose: Vec<ChunkId>,
     /// Packs no chunk row names any more; their rows are gone with the chunks'.
     pub packs: Vec<PackId>,
 }
@@ -63,7 +63,7 @@ pub trait SnapshotMeta: Send + Sync + 'static {
         snapshot: SnapshotId,
         replica_set: &str,
         stats: PartStats,
-        distinct_chunks: &[[u8; 32]],
+        distinct_chunks: &[ChunkId],
         manifest_name: &str,
     ) -> MetaResult<PartCommit>;
 
@@ -80,12 +80,12 @@ pub trait SnapshotMeta: Send + Sync + 'static {
     ) -> MetaResult<Vec<bool>>;
     /// The indexed chunks among `ids`. Unreferenced ones have their idle clock reset, so a
     /// chunk an import is about to reuse is not collected under it.
-    async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>>;
+    async fn find_chunks(&self, ids: &[ChunkId], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>>;
     /// The indexed chunks among `ids`, read only (for restores and verification, whose
     /// chunks are referenced already).
-    async fn locate_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<ChunkInfo>>;
+    async fn locate_chunks(&self, ids: &[ChunkId]) -> MetaResult<Vec<ChunkInfo>>;
     /// Up to `limit` indexed chunks with ids above `after` (all when `None`), in id order.
-    async fn list_chunks(&self, after: Option<[u8; 32]>, limit: u32) -> MetaResult<Vec<ChunkInfo>>;
+    async fn list_chunks(&self, after: Option<ChunkId>, limit: u32) -> MetaResult<Vec<ChunkInfo>>;
     /// The packs among `ids` that have a row.
     async fn known_packs(&self, ids: &[PackId]) -> MetaResult<Vec<PackId>>;
 
@@ -102,21 +102,18 @@ pub trait SnapshotMeta: Send + Sync + 'static {
     async fn release_snapshot_refs(
         &self,
         id: SnapshotId,
-        distinct_chunks: &[[u8; 32]],
+        distinct_chunks: &[ChunkId],
         now: UnixSeconds,
     ) -> MetaResult<()>;
     /// Chunks unreferenced since before `before`, at most `limit` of them.
-    async fn collectable_chunks(
-        &self,
-        before: UnixSeconds,
-        limit: u32,
-    ) -> MetaResult<Vec<[u8; 32]>>;
+    async fn collectable_chunks(&self, before: UnixSeconds, limit: u32)
+        -> MetaResult<Vec<ChunkId>>;
     /// Removes from the index those of `ids` still unreferenced since before `before`, and
     /// the rows of packs left without chunks, in one transaction. The caller then deletes
     /// the objects named in the answer.
     async fn forget_chunks(
         &self,
-        ids: &[[u8; 32]],
+        ids: &[ChunkId],
         before: UnixSeconds,
     ) -> MetaResult<ForgottenChunks>;
 }

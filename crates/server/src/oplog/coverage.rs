@@ -16,7 +16,8 @@
 
 use std::ops::Range;
 
-use super::entry::EntryMark;
+use rewind_formats::oplog::EntryMark;
+
 use crate::model::{OplogRange, OplogTs};
 
 /// The range holding `ts`, if any.

@@ -35,8 +35,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use flate2::{Decompress, FlushDecompress, Status};
+use rewind_formats::oplog::entry::{declared_len, entry_ts, EntryMark, MAX_ENTRY_BYTES};
 
-use super::entry::{entry_ts, EntryMark, MAX_ENTRY_BYTES};
 use crate::blocks::gzip::raw_deflate_stream;
 use crate::model::OplogTs;
 
@@ -333,7 +333,7 @@ impl OplogSlice {
             let rest = &plain[offset..];
             let len = rest
                 .get(..4)
-                .and_then(|p| super::entry::declared_len([p[0], p[1], p[2], p[3]]).ok())
+                .and_then(|p| declared_len([p[0], p[1], p[2], p[3]]).ok())
                 .filter(|len| *len <= rest.len())
                 .ok_or_else(|| corrupt("entry framing broken"))?;
             let ts = entry_ts(&rest[..len]).map_err(|e| corrupt(format!("entry: {e}")))?;
@@ -416,10 +416,10 @@ pub fn cut_runs(marks: &[EntryMark]) -> Vec<std::ops::Range<usize>> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use rewind_formats::oplog::entry::split_entries;
+    use rewind_formats::oplog::entry::test_entries::{entry, run, ts};
 
     use super::*;
-    use crate::oplog::entry::split_entries;
-    use crate::oplog::entry::test_entries::{entry, run, ts};
 
     const PATH: &str = "oplog/abc/7273/slice";
 

@@ -437,7 +437,7 @@ mod tests {
             pack.push(&chunk);
             let is_deflate = chunk.encoding() == crate::blocks::Encoding::Deflate;
             chunks.push(StoredChunkRef(
-                *chunk.id().as_bytes(),
+                chunk.id(),
                 chunk.raw_len(),
                 chunk.payload().len() as u32,
                 is_deflate,

@@ -543,18 +543,18 @@ impl Services {
         &self,
         manifest: &StoredManifest,
     ) -> DomainResult<HashMap<ChunkId, Placement>> {
-        let ids: BTreeSet<[u8; 32]> = manifest
+        let ids: BTreeSet<ChunkId> = manifest
             .files
             .iter()
             .flat_map(|f| f.chunks.iter().map(|c| c.0))
             .collect();
-        let ids: Vec<[u8; 32]> = ids.into_iter().collect();
+        let ids: Vec<ChunkId> = ids.into_iter().collect();
         Ok(self
             .meta
             .locate_chunks(&ids)
             .await?
             .iter()
-            .map(|info| (ChunkId::from_bytes(info.id), info.placement))
+            .map(|info| (info.id, info.placement))
             .collect())
     }
 

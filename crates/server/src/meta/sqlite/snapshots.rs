@@ -5,7 +5,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Row};
 
 use super::{corrupt, page_limit, SqliteMetaStore};
-use crate::blocks::{PackId, Placement};
+use crate::blocks::{ChunkId, PackId, Placement};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
 use crate::meta::{MetaError, MetaResult};
@@ -68,8 +68,7 @@ fn part_from_row(row: &SqliteRow) -> MetaResult<SnapshotPartRecord> {
 
 fn chunk_from_row(row: &SqliteRow) -> MetaResult<ChunkInfo> {
     let id: String = row.try_get("id")?;
-    let mut raw = [0u8; 32];
-    hex::decode_to_slice(&id, &mut raw).map_err(|_| corrupt("chunk id", &id))?;
+    let chunk = ChunkId::parse_hex(&id).ok_or_else(|| corrupt("chunk id", &id))?;
     let size = |name: &str| -> MetaResult<u32> {
         let v: i64 = row.try_get(name)?;
         u32::try_from(v).map_err(|_| corrupt(name, &v.to_string()))
@@ -93,7 +92,7 @@ fn chunk_from_row(row: &SqliteRow) -> MetaResult<ChunkInfo> {
         }
     };
     Ok(ChunkInfo {
-        id: raw,
+        id: chunk,
         raw_bytes: size("raw_bytes")?,
         stored_bytes: size("stored_bytes")?,
         is_deflate: row.try_get("is_deflate")?,
@@ -125,25 +124,22 @@ fn placeholders(n: usize) -> String {
 
 /// `ids` as hex arguments, appended to `args` (which carries any placeholders before
 /// the id list).
-fn with_ids<'q>(
-    mut args: SqliteArguments<'q>,
-    ids: &[[u8; 32]],
-) -> MetaResult<SqliteArguments<'q>> {
+fn with_ids<'q>(mut args: SqliteArguments<'q>, ids: &[ChunkId]) -> MetaResult<SqliteArguments<'q>> {
     for id in ids {
-        args.add(hex::encode(id))
+        args.add(id.to_hex())
             .map_err(|e| MetaError::Backend(e.to_string()))?;
     }
     Ok(args)
 }
 
 /// Just `ids` as hex arguments.
-fn id_arguments<'q>(ids: &[[u8; 32]]) -> MetaResult<SqliteArguments<'q>> {
+fn id_arguments<'q>(ids: &[ChunkId]) -> MetaResult<SqliteArguments<'q>> {
     with_ids(SqliteArguments::default(), ids)
 }
 
 impl SqliteMetaStore {
     /// The indexed chunks among `ids`, each with its reference count.
-    async fn select_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<(ChunkInfo, i64)>> {
+    async fn select_chunks(&self, ids: &[ChunkId]) -> MetaResult<Vec<(ChunkInfo, i64)>> {
         let mut found = Vec::with_capacity(ids.len());
         for group in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
@@ -308,7 +304,7 @@ impl SnapshotMeta for SqliteMetaStore {
         snapshot: SnapshotId,
         replica_set: &str,
         stats: PartStats,
-        distinct_chunks: &[[u8; 32]],
+        distinct_chunks: &[ChunkId],
         manifest_name: &str,
     ) -> MetaResult<PartCommit> {
         let mut tx = self.begin_write().await?;
@@ -343,7 +339,7 @@ impl SnapshotMeta for SqliteMetaStore {
                         .await?
                         .into_iter()
                         .collect();
-                if let Some(unknown) = group.iter().find(|id| !found.contains(&hex::encode(id))) {
+                if let Some(unknown) = group.iter().find(|id| !found.contains(&id.to_hex())) {
                     return Ok(PartCommit::UnknownChunk(*unknown));
                 }
             }
@@ -406,7 +402,7 @@ impl SnapshotMeta for SqliteMetaStore {
             for c in rows {
                 let (pack_id, offset, len) = placement_columns(c.placement);
                 insert = insert
-                    .bind(hex::encode(c.id))
+                    .bind(c.id.to_hex())
                     .bind(i64::from(c.raw_bytes))
                     .bind(i64::from(c.stored_bytes))
                     .bind(c.is_deflate)
@@ -427,17 +423,17 @@ impl SnapshotMeta for SqliteMetaStore {
         Ok(chunks
             .iter()
             .map(|c| {
-                let hex = hex::encode(c.id);
+                let hex = c.id.to_hex();
                 new_ids.contains(&hex) && seen.insert(hex)
             })
             .collect())
     }
 
-    async fn find_chunks(&self, ids: &[[u8; 32]], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
+    async fn find_chunks(&self, ids: &[ChunkId], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
         let found = self.select_chunks(ids).await?;
         // Only rows that need it are touched: an UPDATE takes the write lock even when it
         // matches nothing, and imports ask about chunks the index mostly lacks.
-        let idle: Vec<[u8; 32]> = found
+        let idle: Vec<ChunkId> = found
             .iter()
             .filter(|(_, refcount)| *refcount == 0)
             .map(|(info, _)| info.id)
@@ -457,7 +453,7 @@ impl SnapshotMeta for SqliteMetaStore {
         Ok(found.into_iter().map(|(info, _)| info).collect())
     }
 
-    async fn locate_chunks(&self, ids: &[[u8; 32]]) -> MetaResult<Vec<ChunkInfo>> {
+    async fn locate_chunks(&self, ids: &[ChunkId]) -> MetaResult<Vec<ChunkInfo>> {
         Ok(self
             .select_chunks(ids)
             .await?
@@ -466,9 +462,9 @@ impl SnapshotMeta for SqliteMetaStore {
             .collect())
     }
 
-    async fn list_chunks(&self, after: Option<[u8; 32]>, limit: u32) -> MetaResult<Vec<ChunkInfo>> {
+    async fn list_chunks(&self, after: Option<ChunkId>, limit: u32) -> MetaResult<Vec<ChunkInfo>> {
         // Every id is 64 hex digits, so all sort after the empty string.
-        let after = after.map(hex::encode).unwrap_or_default();
+        let after = after.as_ref().map(ChunkId::to_hex).unwrap_or_default();
         let rows = sqlx::query("SELECT * FROM chunks WHERE id > ? ORDER BY id LIMIT ?")
             .bind(after)
             .bind(i64::from(limit))
@@ -529,7 +525,7 @@ impl SnapshotMeta for SqliteMetaStore {
     async fn release_snapshot_refs(
         &self,
         id: SnapshotId,
-        distinct_chunks: &[[u8; 32]],
+        distinct_chunks: &[ChunkId],
         now: UnixSeconds,
     ) -> MetaResult<()> {
         let mut tx = self.begin_write().await?;
@@ -548,7 +544,7 @@ impl SnapshotMeta for SqliteMetaStore {
                  WHERE id = ? AND refcount > 0",
             )
             .bind(now)
-            .bind(hex::encode(chunk))
+            .bind(chunk.to_hex())
             .execute(&mut *tx)
             .await?;
         }
@@ -564,7 +560,7 @@ impl SnapshotMeta for SqliteMetaStore {
         &self,
         before: UnixSeconds,
         limit: u32,
-    ) -> MetaResult<Vec<[u8; 32]>> {
+    ) -> MetaResult<Vec<ChunkId>> {
         let rows = sqlx::query(
             "SELECT * FROM chunks WHERE refcount = 0 AND unreferenced_since < ? LIMIT ?",
         )
@@ -579,7 +575,7 @@ impl SnapshotMeta for SqliteMetaStore {
 
     async fn forget_chunks(
         &self,
-        ids: &[[u8; 32]],
+        ids: &[ChunkId],
         before: UnixSeconds,
     ) -> MetaResult<ForgottenChunks> {
         let mut tx = self.begin_write().await?;
@@ -589,7 +585,7 @@ impl SnapshotMeta for SqliteMetaStore {
             let removed: Option<Option<String>> = sqlx::query_scalar(
                 "DELETE FROM chunks WHERE id = ? AND refcount = 0 AND unreferenced_since < ? RETURNING pack_id",
             )
-            .bind(hex::encode(id))
+            .bind(id.to_hex())
             .bind(before)
             .fetch_optional(&mut *tx)
             .await?;
@@ -625,9 +621,14 @@ impl SnapshotMeta for SqliteMetaStore {
 mod tests {
     use super::*;
 
+    /// The chunk id of 32 bytes `n`.
+    fn id(n: u8) -> ChunkId {
+        ChunkId::from_bytes([n; 32])
+    }
+
     fn packed(n: u8, pack: PackId, offset: u64) -> ChunkInfo {
         ChunkInfo {
-            id: [n; 32],
+            id: id(n),
             raw_bytes: 10,
             stored_bytes: 10,
             is_deflate: false,
@@ -679,7 +680,7 @@ mod tests {
         // More chunks than one statement binds, so the commit updates them in groups.
         let chunks: Vec<ChunkInfo> = (0..IDS_PER_STATEMENT + 100)
             .map(|n| ChunkInfo {
-                id: *blake3::hash(&n.to_be_bytes()).as_bytes(),
+                id: ChunkId::of(&n.to_be_bytes()),
                 ..packed(0, pack, n as u64 * 62)
             })
             .collect();
@@ -687,11 +688,11 @@ mod tests {
             .record_pack(pack, 1, &chunks, 10)
             .await
             .expect("record");
-        let mut ids: Vec<[u8; 32]> = chunks.iter().map(|c| c.id).collect();
-        let unknown = [0xee; 32];
+        let mut ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
+        let unknown = id(0xee);
         ids.push(unknown);
         ids.sort();
-        let commit = |ids: Vec<[u8; 32]>| {
+        let commit = |ids: Vec<ChunkId>| {
             let store = &store;
             async move {
                 store
@@ -759,7 +760,7 @@ mod tests {
             sorted(vec![one, two]),
             "a pack with no new chunk is not recorded"
         );
-        let found = store.locate_chunks(&[[2; 32]]).await.expect("locate");
+        let found = store.locate_chunks(&[id(2)]).await.expect("locate");
         assert_eq!(found, vec![first[1]]);
 
         sqlx::query(
@@ -773,25 +774,25 @@ mod tests {
         let listed = store.list_chunks(None, 2).await.expect("list");
         assert_eq!(
             listed.iter().map(|c| c.id).collect::<Vec<_>>(),
-            [[0; 32], [1; 32]]
+            [id(0), id(1)]
         );
         assert_eq!(listed[0].placement, Placement::Loose);
-        let rest = store.list_chunks(Some([1; 32]), 10).await.expect("list");
+        let rest = store.list_chunks(Some(id(1)), 10).await.expect("list");
         assert_eq!(
             rest.iter().map(|c| c.id).collect::<Vec<_>>(),
-            [[2; 32], [3; 32]]
+            [id(2), id(3)]
         );
 
-        let all = [[0; 32], [1; 32], [2; 32], [3; 32]];
+        let all = [id(0), id(1), id(2), id(3)];
         let none = store.forget_chunks(&all, 90).await.expect("forget");
         assert_eq!(none, ForgottenChunks::default(), "nothing idle long enough");
         let some = store.forget_chunks(&all, 101).await.expect("forget");
         assert_eq!(some.chunks, 3);
-        assert_eq!(some.loose, vec![[0; 32]]);
+        assert_eq!(some.loose, vec![id(0)]);
         assert_eq!(some.packs, vec![one], "`two` still holds chunk 3");
         let rest = store.forget_chunks(&all, 200).await.expect("forget");
         assert_eq!(rest.chunks, 1);
-        assert_eq!(rest.loose, Vec::<[u8; 32]>::new());
+        assert_eq!(rest.loose, Vec::<ChunkId>::new());
         assert_eq!(rest.packs, vec![two]);
         assert_eq!(
             store.known_packs(&[one, two]).await.expect("known"),

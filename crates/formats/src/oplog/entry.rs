@@ -14,7 +14,7 @@ use std::io::{ErrorKind, Read};
 use bson::raw::{RawBsonRef, RawDocument};
 use bson::spec::ElementType;
 
-use crate::model::OplogTs;
+use super::OplogTs;
 
 /// Largest entry accepted: MongoDB's 16 MiB document limit plus the 16 KiB of headroom the
 /// server allows an oplog entry beyond it.
@@ -454,13 +454,14 @@ pub fn read_entry<R: Read>(
     Ok(Some(len))
 }
 
-/// Builders of oplog entries for the tests of this crate.
-#[cfg(test)]
-pub(crate) mod test_entries {
+/// Builders of oplog entries for this crate's tests and, with the `test-util` feature,
+/// other crates'.
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_entries {
     use bson::raw::RawDocumentBuf;
     use bson::{rawdoc, Timestamp};
 
-    use crate::model::OplogTs;
+    use crate::oplog::OplogTs;
 
     /// An insert entry at `ts` whose document carries `payload`, in the field order of
     /// MongoDB 4.2 and later.

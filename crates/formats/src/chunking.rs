@@ -82,8 +82,8 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::blocks::test_data::random_bytes;
-    use crate::blocks::ChunkId;
+    use crate::test_data::random_bytes;
+    use crate::ChunkId;
 
     fn chunks_of(data: &[u8]) -> Vec<Bytes> {
         FileChunker::new(data)
