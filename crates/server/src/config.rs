@@ -12,6 +12,7 @@ use crate::domain::agents::DEFAULT_AGENT_TIMEOUT;
 use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
 use crate::jobs::checkpointer::DEFAULT_CHECKPOINT_PASS_INTERVAL;
 use crate::jobs::sweeper::{DEFAULT_GC_DELAY, DEFAULT_SWEEP_INTERVAL};
+use crate::storage::StorageConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./rewind-data";
@@ -91,6 +92,8 @@ impl Settings {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the metadata and block stores live (the data directory by default).
+    pub storage: StorageConfig,
     /// Base of every absolute URL the server writes; `None` means "the address it listens on".
     pub public_url: Option<String>,
     pub trusted_proxy: Option<IpAddr>,
@@ -138,11 +141,13 @@ impl ServerConfig {
                 message: "must be between 1 and 86400".into(),
             });
         }
+        let data_dir = settings
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         Ok(ServerConfig {
             listen,
-            data_dir: settings
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            storage: StorageConfig::embedded(&data_dir),
+            data_dir,
             public_url: settings
                 .public_url
                 .map(|u| u.trim_end_matches('/').to_owned()),

@@ -18,3 +18,4 @@ pub mod meta;
 pub mod model;
 pub mod oplog;
 pub mod server;
+pub mod storage;

@@ -1,13 +1,11 @@
 //! Assembles a running server from its configuration: data directory, metadata store,
 //! services, HTTP application.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::RngCore;
 use rewind_api_types::BootstrapCredentials;
 
-use crate::blocks::{BlockStore, ObjectBlockStore};
 use crate::config::ServerConfig;
 use crate::domain::{bootstrap, Clock, DomainError, Services, SystemClock};
 use crate::http::conventions::Links;
@@ -17,10 +15,10 @@ use crate::jobs::agent_monitor::AgentMonitor;
 use crate::jobs::checkpointer::Checkpointer;
 use crate::jobs::sweeper::Sweeper;
 use crate::jobs::worker::RestoreWorker;
-use crate::meta::{MetaError, MetaStore, SqliteMetaStore};
+use crate::meta::MetaError;
+pub use crate::storage::Storage;
+use crate::storage::StorageError;
 
-/// Name of the metadata database inside the data directory.
-pub const META_FILE: &str = "meta.sqlite";
 /// How long background tasks get to finish once shutdown is requested.
 const BACKGROUND_EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Server secret that signs Digest nonces, shared by every node of one deployment.
@@ -30,11 +28,8 @@ const DOWNLOAD_TOKEN_SECRET: &str = "download-token-hmac";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]
@@ -46,34 +41,6 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
-    #[error("cannot open the block store: {0}")]
-    Blocks(String),
-}
-
-/// Directory of the local block store inside the data directory.
-pub const BLOCKS_DIR: &str = "blocks";
-
-/// The opened storage of one data directory.
-pub struct Storage {
-    pub meta: Arc<dyn MetaStore>,
-    pub blocks: Arc<dyn BlockStore>,
-}
-
-impl Storage {
-    /// Opens (creating if needed) the embedded default storage in `data_dir`.
-    pub async fn open_embedded(data_dir: &Path) -> Result<Storage, ServerError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
-        let meta = SqliteMetaStore::open(&data_dir.join(META_FILE)).await?;
-        let blocks = ObjectBlockStore::local(&data_dir.join(BLOCKS_DIR))
-            .map_err(|e| ServerError::Blocks(e.to_string()))?;
-        Ok(Storage {
-            meta: Arc::new(meta),
-            blocks: Arc::new(blocks),
-        })
-    }
 }
 
 /// Writes the bootstrap identity if the store has none; `None` when already initialized.

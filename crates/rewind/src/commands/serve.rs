@@ -6,7 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rewind_api_types::BootstrapCredentials;
 use rewind_server::config::{LogFormat, ServerConfig, Settings, DEFAULT_DATA_DIR};
-use rewind_server::server::{self, Storage};
+use rewind_server::server;
+use rewind_server::storage::StorageConfig;
 
 use super::{print_json, DataDirArg};
 
@@ -113,7 +114,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     };
     let config = ServerConfig::resolve(flags.or(file))?;
     init_tracing(config.log_format);
-    let storage = Storage::open_embedded(&config.data_dir).await?;
+    let storage = config.storage.open().await?;
     let bootstrapped = server::initialize(&storage).await?;
     let bound = server::bind(&config, &storage).await?;
     if let Some(creds) = &bootstrapped {
@@ -156,7 +157,8 @@ pub async fn init(args: InitArgs) -> Result<()> {
         .data_dir
         .data_dir
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let storage = Storage::open_embedded(&dir)
+    let storage = StorageConfig::embedded(&dir)
+        .open()
         .await
         .context("cannot open the data directory")?;
     let Some(creds) = server::initialize(&storage).await? else {

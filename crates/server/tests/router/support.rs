@@ -12,7 +12,8 @@ use md5::{Digest, Md5};
 use rewind_api_types::BootstrapCredentials;
 use rewind_server::config::{ServerConfig, Settings};
 use rewind_server::http::router;
-use rewind_server::server::{app_state, initialize, Storage};
+use rewind_server::server::{app_state, initialize};
+use rewind_server::storage::StorageConfig;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -57,7 +58,7 @@ fn md5_hex(text: &str) -> String {
 impl App {
     pub async fn new() -> App {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open_embedded(dir.path()).await.unwrap();
+        let storage = StorageConfig::embedded(dir.path()).open().await.unwrap();
         let boot = initialize(&storage).await.unwrap().expect("a fresh store");
         let config = ServerConfig::resolve(Settings {
             data_dir: Some(dir.path().to_owned()),
