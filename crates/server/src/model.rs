@@ -397,8 +397,34 @@ pub struct RestoreJobRecord {
     pub archive_sha1: Option<String>,
     pub downloads_started: u32,
     pub downloads_completed: u32,
+    /// Where the last interrupted transfer stopped, while a resume may continue it.
+    pub resume_offset: Option<u64>,
+    /// Bytes that resumes have sent a second time, over the link's life.
+    pub resent_bytes: u64,
     pub finished_at: Option<UnixSeconds>,
     /// Why the job broke, when it did.
     pub failure: Option<String>,
     pub attempts: u32,
+}
+
+/// The download accounting of an HTTP link: what the store keeps and compares as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryLedger {
+    pub status: DeliveryStatus,
+    pub downloads_started: u32,
+    pub downloads_completed: u32,
+    pub resume_offset: Option<u64>,
+    pub resent_bytes: u64,
+}
+
+impl RestoreJobRecord {
+    pub fn ledger(&self) -> DeliveryLedger {
+        DeliveryLedger {
+            status: self.delivery_status,
+            downloads_started: self.downloads_started,
+            downloads_completed: self.downloads_completed,
+            resume_offset: self.resume_offset,
+            resent_bytes: self.resent_bytes,
+        }
+    }
 }

@@ -135,7 +135,10 @@ impl BoundServer {
             let _ = stop.send(true);
         })
         .await;
-        let background = async {
+        let services = self.services.clone();
+        let background = async move {
+            services.tasks.close();
+            services.tasks.wait().await;
             let _ = sweeper.await;
             let _ = worker.await;
             let _ = monitor.await;

@@ -67,6 +67,8 @@ error_codes! {
     OplogEntryConflict => "OPLOG_ENTRY_CONFLICT",
     OplogContinuityMismatch => "OPLOG_CONTINUITY_MISMATCH",
     ConcurrentOplogPush => "CONCURRENT_OPLOG_PUSH",
+    InvalidRange => "INVALID_RANGE",
+    RangeNotSatisfiable => "RANGE_NOT_SATISFIABLE",
     RequestTooLarge => "REQUEST_TOO_LARGE",
     RateLimited => "RATE_LIMITED",
     UnexpectedError => "UNEXPECTED_ERROR",

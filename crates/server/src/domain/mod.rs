@@ -120,6 +120,9 @@ pub struct Services {
     pub token_secret: Vec<u8>,
     /// Archive layouts of recently downloaded jobs.
     pub plans: restore::PlanCache,
+    /// Work that outlives the request that started it (a download body recording how far
+    /// it got): the server waits for these at shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
     /// Wakes the restore worker when a job is created.
     pub work_available: tokio::sync::Notify,
     /// Wakes agents' long-polls when an automated job becomes ready, ends or is reported on.
@@ -153,6 +156,7 @@ impl Services {
             gc_lock: Arc::new(tokio::sync::RwLock::new(())),
             token_secret,
             plans: restore::PlanCache::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
             work_available: tokio::sync::Notify::new(),
             agent_news: tokio::sync::Notify::new(),
             oplog_stored: tokio::sync::Notify::new(),

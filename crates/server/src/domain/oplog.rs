@@ -1043,6 +1043,8 @@ mod tests {
             archive_sha1: Some("0".repeat(40)),
             downloads_started: 0,
             downloads_completed: 0,
+            resume_offset: None,
+            resent_bytes: 0,
             finished_at: Some(NOW),
             failure: None,
             attempts: 1,

@@ -30,6 +30,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidQueryParameter
         | ChunkHashMismatch
         | InvalidOplogEntry
+        | InvalidRange
         | OplogEntriesOutOfOrder => StatusCode::BAD_REQUEST,
         UserUnauthorized | NotInGroup => StatusCode::UNAUTHORIZED,
         IpAddressNotOnAccessList => StatusCode::FORBIDDEN,
@@ -64,6 +65,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | OplogContinuityMismatch
         | ConcurrentOplogPush => StatusCode::CONFLICT,
         DownloadNotAvailable | DownloadExpired | MaxDownloadsExceeded => StatusCode::GONE,
+        RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         UnexpectedError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -100,7 +100,7 @@ impl Sweeper {
             .await?;
         let mut report = SweepReport {
             snapshots_deleted: deleted.len(),
-            links_expired: services.meta.expire_deliveries(now).await?,
+            links_expired: services.expire_links(now).await?,
             ..SweepReport::default()
         };
         for snapshot in services.meta.snapshots_holding_refs().await? {

@@ -5,15 +5,9 @@ use async_trait::async_trait;
 
 use super::MetaResult;
 use crate::ids::{ClusterId, GroupId, JobId, SnapshotId};
-use crate::model::{DeliveryStatus, JobStatus, PageOf, PageRequest, RestoreJobRecord, UnixSeconds};
-
-/// Why a download may not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DownloadRefusal {
-    NotReady,
-    Expired,
-    MaxDownloadsExceeded,
-}
+use crate::model::{
+    DeliveryLedger, DeliveryStatus, JobStatus, PageOf, PageRequest, RestoreJobRecord, UnixSeconds,
+};
 
 #[async_trait]
 pub trait RestoreMeta: Send + Sync + 'static {
@@ -62,32 +56,34 @@ pub trait RestoreMeta: Send + Sync + 'static {
         outcomes: &[(JobId, PreparedOutcome)],
     ) -> MetaResult<Vec<bool>>;
 
-    /// Takes one download from the budget if the link is live; `Err` says why not.
-    async fn start_download(
+    /// Replaces a job's download accounting with `next` if it still equals `expected`;
+    /// `false` when it had changed (another transfer moved it first) or the job is gone.
+    /// The one write of every download decision, so concurrent transfers on any node
+    /// never both spend the same download.
+    async fn update_delivery(
         &self,
         id: JobId,
-        now: UnixSeconds,
-    ) -> MetaResult<Result<(), DownloadRefusal>>;
-    /// Whether a resumed (ranged) transfer may continue.
-    async fn may_resume_download(
+        expected: &DeliveryLedger,
+        next: &DeliveryLedger,
+    ) -> MetaResult<bool>;
+    /// Up to `limit` HTTP jobs whose link expiry is at or before `now` and whose delivery
+    /// status is one of `statuses`, oldest expiry first.
+    async fn links_expired_by(
         &self,
-        id: JobId,
         now: UnixSeconds,
-    ) -> MetaResult<Result<(), DownloadRefusal>>;
-    /// A transfer delivered the file's last byte.
-    async fn complete_download(&self, id: JobId) -> MetaResult<()>;
-    /// A transfer broke off before the end.
-    async fn interrupt_download(&self, id: JobId) -> MetaResult<()>;
-    /// Marks links past their expiry EXPIRED; returns how many changed.
-    async fn expire_deliveries(&self, now: UnixSeconds) -> MetaResult<u64>;
+        statuses: &[DeliveryStatus],
+        limit: u32,
+    ) -> MetaResult<Vec<RestoreJobRecord>>;
     /// The oldest snapshot timestamp among the restores to a moment of `cluster` that are
-    /// unfinished or whose link is still live: their archives read the oplog from there.
+    /// unfinished or whose link is still live (unexpired, and `READY`, `INTERRUPTED` or with
+    /// more downloads started than completed): their archives read the oplog from there.
     async fn oldest_active_oplog_start(
         &self,
         cluster: crate::ids::ClusterId,
         now: UnixSeconds,
     ) -> MetaResult<Option<crate::model::OplogTs>>;
-    /// Whether any job that is unfinished, or whose link is still live, reads the snapshot.
+    /// Whether any job that is unfinished, or whose link is still live (as above), reads
+    /// the snapshot.
     async fn snapshot_has_active_jobs(
         &self,
         snapshot: SnapshotId,

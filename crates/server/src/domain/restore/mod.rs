@@ -2,20 +2,17 @@
 //! preparation, and HTTP delivery with a download budget and an expiry.
 
 pub mod archive;
+pub mod download;
 pub mod pit;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use super::clusters::parse_fcv;
 use super::snapshots::StoredManifest;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::blocks::{ChunkId, Placement};
 use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, JobId, SnapshotId};
-use crate::meta::restore::DownloadRefusal;
 use crate::model::{
     ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus, JobStatus, OplogStream, OplogTs,
     PageOf, PageRequest, RestoreJobRecord, SnapshotRecord, UnixSeconds,
@@ -135,37 +132,7 @@ pub fn archive_file_name(
     }
 }
 
-/// A valid download request, ready to stream.
-pub struct Download {
-    pub plan: Arc<ArchivePlan>,
-    pub file_name: String,
-    pub start: u64,
-    pub end: u64,
-}
-
 impl Services {
-    /// The unguessable download token of a job: 128 bits of an HMAC of its id under the
-    /// server secret, so it never needs storing and cannot be derived without the secret.
-    pub fn download_token(&self, job: JobId) -> String {
-        // HMAC accepts keys of any length: this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token_secret)
-            .expect("HMAC takes any key length");
-        mac.update(b"restore-download:");
-        mac.update(job.to_hex().as_bytes());
-        let tag = mac.finalize().into_bytes();
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(hex::encode(&tag[..16]))
-    }
-
-    /// Checks a presented token in constant time.
-    pub fn token_matches(&self, job: JobId, presented: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.download_token(job)
-            .as_bytes()
-            .ct_eq(presented.as_bytes())
-            .into()
-    }
-
     /// Creates the jobs of a restore request: one for a replica set, or one per shard plus
     /// one for the config server, sharing a `batchId`.
     pub async fn create_restore(
@@ -258,6 +225,8 @@ impl Services {
                 archive_sha1: None,
                 downloads_started: 0,
                 downloads_completed: 0,
+                resume_offset: None,
+                resent_bytes: 0,
                 finished_at: None,
                 failure: None,
                 attempts: 0,
@@ -473,7 +442,12 @@ impl Services {
         self.authorize_group(principal, group, GroupAccess::Read)
             .await?;
         self.find_cluster(group, cluster).await?;
-        Ok(self.meta.list_jobs(group, cluster, batch, page).await?)
+        let mut jobs = self.meta.list_jobs(group, cluster, batch, page).await?;
+        let now = self.clock.now();
+        for job in &mut jobs.items {
+            job.delivery_status = download::delivery_status_at(job, now);
+        }
+        Ok(jobs)
     }
 
     pub async fn get_restore(
@@ -486,10 +460,13 @@ impl Services {
         self.authorize_group(principal, group, GroupAccess::Read)
             .await?;
         self.find_cluster(group, cluster).await?;
-        self.meta
+        let mut job = self
+            .meta
             .get_job(group, cluster, id)
             .await?
-            .ok_or_else(|| job_not_found(id, cluster))
+            .ok_or_else(|| job_not_found(id, cluster))?;
+        job.delivery_status = download::delivery_status_at(&job, self.clock.now());
+        Ok(job)
     }
 
     /// The archive layout of a job, from the cache or built from its manifest.
@@ -558,85 +535,12 @@ impl Services {
             .collect())
     }
 
-    /// Checks a download request and takes one download from the budget (a request that
-    /// resumes at a later byte continues a started download instead).
-    pub async fn open_download(
-        &self,
-        job: JobId,
-        token: &str,
-        file: &str,
-        range_start: Option<u64>,
-    ) -> DomainResult<Download> {
-        let not_found = || {
-            DomainError::rejected(
-                ErrorCode::ResourceNotFound,
-                "Cannot find resource: no download with that address exists.",
-                vec![],
-            )
-        };
-        let record = self.meta.get_job_by_id(job).await?.ok_or_else(not_found)?;
-        if !self.token_matches(job, token) || file != format!("{}.tar.gz", record.file_name) {
-            return Err(not_found());
-        }
-        let start = range_start.unwrap_or(0);
-        let now = self.clock.now();
-        let verdict = if let DeliveryMethod::Automated { .. } = record.method {
-            // Pulled by the target's agents, with no download budget, while the job runs.
-            let live = record.status == JobStatus::InProgress
-                && matches!(
-                    record.delivery_status,
-                    DeliveryStatus::Ready | DeliveryStatus::Interrupted
-                );
-            if live {
-                Ok(())
-            } else {
-                Err(DownloadRefusal::NotReady)
-            }
-        } else if start == 0 {
-            self.meta.start_download(job, now).await?
-        } else {
-            self.meta.may_resume_download(job, now).await?
-        };
-        if let Err(refusal) = verdict {
-            return Err(refused(refusal));
-        }
-        // Only a live link reaches the manifest: once a link expires, the sweeper may
-        // release the snapshot and remove its manifests.
-        let plan = self.archive_plan(&record).await?;
-        Ok(Download {
-            end: plan.len(),
-            plan,
-            file_name: format!("{}.tar.gz", record.file_name),
-            start,
-        })
-    }
-
     /// Whether a restore still reads this snapshot, so its chunks must stay.
     pub async fn is_snapshot_in_use(&self, snapshot: &SnapshotRecord) -> DomainResult<bool> {
         Ok(self
             .meta
             .snapshot_has_active_jobs(snapshot.id, self.clock.now())
             .await?)
-    }
-}
-
-fn refused(refusal: DownloadRefusal) -> DomainError {
-    match refusal {
-        DownloadRefusal::Expired => DomainError::rejected(
-            ErrorCode::DownloadExpired,
-            "The download link of this restore job has expired.",
-            vec![],
-        ),
-        DownloadRefusal::MaxDownloadsExceeded => DomainError::rejected(
-            ErrorCode::MaxDownloadsExceeded,
-            "The download link of this restore job has been used its maximum number of times.",
-            vec![],
-        ),
-        DownloadRefusal::NotReady => DomainError::rejected(
-            ErrorCode::DownloadNotAvailable,
-            "The archive of this restore job is not available for download.",
-            vec![],
-        ),
     }
 }
 

@@ -64,6 +64,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../../../../migrations/sqlite/0010_checkpoints.sql"),
     ),
+    (
+        11,
+        include_str!("../../../../../migrations/sqlite/0011_download_resume.sql"),
+    ),
 ];
 
 /// Applies the migrations `conn` has not seen, each in its own transaction.

@@ -8,11 +8,11 @@ use super::group_commit::MAX_ROWS_PER_STATEMENT;
 
 use super::{corrupt, page_limit, SqliteMetaStore};
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
-use crate::meta::restore::{DownloadRefusal, PreparedOutcome, RestoreMeta};
+use crate::meta::restore::{PreparedOutcome, RestoreMeta};
 use crate::meta::MetaResult;
 use crate::model::{
-    ClusterType, DeliveryMethod, DeliveryStatus, JobStatus, OplogTs, PageOf, PageRequest,
-    RestoreJobRecord, UnixSeconds,
+    ClusterType, DeliveryLedger, DeliveryMethod, DeliveryStatus, JobStatus, OplogTs, PageOf,
+    PageRequest, RestoreJobRecord, UnixSeconds,
 };
 
 const HTTP: &str = "HTTP";
@@ -76,20 +76,36 @@ pub(super) fn job_from_row(row: &SqliteRow) -> MetaResult<RestoreJobRecord> {
             inc: u32_col(row, "ts_inc")?,
         },
         file_name: row.try_get("file_name")?,
-        archive_bytes: row
-            .try_get::<Option<i64>, _>("archive_bytes")?
-            .map(|b| b.max(0) as u64),
+        archive_bytes: byte_count(row, "archive_bytes")?,
         archive_sha1: row.try_get("archive_sha1")?,
         downloads_started: u32_col(row, "downloads_started")?,
         downloads_completed: u32_col(row, "downloads_completed")?,
+        resume_offset: byte_count(row, "resume_offset")?,
+        resent_bytes: byte_count(row, "resent_bytes")?.unwrap_or(0),
         finished_at: row.try_get("finished_at")?,
         failure: row.try_get("failure")?,
         attempts: u32_col(row, "attempts")?,
     })
 }
 
-/// Statuses of a link that can still be downloaded (or resumed).
-const LIVE_DELIVERY: &str = "('READY', 'INTERRUPTED')";
+/// A job whose link still holds its data: it can be downloaded or resumed, or a transfer
+/// of it has not ended.
+const LIVE_DELIVERY: &str =
+    "(delivery_status IN ('READY', 'INTERRUPTED') OR downloads_started > downloads_completed)";
+
+/// A byte count or offset as SQLite's signed integer (archives stay far below 2^63).
+fn byte_col(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+fn byte_count(row: &SqliteRow, col: &str) -> MetaResult<Option<u64>> {
+    match row.try_get::<Option<i64>, _>(col)? {
+        Some(v) => u64::try_from(v)
+            .map(Some)
+            .map_err(|_| corrupt(col, &v.to_string())),
+        None => Ok(None),
+    }
+}
 
 #[async_trait]
 impl RestoreMeta for SqliteMetaStore {
@@ -244,75 +260,56 @@ impl RestoreMeta for SqliteMetaStore {
         Ok(finished)
     }
 
-    async fn start_download(
+    async fn update_delivery(
         &self,
         id: JobId,
-        now: UnixSeconds,
-    ) -> MetaResult<Result<(), DownloadRefusal>> {
-        let done = sqlx::query(&format!(
-            "UPDATE restore_jobs SET downloads_started = downloads_started + 1 \
-             WHERE id = ? AND method = 'HTTP' AND delivery_status IN {LIVE_DELIVERY} \
-             AND downloads_started < max_downloads AND (expires IS NULL OR expires > ?)"
-        ))
-        .bind(id.to_hex())
-        .bind(now)
-        .execute(self.writer())
-        .await?;
-        if done.rows_affected() > 0 {
-            return Ok(Ok(()));
-        }
-        self.refusal(id, now).await
-    }
-
-    async fn may_resume_download(
-        &self,
-        id: JobId,
-        now: UnixSeconds,
-    ) -> MetaResult<Result<(), DownloadRefusal>> {
-        let ok: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT 1 FROM restore_jobs WHERE id = ? AND method = 'HTTP' AND delivery_status IN {LIVE_DELIVERY} \
-             AND downloads_started >= 1 AND downloads_completed < max_downloads AND (expires IS NULL OR expires > ?)"
-        ))
-        .bind(id.to_hex())
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
-        if ok.is_some() {
-            return Ok(Ok(()));
-        }
-        self.refusal(id, now).await
-    }
-
-    async fn complete_download(&self, id: JobId) -> MetaResult<()> {
-        sqlx::query(
-            "UPDATE restore_jobs SET downloads_completed = downloads_completed + 1, \
-             delivery_status = CASE WHEN downloads_completed + 1 >= max_downloads THEN 'MAX_DOWNLOADS_EXCEEDED' \
-                                    WHEN delivery_status = 'INTERRUPTED' THEN 'READY' ELSE delivery_status END \
-             WHERE id = ? AND delivery_status IN ('READY', 'INTERRUPTED')",
+        expected: &DeliveryLedger,
+        next: &DeliveryLedger,
+    ) -> MetaResult<bool> {
+        let done = sqlx::query(
+            "UPDATE restore_jobs SET delivery_status = ?, downloads_started = ?, downloads_completed = ?, \
+             resume_offset = ?, resent_bytes = ? \
+             WHERE id = ? AND delivery_status = ? AND downloads_started = ? AND downloads_completed = ? \
+             AND resume_offset IS ? AND resent_bytes = ?",
         )
+        .bind(next.status.as_str())
+        .bind(i64::from(next.downloads_started))
+        .bind(i64::from(next.downloads_completed))
+        .bind(next.resume_offset.map(byte_col))
+        .bind(byte_col(next.resent_bytes))
         .bind(id.to_hex())
+        .bind(expected.status.as_str())
+        .bind(i64::from(expected.downloads_started))
+        .bind(i64::from(expected.downloads_completed))
+        .bind(expected.resume_offset.map(byte_col))
+        .bind(byte_col(expected.resent_bytes))
         .execute(self.writer())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
-    async fn interrupt_download(&self, id: JobId) -> MetaResult<()> {
-        sqlx::query("UPDATE restore_jobs SET delivery_status = 'INTERRUPTED' WHERE id = ? AND delivery_status = 'READY'")
-            .bind(id.to_hex())
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    async fn expire_deliveries(&self, now: UnixSeconds) -> MetaResult<u64> {
-        let done = sqlx::query(&format!(
-            "UPDATE restore_jobs SET delivery_status = 'EXPIRED' \
-             WHERE method = 'HTTP' AND delivery_status IN {LIVE_DELIVERY} AND expires IS NOT NULL AND expires <= ?"
-        ))
-        .bind(now)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected())
+    async fn links_expired_by(
+        &self,
+        now: UnixSeconds,
+        statuses: &[DeliveryStatus],
+        limit: u32,
+    ) -> MetaResult<Vec<RestoreJobRecord>> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT * FROM restore_jobs WHERE method = 'HTTP' AND expires IS NOT NULL AND expires <= ",
+        );
+        select.push_bind(now);
+        select.push(" AND delivery_status IN (");
+        let mut list = select.separated(", ");
+        for status in statuses {
+            list.push_bind(status.as_str());
+        }
+        select.push(") ORDER BY expires, id LIMIT ");
+        select.push_bind(i64::from(limit));
+        let rows = select.build().fetch_all(self.pool()).await?;
+        rows.iter().map(job_from_row).collect()
     }
 
     async fn oldest_active_oplog_start(
@@ -323,7 +320,7 @@ impl RestoreMeta for SqliteMetaStore {
         let row = sqlx::query(&format!(
             "SELECT s.created_secs, s.created_inc FROM restore_jobs j JOIN snapshots s ON s.id = j.snapshot_id \
              WHERE j.cluster_id = ? AND j.point_in_time AND (j.status = 'IN_PROGRESS' OR \
-             (j.delivery_status IN {LIVE_DELIVERY} AND (j.expires IS NULL OR j.expires > ?))) \
+             ({LIVE_DELIVERY} AND (j.expires IS NULL OR j.expires > ?))) \
              ORDER BY s.created_secs, s.created_inc LIMIT 1"
         ))
         .bind(cluster.to_hex())
@@ -346,39 +343,13 @@ impl RestoreMeta for SqliteMetaStore {
     ) -> MetaResult<bool> {
         let found: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT 1 FROM restore_jobs WHERE snapshot_id = ? AND (status = 'IN_PROGRESS' OR \
-             (delivery_status IN {LIVE_DELIVERY} AND (expires IS NULL OR expires > ?))) LIMIT 1"
+             ({LIVE_DELIVERY} AND (expires IS NULL OR expires > ?))) LIMIT 1"
         ))
         .bind(snapshot.to_hex())
         .bind(now)
         .fetch_optional(self.pool())
         .await?;
         Ok(found.is_some())
-    }
-}
-
-impl SqliteMetaStore {
-    /// Explains why a download was refused, from the job's current row.
-    async fn refusal(
-        &self,
-        id: JobId,
-        now: UnixSeconds,
-    ) -> MetaResult<Result<(), DownloadRefusal>> {
-        let Some(job) = self.get_job_by_id(id).await? else {
-            return Ok(Err(DownloadRefusal::NotReady));
-        };
-        let max = match job.method {
-            DeliveryMethod::Http { max_downloads, .. } => max_downloads,
-            DeliveryMethod::Automated { .. } => u32::MAX,
-        };
-        Ok(Err(match job.delivery_status {
-            DeliveryStatus::Expired => DownloadRefusal::Expired,
-            _ if job.expires.is_some_and(|e| e <= now) => DownloadRefusal::Expired,
-            DeliveryStatus::MaxDownloadsExceeded => DownloadRefusal::MaxDownloadsExceeded,
-            DeliveryStatus::Ready | DeliveryStatus::Interrupted if job.downloads_started >= max => {
-                DownloadRefusal::MaxDownloadsExceeded
-            }
-            _ => DownloadRefusal::NotReady,
-        }))
     }
 }
 
