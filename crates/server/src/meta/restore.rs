@@ -75,8 +75,8 @@ pub trait RestoreMeta: Send + Sync + 'static {
         limit: u32,
     ) -> MetaResult<Vec<RestoreJobRecord>>;
     /// The oldest snapshot timestamp among the restores to a moment of `cluster` that are
-    /// unfinished or whose link is still live (unexpired, and `READY`, `INTERRUPTED` or with
-    /// more downloads started than completed): their archives read the oplog from there.
+    /// unfinished or whose link is still live (unexpired, and `READY`, `INTERRUPTED`, with
+    /// more downloads started than completed, or with a point to resume from): their archives read the oplog from there.
     async fn oldest_active_oplog_start(
         &self,
         cluster: crate::ids::ClusterId,

@@ -31,7 +31,7 @@ use crate::model::{
 /// The server counts a byte as delivered when it hands it to the connection, so a client
 /// that lost its connection resumes somewhat earlier than that point: by what sat in socket
 /// buffers on both sides (a few MiB on Linux at most) plus what it had not yet written out.
-/// The allowance is also held to a quarter of the archive (see [`resend_allowance`]).
+/// The allowance is also held to one archive (see [`resend_allowance`]).
 pub const RESEND_ALLOWANCE_BYTES: u64 = 64 << 20;
 /// Times a download decision is retried when a concurrent transfer changed the job's
 /// accounting first. Each failed attempt means another transfer's decision went in, so
@@ -169,9 +169,10 @@ fn resolve_range(range: RangeHeader, total: u64) -> DomainResult<Option<(u64, u6
 }
 
 /// The status a link settles at once no transfer of it is running: `INTERRUPTED` while a
-/// broken-off download can be resumed, `MAX_DOWNLOADS_EXCEEDED` once no download remains.
-fn settled_status(ledger: &DeliveryLedger, max_downloads: u32) -> DeliveryStatus {
-    if ledger.resume_offset.is_some() {
+/// broken-off download can be resumed, `MAX_DOWNLOADS_EXCEEDED` once no download remains
+/// (a download delivered to its end counts as done, though its tail may still be resent).
+fn settled_status(ledger: &DeliveryLedger, max_downloads: u32, total: u64) -> DeliveryStatus {
+    if ledger.resume_offset.is_some_and(|offset| offset < total) {
         DeliveryStatus::Interrupted
     } else if ledger.downloads_started >= max_downloads {
         DeliveryStatus::MaxDownloadsExceeded
@@ -181,12 +182,19 @@ fn settled_status(ledger: &DeliveryLedger, max_downloads: u32) -> DeliveryStatus
 }
 
 /// The resend allowance of a link to an archive of `total` bytes: a link gives out at most
-/// `maxDownloads` archives plus this. Held to a quarter of the archive so that ranged
-/// requests can never add up to another copy of a small one; a client whose connection
-/// broke off that close to the start of a small archive downloads it again instead.
+/// `maxDownloads` archives plus this, so ranged requests never add up to more than one
+/// extra copy of it. A smaller allowance would break real resumes: an archive smaller than
+/// the socket buffers can be handed out whole (and counted delivered) while the client,
+/// whose connection then broke, holds only its first part.
 pub fn resend_allowance(total: u64) -> u64 {
-    RESEND_ALLOWANCE_BYTES.min(total / 4)
+    RESEND_ALLOWANCE_BYTES.min(total)
 }
+
+/// How long a ranged request that would be refused waits for the transfer it continues
+/// to record where it stopped: a client whose connection broke may reconnect before the
+/// server has noticed. Only requests that would otherwise fail wait.
+const RESUME_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+const RESUME_SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Statuses of a link that still gives out bytes (to new or resumed downloads).
 const LIVE_LINK: [DeliveryStatus; 2] = [DeliveryStatus::Ready, DeliveryStatus::Interrupted];
@@ -206,14 +214,19 @@ pub fn delivery_status_at(job: &RestoreJobRecord, now: UnixSeconds) -> DeliveryS
     }
 }
 
-/// Decides whether a transfer starting at byte `start` may begin, and the accounting it
+/// Decides whether a transfer of bytes `start..end` may begin, and the accounting it
 /// leaves. A ranged request continues the interrupted download when it starts at or
 /// before the point where that stopped and what it sends again fits the allowance; any
 /// other request takes a new download while one remains.
+///
+/// A transfer that stops short of the archive's end on purpose (`bytes=0-99`) leaves its
+/// end as the point to resume from as soon as it is admitted, so that the client's next
+/// range, which may reach another node before this transfer's end is recorded, continues
+/// it. Should the transfer break off earlier, its end moves that point back.
 fn admit(
     job: &RestoreJobRecord,
     now: UnixSeconds,
-    start: u64,
+    (start, end): (u64, u64),
     is_ranged: bool,
 ) -> Result<(Admission, DeliveryLedger), Refusal> {
     let total = job.archive_bytes.unwrap_or(0);
@@ -257,34 +270,46 @@ fn admit(
     } else {
         return Err(Refusal::MaxDownloadsExceeded);
     };
-    next.status = settled_status(&next, max_downloads);
+    if end < total {
+        next.resume_offset = Some(end);
+    }
+    next.status = settled_status(&next, max_downloads, total);
     Ok((admission, next))
 }
 
-/// The accounting after a transfer admitted as `admission` ended having delivered the
-/// archive up to byte `reached` of `total`; `None` when there is nothing to record.
+/// The accounting after a transfer of bytes up to `end` of `total` ended having reached
+/// byte `reached`; `None` when there is nothing to record.
+///
+/// A transfer to the archive's end that broke off leaves where it stopped as the point to
+/// resume from (the latest broken-off transfer is the one its client is about to
+/// continue). One that was to stop short moves its admitted end back to where it really
+/// stopped, unless a resume took that point already: the bytes between stay undelivered
+/// rather than let two transfers continue one download.
 fn after_transfer(
     job: &RestoreJobRecord,
     admission: Admission,
-    reached: u64,
+    (reached, end): (u64, u64),
     total: u64,
 ) -> Option<DeliveryLedger> {
     let DeliveryMethod::Http { max_downloads, .. } = job.method else {
         return None;
     };
     let ledger = job.ledger();
-    if ledger.status == DeliveryStatus::Expired {
+    if ledger.status == DeliveryStatus::Expired || admission == Admission::Agent {
         return None;
     }
     let mut next = if reached >= total {
+        // Handed out to its end; the client may still have lost the tail in transit.
         DeliveryLedger {
             downloads_completed: (ledger.downloads_completed + 1).min(ledger.downloads_started),
+            resume_offset: Some(total),
             ..ledger
         }
+    } else if reached >= end || (end < total && ledger.resume_offset != Some(end)) {
+        return None;
     } else {
-        // The latest broken-off transfer is the one its client is about to continue.
         let stopped_at = match admission {
-            Admission::Resume { stopped_at } => reached.max(stopped_at),
+            Admission::Resume { stopped_at } => reached.max(stopped_at.min(end)),
             _ => reached,
         };
         DeliveryLedger {
@@ -292,7 +317,7 @@ fn after_transfer(
             ..ledger
         }
     };
-    next.status = settled_status(&next, max_downloads);
+    next.status = settled_status(&next, max_downloads, total);
     Some(next)
 }
 
@@ -344,11 +369,18 @@ impl Services {
         let range = resolve_range(request.range, total)?;
         let (start, end) = range.unwrap_or((0, total));
         // Checked before the archive is read: once a link expires, the sweeper may release
-        // the snapshot and remove its manifests.
-        admit(&record, self.clock.now(), start, range.is_some()).map_err(refused)?;
+        // the snapshot and remove its manifests. A ranged GET the budget would refuse
+        // waits for its verdict in `take_transfer` instead.
+        match admit(&record, self.clock.now(), (start, end), range.is_some()) {
+            Err(Refusal::MaxDownloadsExceeded) if request.wants_body && range.is_some() => {}
+            Err(refusal) => return Err(refused(refusal)),
+            Ok(_) => {}
+        }
         let plan = self.archive_plan(&record).await?;
         let body = if request.wants_body {
-            let admission = self.take_transfer(record, start, range.is_some()).await?;
+            let admission = self
+                .take_transfer(record, (start, end), range.is_some())
+                .await?;
             Some(DownloadBody::new(
                 self.clone(),
                 job,
@@ -371,23 +403,38 @@ impl Services {
     }
 
     /// Records the admission of a transfer, deciding again on the job's latest accounting
-    /// whenever a concurrent transfer changed it first.
+    /// whenever a concurrent transfer changed it first, and letting a ranged request that
+    /// would be refused wait [`RESUME_SETTLE`] for the transfer it continues to end.
     async fn take_transfer(
         &self,
         mut record: RestoreJobRecord,
-        start: u64,
+        span: (u64, u64),
         is_ranged: bool,
     ) -> DomainResult<Admission> {
-        for _ in 0..LEDGER_ATTEMPTS {
-            let (admission, next) =
-                admit(&record, self.clock.now(), start, is_ranged).map_err(refused)?;
-            if admission == Admission::Agent
-                || self
-                    .meta
-                    .update_delivery(record.id, &record.ledger(), &next)
-                    .await?
-            {
-                return Ok(admission);
+        let settle_until = tokio::time::Instant::now() + RESUME_SETTLE;
+        let mut attempts = 0;
+        loop {
+            match admit(&record, self.clock.now(), span, is_ranged) {
+                Ok((Admission::Agent, _)) => return Ok(Admission::Agent),
+                Ok((admission, next)) => {
+                    let ledger = record.ledger();
+                    if self.meta.update_delivery(record.id, &ledger, &next).await? {
+                        return Ok(admission);
+                    }
+                    attempts += 1;
+                    if attempts >= LEDGER_ATTEMPTS {
+                        return Err(DomainError::Internal(format!(
+                            "the download accounting of job {} kept changing",
+                            record.id
+                        )));
+                    }
+                }
+                Err(Refusal::MaxDownloadsExceeded)
+                    if is_ranged && tokio::time::Instant::now() < settle_until =>
+                {
+                    tokio::time::sleep(RESUME_SETTLE_POLL).await;
+                }
+                Err(refusal) => return Err(refused(refusal)),
             }
             record = self
                 .meta
@@ -395,10 +442,6 @@ impl Services {
                 .await?
                 .ok_or_else(not_found)?;
         }
-        Err(DomainError::Internal(format!(
-            "the download accounting of job {} kept changing",
-            record.id
-        )))
     }
 
     /// Records how far a transfer got, retrying on the job's latest accounting.
@@ -406,14 +449,14 @@ impl Services {
         &self,
         job: JobId,
         admission: Admission,
-        reached: u64,
+        reached_and_end: (u64, u64),
         total: u64,
     ) -> DomainResult<()> {
         for _ in 0..LEDGER_ATTEMPTS {
             let Some(record) = self.meta.get_job_by_id(job).await? else {
                 return Ok(());
             };
-            let Some(next) = after_transfer(&record, admission, reached, total) else {
+            let Some(next) = after_transfer(&record, admission, reached_and_end, total) else {
                 return Ok(());
             };
             if self
@@ -491,11 +534,13 @@ impl DownloadBody {
         let Some(services) = self.services.take() else {
             return;
         };
-        let (job, admission, reached, total) =
-            (self.job, self.admission, self.position, self.total);
+        let (job, admission, total) = (self.job, self.admission, self.total);
+        let reached_and_end = (self.position, self.end);
         let tasks = services.tasks.clone();
         tasks.spawn(async move {
-            if let Err(err) = services.record_transfer(job, admission, reached, total).await {
+            if let Err(err) = services
+                .record_transfer(job, admission, reached_and_end, total)
+                .await {
                 tracing::error!(job.id = %job, error = %err, "could not record how far a download got");
             }
         });
@@ -582,67 +627,108 @@ mod tests {
         job.resent_bytes = ledger.resent_bytes;
     }
 
-    /// Admits a transfer from `start` and ends it at `reached`, as the body would.
+    /// Admits a transfer of `span` (ranged or not) and ends it at `reached`, as the body
+    /// would.
     fn transfer(
         job: &mut RestoreJobRecord,
-        start: u64,
+        span: (u64, u64),
         ranged: bool,
         reached: u64,
     ) -> Result<Admission, Refusal> {
-        let (admission, next) = admit(job, NOW, start, ranged)?;
+        let (admission, next) = admit(job, NOW, span, ranged)?;
         apply(job, next);
-        if let Some(next) = after_transfer(job, admission, reached, TOTAL) {
+        let total = job.archive_bytes.unwrap();
+        if let Some(next) = after_transfer(job, admission, (reached, span.1), total) {
             apply(job, next);
         }
         Ok(admission)
     }
 
+    const WHOLE: (u64, u64) = (0, TOTAL);
+
     #[test]
-    fn the_last_download_leaves_the_link_max_downloads_exceeded_once_it_ends() {
+    fn the_last_download_leaves_the_link_max_downloads_exceeded() {
         let mut job = link(1);
-        let (_, during) = admit(&job, NOW, 0, false).unwrap();
+        let (_, during) = admit(&job, NOW, WHOLE, false).unwrap();
         assert_eq!(during.status, DeliveryStatus::MaxDownloadsExceeded);
-        transfer(&mut job, 0, false, TOTAL).unwrap();
+        transfer(&mut job, WHOLE, false, TOTAL).unwrap();
         assert_eq!(job.delivery_status, DeliveryStatus::MaxDownloadsExceeded);
         assert_eq!((job.downloads_started, job.downloads_completed), (1, 1));
         assert_eq!(
-            admit(&job, NOW, 0, false).unwrap_err(),
+            admit(&job, NOW, WHOLE, false).unwrap_err(),
             Refusal::MaxDownloadsExceeded
+        );
+        let (admission, _) = admit(&job, NOW, (TOTAL - 100, TOTAL), true).unwrap();
+        assert_eq!(
+            admission,
+            Admission::Resume { stopped_at: TOTAL },
+            "a tail lost in transit may be sent again"
         );
     }
 
     #[test]
     fn an_interrupted_download_resumes_where_it_stopped_without_taking_another() {
         let mut job = link(1);
-        transfer(&mut job, 0, false, 4_000).unwrap();
+        transfer(&mut job, WHOLE, false, 4_000).unwrap();
         assert_eq!(job.delivery_status, DeliveryStatus::Interrupted);
         assert_eq!(job.resume_offset, Some(4_000));
-        let admission = transfer(&mut job, 3_900, true, TOTAL).unwrap();
+        let admission = transfer(&mut job, (3_900, TOTAL), true, TOTAL).unwrap();
         assert_eq!(admission, Admission::Resume { stopped_at: 4_000 });
         assert_eq!((job.downloads_started, job.downloads_completed), (1, 1));
-        assert_eq!(
-            job.resent_bytes,
-            100,
-            "within the allowance of {}",
-            resend_allowance(TOTAL)
-        );
+        assert_eq!(job.resent_bytes, 100);
         assert_eq!(job.delivery_status, DeliveryStatus::MaxDownloadsExceeded);
+    }
+
+    #[test]
+    fn a_range_that_stops_short_can_be_continued_before_its_end_is_recorded() {
+        let mut job = link(1);
+        let (_, admitted) = admit(&job, NOW, (0, 100), true).unwrap();
+        apply(&mut job, admitted);
+        assert_eq!(job.resume_offset, Some(100));
+        assert_eq!(job.delivery_status, DeliveryStatus::Interrupted);
+        let (admission, _) = admit(&job, NOW, (100, TOTAL), true).unwrap();
+        assert_eq!(admission, Admission::Resume { stopped_at: 100 });
+    }
+
+    #[test]
+    fn a_short_range_that_breaks_off_moves_the_resume_point_back_unless_it_was_taken() {
+        let mut job = link(1);
+        transfer(&mut job, (0, 100), true, 40).unwrap();
+        assert_eq!(job.resume_offset, Some(40));
+
+        let mut job = link(1);
+        let (first, admitted) = admit(&job, NOW, (0, 100), true).unwrap();
+        apply(&mut job, admitted);
+        transfer(&mut job, (100, TOTAL), true, TOTAL).unwrap();
+        assert_eq!(
+            after_transfer(&job, first, (40, 100), TOTAL),
+            None,
+            "bytes 40..100 stay undelivered rather than be sent to a second continuation"
+        );
     }
 
     #[test]
     fn ranged_requests_after_the_only_download_started_are_refused() {
         // The attack of the hardening issue: `bytes=0-0`, then many near-complete ranges.
         let mut job = link(1);
-        transfer(&mut job, 0, true, 1).unwrap();
+        transfer(&mut job, (0, 1), true, 1).unwrap();
+        let near_complete = (1, TOTAL - 1);
         assert_eq!(
-            transfer(&mut job, 1, true, TOTAL - 1).unwrap(),
+            transfer(&mut job, near_complete, true, TOTAL - 1).unwrap(),
             Admission::Resume { stopped_at: 1 }
+        );
+        assert_eq!(
+            transfer(&mut job, near_complete, true, TOTAL - 1).unwrap(),
+            Admission::Resume {
+                stopped_at: TOTAL - 1
+            },
+            "one archive's worth may be sent again"
         );
         for _ in 0..5 {
             assert_eq!(
-                admit(&job, NOW, 1, true).unwrap_err(),
+                admit(&job, NOW, near_complete, true).unwrap_err(),
                 Refusal::MaxDownloadsExceeded,
-                "resending {} bytes is beyond the allowance of {}",
+                "resending {} more bytes is beyond the allowance of {}",
                 TOTAL - 2,
                 resend_allowance(TOTAL)
             );
@@ -652,19 +738,17 @@ mod tests {
     #[test]
     fn resumes_that_resend_more_than_the_allowance_take_a_new_download() {
         let mut job = link(2);
-        job.archive_bytes = Some(u64::MAX);
-        let (admission, next) = admit(&job, NOW, 0, false).unwrap();
-        apply(&mut job, next);
+        let total = 1 << 40;
+        job.archive_bytes = Some(total);
         let stopped = RESEND_ALLOWANCE_BYTES + 10;
-        let after = after_transfer(&job, admission, stopped, u64::MAX).unwrap();
-        apply(&mut job, after);
-        let (admission, _) = admit(&job, NOW, 5, true).unwrap();
+        transfer(&mut job, (0, total), false, stopped).unwrap();
+        let (admission, _) = admit(&job, NOW, (5, total), true).unwrap();
         assert_eq!(
             admission,
             Admission::Fresh,
             "resending all but 5 bytes is too much"
         );
-        let (admission, _) = admit(&job, NOW, 10, true).unwrap();
+        let (admission, _) = admit(&job, NOW, (10, total), true).unwrap();
         assert_eq!(
             admission,
             Admission::Resume {
@@ -676,15 +760,19 @@ mod tests {
     #[test]
     fn a_range_that_skips_past_where_the_transfer_stopped_is_a_new_download() {
         let mut job = link(2);
-        transfer(&mut job, 0, false, 4_000).unwrap();
-        assert_eq!(admit(&job, NOW, 5_000, true).unwrap().0, Admission::Fresh);
+        transfer(&mut job, WHOLE, false, 4_000).unwrap();
+        let (admission, _) = admit(&job, NOW, (5_000, TOTAL), true).unwrap();
+        assert_eq!(admission, Admission::Fresh);
     }
 
     #[test]
     fn an_expired_link_is_refused_and_reads_expired_from_the_moment_of_expiry() {
         let mut job = link(3);
         job.expires = Some(NOW);
-        assert_eq!(admit(&job, NOW, 0, false).unwrap_err(), Refusal::Expired);
+        assert_eq!(
+            admit(&job, NOW, WHOLE, false).unwrap_err(),
+            Refusal::Expired
+        );
         assert_eq!(delivery_status_at(&job, NOW), DeliveryStatus::Expired);
         assert_eq!(delivery_status_at(&job, NOW - 1), DeliveryStatus::Ready);
         job.delivery_status = DeliveryStatus::MaxDownloadsExceeded;
@@ -698,7 +786,10 @@ mod tests {
     fn a_link_not_yet_prepared_is_not_ready() {
         let mut job = link(1);
         job.delivery_status = DeliveryStatus::InProgress;
-        assert_eq!(admit(&job, NOW, 0, false).unwrap_err(), Refusal::NotReady);
+        assert_eq!(
+            admit(&job, NOW, WHOLE, false).unwrap_err(),
+            Refusal::NotReady
+        );
     }
 
     #[test]

@@ -90,8 +90,8 @@ pub(super) fn job_from_row(row: &SqliteRow) -> MetaResult<RestoreJobRecord> {
 
 /// A job whose link still holds its data: it can be downloaded or resumed, or a transfer
 /// of it has not ended.
-const LIVE_DELIVERY: &str =
-    "(delivery_status IN ('READY', 'INTERRUPTED') OR downloads_started > downloads_completed)";
+const LIVE_DELIVERY: &str = "(delivery_status IN ('READY', 'INTERRUPTED') \
+     OR downloads_started > downloads_completed OR resume_offset IS NOT NULL)";
 
 /// A byte count or offset as SQLite's signed integer (archives stay far below 2^63).
 fn byte_col(bytes: u64) -> i64 {
