@@ -213,10 +213,13 @@ pub async fn a_member_is_claimed_by_one_agent_and_resumed_by_it(meta: &dyn MetaS
         (claimed.state, claimed.agent_id.as_deref(), claimed.updated),
         (MemberState::Applying, Some("agent-1"), 400)
     );
-    assert!(!meta
-        .claim_member(job.id, "m-a", "agent-2", 410)
-        .await
-        .unwrap());
+    assert!(
+        !meta
+            .claim_member(job.id, "m-a", "agent-2", 410)
+            .await
+            .unwrap(),
+        "another agent cannot take a held member"
+    );
     assert_eq!(
         member(meta, job.id, "m-a").await,
         claimed,

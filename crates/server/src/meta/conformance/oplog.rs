@@ -158,7 +158,10 @@ pub async fn a_push_planned_against_stale_ranges_changes_nothing(meta: &dyn Meta
         retired: vec![first.slices[1].id],
         ranges: vec![range(ts(100, 1), ts(299, 1))],
     };
-    assert!(!push(meta, &rs, &stale, 200).await);
+    assert!(
+        !push(meta, &rs, &stale, 200).await,
+        "a push planned against ranges that changed is refused"
+    );
     assert_eq!(meta.oplog_ranges(&rs).await.unwrap(), first.ranges);
     assert_eq!(
         live_slices(meta, &rs).await,
@@ -465,17 +468,21 @@ pub async fn racing_pushes_over_the_same_range_leave_one_coverage(meta: Arc<dyn 
     let mut losers = BTreeSet::new();
     for round in 1..=5u32 {
         let (from, to) = (round * 1_000, round * 1_000 + 500);
-        let mut ranges = expected_ranges.clone();
-        ranges.push(range(ts(from, 1), ts(to, 1)));
-        // The same stretch, cut differently by each pusher, so that a store accepting two
-        // of them would hold overlapping live slices rather than fail on a duplicate.
+        // The same stretch, cut differently by each pusher (and begun at a different entry
+        // of its first second), so that a store accepting two pushes would hold
+        // overlapping live slices rather than fail on a duplicate start.
         let commits: Arc<Vec<OplogCommit>> = Arc::new(
             (0..4)
-                .map(|i| OplogCommit {
-                    expected_ranges: expected_ranges.clone(),
-                    slices: vec![seconds(from, from + 100 + i), seconds(from + 101 + i, to)],
-                    retired: vec![],
-                    ranges: ranges.clone(),
+                .map(|i| {
+                    let head = slice(ts(from, 1 + i), ts(from + 100 + i, 1), 101);
+                    let mut ranges = expected_ranges.clone();
+                    ranges.push(range(head.first, ts(to, 1)));
+                    OplogCommit {
+                        expected_ranges: expected_ranges.clone(),
+                        slices: vec![head, seconds(from + 101 + i, to)],
+                        retired: vec![],
+                        ranges,
+                    }
                 })
                 .collect(),
         );
@@ -493,11 +500,11 @@ pub async fn racing_pushes_over_the_same_range_leave_one_coverage(meta: Arc<dyn 
         for (commit, won) in commits.iter().zip(&committed) {
             if *won {
                 winners.extend(commit.slices.iter().cloned());
+                expected_ranges = commit.ranges.clone();
             } else {
                 losers.extend(commit.slices.iter().map(|s| s.id));
             }
         }
-        expected_ranges = ranges;
 
         let live = live_slices(meta.as_ref(), &rs).await;
         assert_eq!(
