@@ -5,6 +5,8 @@
 pub mod accounts;
 pub mod agents;
 pub mod checkpoints;
+#[cfg(test)]
+mod conformance;
 pub mod oplog;
 pub mod restore;
 pub mod snapshots;
