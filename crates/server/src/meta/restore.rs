@@ -34,6 +34,8 @@ pub trait RestoreMeta: Send + Sync + 'static {
     /// leasing them to `worker` until `lease_until`, oldest first. Atomic: two workers never
     /// claim the same job. Claiming in batches keeps the worker to a few writes per batch
     /// rather than per job, which matters on a store with one write lock.
+    /// Each claim counts one more attempt (`attempts`), which bounds retries of a job
+    /// that keeps failing.
     async fn claim_jobs(
         &self,
         worker: &str,
@@ -50,6 +52,8 @@ pub trait RestoreMeta: Send + Sync + 'static {
     ) -> MetaResult<u64>;
     /// Records prepared archives and the jobs' new statuses, releasing their leases, all in
     /// one transaction. One flag per outcome: `false` when `worker` had lost that lease.
+    /// A link expiry given at creation stays; the outcome's `expires` fills only a missing
+    /// one.
     async fn finish_preparations(
         &self,
         worker: &str,

@@ -52,6 +52,7 @@ macro_rules! contract_tests {
 mod accounts;
 mod agents;
 mod checkpoints;
+mod downloads;
 mod oplog;
 mod restore;
 mod snapshots;
@@ -357,6 +358,8 @@ pub fn http_job(snapshot: &SnapshotRecord, created: UnixSeconds) -> RestoreJobRe
         archive_sha1: None,
         downloads_started: 0,
         downloads_completed: 0,
+        resume_offset: None,
+        resent_bytes: 0,
         finished_at: None,
         failure: None,
         attempts: 0,
