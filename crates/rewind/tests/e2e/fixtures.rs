@@ -262,21 +262,27 @@ pub fn gnu_untar(archive: &Path, dir: &Path) {
 
 /// Every regular file under `root`, by path relative to it, with its content.
 pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    try_read_tree(root).unwrap_or_else(|err| panic!("cannot read {}: {err}", root.display()))
+}
+
+/// As `read_tree`, or the error when the tree changed while it was read (a file removed
+/// between listing and reading it), for checks that wait for a tree to settle.
+pub fn try_read_tree(root: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
             if path.is_dir() {
                 pending.push(path);
             } else {
-                let relative = path.strip_prefix(root).unwrap();
-                let relative = relative.to_str().unwrap().replace('\\', "/");
-                files.insert(relative, std::fs::read(&path).unwrap());
+                let relative = path.strip_prefix(root).expect("under the root");
+                let relative = relative.to_string_lossy().replace('\\', "/");
+                files.insert(relative, std::fs::read(&path)?);
             }
         }
     }
-    files
+    Ok(files)
 }
 
 /// Asserts `restored` holds exactly the files of `source`, byte for byte, plus a
