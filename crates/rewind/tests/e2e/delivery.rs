@@ -155,21 +155,6 @@ async fn a_range_request_resumes_a_single_download_and_a_fresh_start_is_refused(
     assert_eq!(error_code(&body), "MAX_DOWNLOADS_EXCEEDED");
 }
 
-/// A plain request with `method`, with an optional `Range` header.
-async fn request(
-    method: reqwest::Method,
-    url: &str,
-    range: Option<&str>,
-) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut request = reqwest::Client::new().request(method, url);
-    if let Some(range) = range {
-        request = request.header(reqwest::header::RANGE, range);
-    }
-    let response = request.send().await.expect("the server answers");
-    let (status, headers) = (response.status(), response.headers().clone());
-    (status, headers, response.bytes().await.unwrap().to_vec())
-}
-
 /// The URL with its token (the second-to-last path segment) replaced.
 fn with_token(url: &str, token: &str) -> String {
     let mut parts: Vec<&str> = url.rsplitn(3, '/').collect();
@@ -211,7 +196,7 @@ async fn head_answers_as_get_would_and_takes_no_download() {
     let url = job["delivery"]["url"].as_str().unwrap().to_owned();
     let mut length = String::new();
     for _ in 0..3 {
-        let (status, headers, body) = request(reqwest::Method::HEAD, &url, None).await;
+        let (status, headers, body) = fetch_with(reqwest::Method::HEAD, &url, None).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.is_empty());
         length = headers["content-length"].to_str().unwrap().to_owned();
@@ -219,7 +204,7 @@ async fn head_answers_as_get_would_and_takes_no_download() {
     let (status, _, body) = fetch(&url, None).await;
     assert_eq!(status, StatusCode::OK, "three HEADs left the one download");
     assert_eq!(body.len().to_string(), length);
-    let (status, _, _) = request(reqwest::Method::HEAD, &url, None).await;
+    let (status, _, _) = fetch_with(reqwest::Method::HEAD, &url, None).await;
     assert_eq!(status, StatusCode::GONE, "HEAD says what GET would");
 }
 

@@ -212,7 +212,16 @@ pub async fn fetch(
     url: &str,
     range: Option<&str>,
 ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut request = reqwest::Client::new().get(url);
+    fetch_with(reqwest::Method::GET, url, range).await
+}
+
+/// As `fetch`, with another method (`HEAD`).
+pub async fn fetch_with(
+    method: reqwest::Method,
+    url: &str,
+    range: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = reqwest::Client::new().request(method, url);
     if let Some(range) = range {
         request = request.header(reqwest::header::RANGE, range);
     }

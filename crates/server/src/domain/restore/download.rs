@@ -126,6 +126,12 @@ fn refused(refusal: Refusal) -> DomainError {
     }
 }
 
+fn ledger_kept_changing(job: JobId) -> DomainError {
+    DomainError::Internal(format!(
+        "the download accounting of job {job} kept changing"
+    ))
+}
+
 fn range_refused(code: ErrorCode, detail: String, total: u64) -> DomainError {
     DomainError::rejected(code, detail, vec![total.to_string()])
 }
@@ -423,10 +429,7 @@ impl Services {
                     }
                     attempts += 1;
                     if attempts >= LEDGER_ATTEMPTS {
-                        return Err(DomainError::Internal(format!(
-                            "the download accounting of job {} kept changing",
-                            record.id
-                        )));
+                        return Err(ledger_kept_changing(record.id));
                     }
                 }
                 Err(Refusal::MaxDownloadsExceeded)
@@ -467,9 +470,7 @@ impl Services {
                 return Ok(());
             }
         }
-        Err(DomainError::Internal(format!(
-            "the download accounting of job {job} kept changing"
-        )))
+        Err(ledger_kept_changing(job))
     }
 
     /// Marks links past their expiry `EXPIRED`; returns how many changed. A link whose
