@@ -9,9 +9,10 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use crate::domain::agents::DEFAULT_AGENT_TIMEOUT;
+use crate::domain::garbage::DEFAULT_GC_DELAY;
 use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
 use crate::jobs::checkpointer::DEFAULT_CHECKPOINT_PASS_INTERVAL;
-use crate::jobs::sweeper::{DEFAULT_GC_DELAY, DEFAULT_SWEEP_INTERVAL};
+use crate::jobs::sweeper::DEFAULT_SWEEP_INTERVAL;
 use crate::storage::StorageConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

@@ -6,6 +6,7 @@ mod cache;
 pub mod checkpoints;
 pub mod clusters;
 mod error;
+pub mod garbage;
 pub mod keys;
 pub mod oplog;
 pub mod projects;

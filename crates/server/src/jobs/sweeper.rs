@@ -1,33 +1,19 @@
-//! The retention sweeper: deletes expired snapshots and abandoned imports, releases the
-//! chunk references of deleted snapshots once no restore reads them, collects chunks that
-//! stayed unreferenced for longer than the GC delay (and packs once their last chunk is
-//! collected), and deletes orphan packs. A separate pass retires oplog slices that fell out
-//! of their project's point-in-time window and deletes retired (or never committed) slice
-//! objects after the same delay.
+//! The retention sweeper: schedules the passes that delete expired snapshots and abandoned
+//! imports, release the chunk references of deleted snapshots once no restore reads them,
+//! collect chunks (and packs) unreferenced for longer than the GC delay, delete orphan
+//! packs, expire download links, and retire and collect oplog slices. What each pass may
+//! delete is decided in the domain (`domain::garbage`, `domain::oplog`); this only says when.
 
-use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
-
 use super::{sleep_or_shutdown, Shutdown};
-use crate::blocks::{ChunkId, ObjectKey, PackId};
-use crate::domain::snapshots::{block_error, manifest_key};
 use crate::domain::{DomainResult, Services};
-use crate::model::{SnapshotRecord, UnixSeconds};
+use crate::model::UnixSeconds;
 
-/// How long a chunk must stay unreferenced before it is collected. It must exceed the
-/// longest import: a chunk an import found present is referenced only when its manifest
-/// is committed (and each lookup resets the clock).
-pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(3600);
-/// An import not completed within this time is abandoned and its snapshot deleted.
-pub const ABANDONED_IMPORT_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often the sweeper runs.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
-/// Chunks collected per pass, so one pass never holds the GC lock for long.
-const CHUNKS_PER_PASS: u32 = 2000;
 /// How often the store's packs are listed to find orphans. Orphans are rare (a crash, or a
 /// batch whose every chunk a concurrent batch indexed first) and listing reads every pack's
 /// name, so this runs far less often than the other sweeps.
@@ -93,138 +79,28 @@ impl Sweeper {
     pub async fn sweep_once(&self) -> DomainResult<SweepReport> {
         let services = &self.services;
         let now = services.clock.now();
-        let abandoned_before = now - ABANDONED_IMPORT_AFTER.as_secs() as i64;
-        let deleted = services
-            .meta
-            .delete_expired_snapshots(now, abandoned_before)
-            .await?;
+        let before = self.gc_horizon(now);
         let mut report = SweepReport {
-            snapshots_deleted: deleted.len(),
+            snapshots_deleted: services.delete_expired_snapshots(now).await?,
             links_expired: services.expire_links(now).await?,
+            snapshots_released: services.release_unread_snapshots().await?,
             ..SweepReport::default()
         };
-        for snapshot in services.meta.snapshots_holding_refs().await? {
-            if services.is_snapshot_in_use(&snapshot).await? {
-                continue;
-            }
-            self.release(&snapshot).await?;
-            report.snapshots_released += 1;
-        }
-        (report.chunks_collected, report.packs_deleted) = self.collect_chunks(now).await?;
+        let collected = services.collect_chunks(before).await?;
+        (report.chunks_collected, report.packs_deleted) = (collected.chunks, collected.packs);
         let last = self.last_orphan_sweep.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= ORPHAN_SWEEP_INTERVAL.as_secs() as i64 {
-            report.orphan_packs_deleted = self.sweep_orphan_packs(now).await?;
+            report.orphan_packs_deleted = services.delete_orphan_packs(before).await?;
             self.last_orphan_sweep.store(now, Ordering::Relaxed);
         }
-        self.sweep_oplog(now, &mut report).await?;
+        report.oplog_slices_retired = services.retain_oplog(now).await?;
+        report.oplog_slices_collected = services.collect_oplog_slices(before).await?;
         Ok(report)
     }
 
-    /// The oplog pass: retention by each project's window, then collection of slice objects
-    /// retired (or left pending) for longer than the GC delay.
-    async fn sweep_oplog(&self, now: i64, report: &mut SweepReport) -> DomainResult<()> {
-        report.oplog_slices_retired = self.services.retain_oplog(now).await?;
-        let before = now - self.gc_delay.as_secs() as i64;
-        report.oplog_slices_collected = self.services.collect_oplog_slices(before).await?;
-        Ok(())
-    }
-
-    async fn release(&self, snapshot: &SnapshotRecord) -> DomainResult<()> {
-        let services = &self.services;
-        let mut chunks = BTreeSet::new();
-        for part in snapshot.parts.iter().filter(|p| p.committed) {
-            let manifest = services.load_manifest(snapshot.id, part).await?;
-            chunks.extend(
-                manifest
-                    .files
-                    .iter()
-                    .flat_map(|f| f.chunks.iter().map(|c| c.0)),
-            );
-        }
-        let chunks: Vec<ChunkId> = chunks.into_iter().collect();
-        services
-            .meta
-            .release_snapshot_refs(snapshot.id, &chunks, services.clock.now())
-            .await?;
-        for name in snapshot
-            .parts
-            .iter()
-            .filter_map(|p| p.manifest_name.as_deref())
-        {
-            if let Err(err) = services.blocks.delete_object(&manifest_key(name)).await {
-                tracing::warn!(snapshot.id = %snapshot.id, error = %err, "could not remove a released manifest");
-            }
-        }
-        Ok(())
-    }
-
-    /// Forgets chunks unreferenced for longer than the GC delay and deletes what they
-    /// leave unused: chunks stored alone, and packs none of whose chunks is indexed any
-    /// more. Packs that still hold a live chunk are kept whole (no repacking). Returns the
-    /// chunks forgotten and the packs deleted.
-    async fn collect_chunks(&self, now: UnixSeconds) -> DomainResult<(usize, usize)> {
-        let services = &self.services;
-        let before = now - self.gc_delay.as_secs() as i64;
-        let _exclusive = services.gc_lock.write().await;
-        let ids = services
-            .meta
-            .collectable_chunks(before, CHUNKS_PER_PASS)
-            .await?;
-        if ids.is_empty() {
-            return Ok((0, 0));
-        }
-        let forgotten = services.meta.forget_chunks(&ids, before).await?;
-        // The index no longer names these objects; one that fails to go now stays as dead
-        // bytes (a pack is found again by the orphan sweep).
-        let unused = forgotten
-            .loose
-            .iter()
-            .map(|id| ObjectKey::Chunk(*id))
-            .chain(forgotten.packs.iter().map(|id| ObjectKey::Pack(*id)));
-        for key in unused {
-            if let Err(err) = services.blocks.delete_object(&key).await {
-                tracing::warn!(object = ?key, error = %err, "could not delete a collected object");
-            }
-        }
-        Ok((forgotten.chunks, forgotten.packs.len()))
-    }
-
-    /// Deletes pack objects the index does not know that were last written more than the
-    /// GC delay ago: a writer that crashed between writing its pack and indexing it, or
-    /// whose every chunk a concurrent batch indexed first, leaves one. Returns how many.
-    ///
-    /// The listing runs without the GC lock; the index is checked and the objects deleted
-    /// under it, held exclusively. An upload holds that lock shared from writing its pack
-    /// until indexing it, and writing renews the object's time, so a pack being written
-    /// again right now is either indexed before the check or written after the deletion.
-    pub async fn sweep_orphan_packs(&self, now: UnixSeconds) -> DomainResult<usize> {
-        let services = &self.services;
-        let before = now - self.gc_delay.as_secs() as i64;
-        let old: Vec<PackId> = services
-            .blocks
-            .list_packs()
-            .try_filter_map(|p| {
-                futures::future::ready(Ok((p.last_modified < before).then_some(p.id)))
-            })
-            .try_collect()
-            .await
-            .map_err(block_error)?;
-        if old.is_empty() {
-            return Ok(0);
-        }
-        let _exclusive = services.gc_lock.write().await;
-        let known: HashSet<PackId> = services.meta.known_packs(&old).await?.into_iter().collect();
-        let mut deleted = 0;
-        for id in old.into_iter().filter(|id| !known.contains(id)) {
-            services
-                .blocks
-                .delete_object(&ObjectKey::Pack(id))
-                .await
-                .map_err(block_error)?;
-            tracing::info!(pack = %id, "deleted an orphan pack");
-            deleted += 1;
-        }
-        Ok(deleted)
+    /// Objects unreferenced (or written) before this time are old enough to collect.
+    fn gc_horizon(&self, now: UnixSeconds) -> UnixSeconds {
+        now - self.gc_delay.as_secs() as i64
     }
 }
 
@@ -235,7 +111,7 @@ mod tests {
     use super::*;
     use crate::blocks::{
         encode_chunk, BlockError, ChunkLocation, Encoding, ListedPack, ObjectBlockStore, Pack,
-        PackBuilder,
+        PackBuilder, PackId,
     };
     use crate::domain::Clock;
     use crate::meta::SqliteMetaStore;
@@ -438,7 +314,13 @@ mod tests {
 
         f.advance(GC_DELAY + Duration::from_secs(60));
         let now = f.clock.now();
-        assert_eq!(f.sweeper.sweep_orphan_packs(now).await.expect("sweep"), 1);
+        assert_eq!(
+            f.services
+                .delete_orphan_packs(now - GC_DELAY.as_secs() as i64)
+                .await
+                .expect("sweep"),
+            1
+        );
         assert_eq!(f.listed_packs().await, vec![indexed.id()]);
         assert!(f.is_stored(&indexed.chunks()[0]).await);
         assert!(!f.is_stored(&orphan.chunks()[0]).await);

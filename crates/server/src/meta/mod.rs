@@ -6,7 +6,7 @@ pub mod accounts;
 pub mod agents;
 pub mod checkpoints;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod oplog;
 pub mod restore;
 pub mod snapshots;

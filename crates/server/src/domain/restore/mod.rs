@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod download;
 pub mod pit;
+pub mod preparation;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

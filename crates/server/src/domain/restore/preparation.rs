@@ -1,0 +1,317 @@
+//! Preparing a restore job's archive, and what its outcome makes of the job.
+//!
+//! Preparation reads the whole archive once, front to back: every chunk verified, the size
+//! and SHA-1 computed. Its outcome decides the job: READY (and FINISHED for an HTTP job,
+//! whose link starts its lifetime now), BROKEN when the snapshot's data is unusable or
+//! when passing failures kept recurring, or nothing yet (the job is claimed again when its
+//! lease runs out). The restore worker only schedules this: it claims, holds the leases,
+//! and hands the outcomes back here to be recorded.
+//!
+//! Jobs are leased, not locked: a worker that dies leaves a lease that runs out, and the
+//! job is claimed again. Preparation only reads, so running it twice is harmless.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use sha1::{Digest, Sha1};
+
+use super::super::{DomainError, DomainResult, Services};
+use crate::blocks::BlockError;
+use crate::ids::JobId;
+use crate::meta::restore::PreparedOutcome;
+use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus, RestoreJobRecord};
+
+/// How long a claim lasts without renewal: also how long a job waits after the worker
+/// preparing it died before another worker (or the restarted server) takes it over.
+pub const PREPARATION_LEASE: Duration = Duration::from_secs(15);
+/// Attempts after which a job that keeps failing for passing reasons is declared BROKEN.
+pub const MAX_PREPARATION_ATTEMPTS: u32 = 5;
+
+/// A prepared archive's size and SHA-1 (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedArchive {
+    pub bytes: u64,
+    pub sha1: String,
+}
+
+/// Why preparation stopped.
+#[derive(Debug)]
+pub enum PreparationError {
+    /// The data itself is unusable (a missing or corrupt chunk): the job is BROKEN.
+    Damaged(String),
+    /// Something else failed; the job is tried again when its lease runs out.
+    Passing(DomainError),
+}
+
+impl From<DomainError> for PreparationError {
+    fn from(err: DomainError) -> Self {
+        PreparationError::Passing(err)
+    }
+}
+
+/// One job's preparation, as the worker hands it back.
+pub type Preparation = (RestoreJobRecord, Result<PreparedArchive, PreparationError>);
+
+impl Services {
+    /// Claims up to `limit` jobs waiting for preparation for `worker`, leased for
+    /// [`PREPARATION_LEASE`]; each claim counts one more attempt.
+    pub async fn claim_preparations(
+        &self,
+        worker: &str,
+        limit: u32,
+    ) -> DomainResult<Vec<RestoreJobRecord>> {
+        let now = self.clock.now();
+        Ok(self
+            .meta
+            .claim_jobs(worker, now, lease_end(now), limit)
+            .await?)
+    }
+
+    /// Extends `worker`'s leases on `ids` by [`PREPARATION_LEASE`]; how many it still held.
+    pub async fn renew_preparation_leases(&self, ids: &[JobId], worker: &str) -> DomainResult<u64> {
+        let until = lease_end(self.clock.now());
+        Ok(self.meta.renew_leases(ids, worker, until).await?)
+    }
+
+    /// Reads the whole archive of `job` once: every chunk verified, size and SHA-1 computed.
+    pub async fn prepare_archive(
+        &self,
+        job: &RestoreJobRecord,
+    ) -> Result<PreparedArchive, PreparationError> {
+        let plan = self.archive_plan(job).await?;
+        let expected = plan.len();
+        let mut stream = plan.stream(self.blocks.clone(), 0, expected);
+        let mut hasher = Sha1::new();
+        let mut bytes = 0u64;
+        while let Some(piece) = stream.next().await {
+            match piece {
+                Ok(data) => {
+                    bytes += data.len() as u64;
+                    hasher.update(&data);
+                }
+                Err(err @ (BlockError::NotFound(_) | BlockError::Corrupt { .. })) => {
+                    return Err(PreparationError::Damaged(format!(
+                        "the snapshot's data is damaged: {err}"
+                    )));
+                }
+                Err(err) => {
+                    return Err(PreparationError::Passing(DomainError::Internal(format!(
+                        "block store: {err}"
+                    ))))
+                }
+            }
+        }
+        if bytes != expected {
+            return Err(PreparationError::Damaged(format!(
+                "the archive holds {bytes} bytes, its layout {expected}"
+            )));
+        }
+        Ok(PreparedArchive {
+            bytes,
+            sha1: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// Records the outcomes of prepared jobs in one write, on `worker`'s leases. Jobs that
+    /// failed for a passing reason, within their attempts, are left alone: their lease runs
+    /// out and they are claimed again.
+    pub async fn finish_preparations(
+        &self,
+        worker: &str,
+        done: Vec<Preparation>,
+    ) -> DomainResult<()> {
+        let outcomes: Vec<(JobId, PreparedOutcome)> = done
+            .into_iter()
+            .filter_map(|(job, result)| Some((job.id, self.preparation_outcome(&job, result)?)))
+            .collect();
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let finished = self.meta.finish_preparations(worker, &outcomes).await?;
+        self.agent_news.notify_waiters();
+        for ((id, outcome), finished) in outcomes.iter().zip(finished) {
+            if !finished {
+                tracing::warn!(job.id = %id, "lost the lease of a restore job before finishing it");
+            } else if let Some(reason) = &outcome.failure {
+                tracing::error!(job.id = %id, reason, "restore job broken");
+            } else {
+                tracing::info!(job.id = %id, size_bytes = outcome.archive_bytes, "restore job ready");
+            }
+        }
+        Ok(())
+    }
+
+    /// What a preparation's result makes of `job`; `None` while a passing failure may yet
+    /// go away on a later attempt.
+    fn preparation_outcome(
+        &self,
+        job: &RestoreJobRecord,
+        result: Result<PreparedArchive, PreparationError>,
+    ) -> Option<PreparedOutcome> {
+        tracing::debug!(job.id = %job.id, attempt = job.attempts, "restore job prepared");
+        let now = self.clock.now();
+        match result {
+            Ok(archive) => Some(ready(job, archive, now)),
+            Err(PreparationError::Damaged(reason)) => Some(broken(reason, now)),
+            Err(PreparationError::Passing(err)) if job.attempts >= MAX_PREPARATION_ATTEMPTS => {
+                Some(broken(
+                    format!(
+                        "preparation failed {} times; last error: {err}",
+                        job.attempts
+                    ),
+                    now,
+                ))
+            }
+            Err(PreparationError::Passing(err)) => {
+                tracing::warn!(job.id = %job.id, error = %err, "restore job preparation failed; it will be retried");
+                None
+            }
+        }
+    }
+}
+
+fn lease_end(now: i64) -> i64 {
+    now + PREPARATION_LEASE.as_secs() as i64
+}
+
+/// A prepared job: READY; an HTTP job is also FINISHED and its link's lifetime starts now,
+/// an automated one finishes only when the target's agents have applied it.
+fn ready(job: &RestoreJobRecord, archive: PreparedArchive, now: i64) -> PreparedOutcome {
+    let (status, expires) = match job.method {
+        DeliveryMethod::Http {
+            expiration_hours, ..
+        } => (
+            JobStatus::Finished,
+            expiration_hours.map(|h| now + i64::from(h) * 3600),
+        ),
+        DeliveryMethod::Automated { .. } => (JobStatus::InProgress, None),
+    };
+    PreparedOutcome {
+        status,
+        delivery_status: DeliveryStatus::Ready,
+        archive_bytes: Some(archive.bytes),
+        archive_sha1: Some(archive.sha1),
+        expires,
+        finished_at: (status == JobStatus::Finished).then_some(now),
+        failure: None,
+    }
+}
+
+fn broken(reason: String, now: i64) -> PreparedOutcome {
+    PreparedOutcome {
+        status: JobStatus::Broken,
+        delivery_status: DeliveryStatus::Failed,
+        archive_bytes: None,
+        archive_sha1: None,
+        expires: None,
+        finished_at: Some(now),
+        failure: Some(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::clusters::ClusterSpec;
+    use crate::domain::test_support::{TestProject, NOW};
+    use crate::ids::{ClusterId, GroupId};
+    use crate::meta::conformance::{http_job, replica_set, snapshot_of, ts};
+
+    async fn project() -> TestProject {
+        let spec = ClusterSpec {
+            name: "rs0".into(),
+            shards: None,
+            fcv: None,
+        };
+        TestProject::start(spec).await
+    }
+
+    fn job(attempts: u32) -> RestoreJobRecord {
+        let cluster = replica_set(GroupId::generate(), "c");
+        RestoreJobRecord {
+            attempts,
+            ..http_job(&snapshot_of(&cluster, ts(10, 0), &["rs0"]), NOW - 60)
+        }
+    }
+
+    fn archive() -> PreparedArchive {
+        PreparedArchive {
+            bytes: 1024,
+            sha1: "ab".repeat(20),
+        }
+    }
+
+    fn passing() -> PreparationError {
+        PreparationError::Passing(DomainError::Internal("store unavailable".into()))
+    }
+
+    #[tokio::test]
+    async fn a_prepared_http_job_finishes_and_its_link_lives_from_now() {
+        let p = project().await;
+        let outcome = p
+            .services
+            .preparation_outcome(&job(1), Ok(archive()))
+            .expect("decided");
+        assert_eq!(outcome.status, JobStatus::Finished);
+        assert_eq!(outcome.delivery_status, DeliveryStatus::Ready);
+        assert_eq!(outcome.archive_bytes, Some(1024));
+        assert_eq!(outcome.expires, Some(NOW + 3600), "expirationHours 1");
+        assert_eq!(outcome.finished_at, Some(NOW));
+        assert_eq!(outcome.failure, None);
+    }
+
+    #[tokio::test]
+    async fn a_prepared_automated_job_waits_for_its_agents() {
+        let p = project().await;
+        let automated = RestoreJobRecord {
+            method: DeliveryMethod::Automated {
+                target_group: GroupId::generate(),
+                target_cluster: ClusterId::generate(),
+            },
+            ..job(1)
+        };
+        let outcome = p
+            .services
+            .preparation_outcome(&automated, Ok(archive()))
+            .expect("decided");
+        assert_eq!(outcome.status, JobStatus::InProgress);
+        assert_eq!(outcome.delivery_status, DeliveryStatus::Ready);
+        assert_eq!((outcome.expires, outcome.finished_at), (None, None));
+    }
+
+    #[tokio::test]
+    async fn damaged_data_breaks_the_job_at_once() {
+        let p = project().await;
+        let outcome = p
+            .services
+            .preparation_outcome(&job(1), Err(PreparationError::Damaged("chunk gone".into())))
+            .expect("decided");
+        assert_eq!(outcome.status, JobStatus::Broken);
+        assert_eq!(outcome.delivery_status, DeliveryStatus::Failed);
+        assert_eq!(outcome.failure.as_deref(), Some("chunk gone"));
+        assert_eq!(outcome.finished_at, Some(NOW));
+    }
+
+    #[tokio::test]
+    async fn a_passing_failure_is_retried_until_the_last_attempt_breaks_the_job() {
+        let p = project().await;
+        for attempts in 1..MAX_PREPARATION_ATTEMPTS {
+            assert_eq!(
+                p.services
+                    .preparation_outcome(&job(attempts), Err(passing())),
+                None,
+                "attempt {attempts} leaves the job to be claimed again"
+            );
+        }
+        let last = p
+            .services
+            .preparation_outcome(&job(MAX_PREPARATION_ATTEMPTS), Err(passing()))
+            .expect("decided");
+        assert_eq!(last.status, JobStatus::Broken);
+        let reason = last.failure.expect("a reason");
+        assert!(
+            reason.contains("failed 5 times") && reason.contains("store unavailable"),
+            "{reason}"
+        );
+    }
+}
