@@ -70,10 +70,35 @@ async fn wait_for_checkpoint(client: &ApiClient, path: &str) -> Value {
     }
 }
 
+/// A server log that shows each checkpoint pass.
+const CHECKPOINTER_LOG: &str = "warn,rewind_server::jobs::checkpointer=debug";
+/// The line each finished checkpoint pass logs at debug level.
+const PASS_FINISHED: &str = "checkpoint pass finished";
+
+/// Waits (at most 30 s) until a checkpoint pass that started after this call has finished:
+/// two more finished passes than now, since the first may have begun before the caller's
+/// last push. What the list shows afterwards is what a pass decided, not a race with it.
+async fn wait_for_a_later_pass(server: &TestServer) {
+    let finished = || server.server_log().matches(PASS_FINISHED).count();
+    let before = finished();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while finished() < before + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint pass finished in 30 s"
+        );
+        pause(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_checkpoint_is_recorded_once_every_replica_set_reaches_past_a_boundary() {
     let started = chrono::Utc::now().timestamp();
-    let server = TestServer::start_with(&["--checkpoint-pass-secs", "1"]);
+    let server = TestServer::start_logging(
+        "127.0.0.1:0",
+        &["--checkpoint-pass-secs", "1"],
+        CHECKPOINTER_LOG,
+    );
     let client = server.client();
     let group = server.boot.group_id.clone();
     // The newest boundary at least two minutes old, and a snapshot ten minutes before it:
@@ -124,7 +149,7 @@ async fn a_checkpoint_is_recorded_once_every_replica_set_reaches_past_a_boundary
     );
     let near = [(boundary - 60, 1, "middle"), (tokens[2].0, 1, "token")];
     push_part(&server, &cluster, dir.path(), config, &near, &[]);
-    pause(Duration::from_secs(3)).await;
+    wait_for_a_later_pass(&server).await;
     assert_eq!(
         list(&client, &path).await,
         json!({
@@ -251,7 +276,7 @@ async fn a_checkpoint_is_recorded_once_every_replica_set_reaches_past_a_boundary
     assert_eq!(enveloped, json!({"content": expected(true), "status": 200}));
 
     // The same checkpoint stays the only one: later passes record nothing again.
-    pause(Duration::from_secs(2)).await;
+    wait_for_a_later_pass(&server).await;
     assert_eq!(list(&client, &path).await["totalCount"], 1);
 
     let checkpoint_list = |flags: &[&str]| {

@@ -183,6 +183,12 @@ pub async fn wait_for_job(client: &ApiClient, jobs_path: &str, id: &str) -> Valu
     wait_for_job_within(client, jobs_path, id, JOB_READY_WITHIN).await
 }
 
+/// Whether a job's archive is still being prepared: not BROKEN, delivery not yet `READY`.
+pub fn is_being_prepared(job: &Value) -> bool {
+    let delivery = job["delivery"]["statusName"].as_str().unwrap_or("");
+    job["statusName"] != "BROKEN" && matches!(delivery, "NOT_STARTED" | "IN_PROGRESS")
+}
+
 /// `wait_for_job` with a chosen bound.
 pub async fn wait_for_job_within(
     client: &ApiClient,
@@ -195,8 +201,7 @@ pub async fn wait_for_job_within(
         let reply = get(client, &format!("{jobs_path}/{id}")).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         let job = reply.json();
-        let delivery = job["delivery"]["statusName"].as_str().unwrap_or("");
-        if job["statusName"] == "BROKEN" || !matches!(delivery, "NOT_STARTED" | "IN_PROGRESS") {
+        if !is_being_prepared(&job) {
             return job;
         }
         assert!(

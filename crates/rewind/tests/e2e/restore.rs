@@ -240,6 +240,22 @@ async fn a_server_killed_while_preparing_jobs_finishes_them_all_after_a_restart(
         let jobs = imported.restore(json!({"maxDownloads": 1})).await;
         ids.push(job_id(&jobs[0]).to_owned());
     }
+    // The kill must land while preparation is under way, or this proves nothing.
+    let listed = get(
+        &imported.client,
+        &format!("{}?itemsPerPage=100", imported.jobs_path()),
+    )
+    .await;
+    let unfinished = listed.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| is_being_prepared(job))
+        .count();
+    assert!(
+        unfinished > 0,
+        "all 10 jobs were prepared before the kill; the archive is too small to catch the worker mid-way"
+    );
     imported.server.restart();
     imported.client = imported.server.client();
     let jobs_path = imported.jobs_path();

@@ -61,6 +61,8 @@ pub struct TestServer {
     extra: Vec<String>,
     /// The `--listen` address, reused by `restart`.
     listen: String,
+    /// The server's `RUST_LOG`, reused by `restart`.
+    log_filter: String,
     /// Removed, with the server's log, when the server is dropped.
     data_dir: tempfile::TempDir,
 }
@@ -77,18 +79,30 @@ impl TestServer {
 
     /// Starts a server listening on `listen` (restarts listen there again).
     pub fn start_listening(listen: &str, extra: &[&str]) -> TestServer {
+        TestServer::start_logging(listen, extra, DEFAULT_LOG_FILTER)
+    }
+
+    /// Starts a server whose log (`server_log`) keeps what `log_filter` (a `RUST_LOG`
+    /// value) selects, for tests that watch what the server did.
+    pub fn start_logging(listen: &str, extra: &[&str], log_filter: &str) -> TestServer {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let boot = init_data_dir(data_dir.path());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_server(data_dir.path(), listen, &extra);
+        let (child, url) = spawn_server(data_dir.path(), listen, &extra, log_filter);
         TestServer {
             child,
             url,
             boot,
             extra,
             listen: listen.to_owned(),
+            log_filter: log_filter.to_owned(),
             data_dir,
         }
+    }
+
+    /// What the server has logged so far (empty before its first line).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// The server's data directory (metadata store, block store, log).
@@ -102,7 +116,12 @@ impl TestServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url) = spawn_server(self.data_dir.path(), &self.listen, &self.extra);
+        let (child, url) = spawn_server(
+            self.data_dir.path(),
+            &self.listen,
+            &self.extra,
+            &self.log_filter,
+        );
         self.child = child;
         self.url = url;
     }
@@ -161,7 +180,10 @@ impl Drop for TestServer {
 }
 
 /// Starts `rewind serve` on `dir` and waits until it listens; returns the child and its URL.
-fn spawn_server(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
+/// What a test server logs unless a test asks for more.
+const DEFAULT_LOG_FILTER: &str = "warn";
+
+fn spawn_server(dir: &Path, listen: &str, extra: &[String], log_filter: &str) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -172,7 +194,7 @@ fn spawn_server(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
         .args(["--data-dir", dir.to_str().unwrap()])
         .args(["--listen", listen])
         .args(extra)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

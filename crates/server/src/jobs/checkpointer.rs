@@ -16,6 +16,8 @@ use crate::domain::Services;
 
 /// Default pause between two passes.
 pub const DEFAULT_CHECKPOINT_PASS_INTERVAL: Duration = Duration::from_secs(30);
+/// The debug line each finished pass logs.
+pub const PASS_FINISHED: &str = "checkpoint pass finished";
 /// Shortest pause between two passes, however often oplog is pushed.
 const MIN_PAUSE: Duration = Duration::from_secs(1);
 
@@ -35,12 +37,18 @@ impl Checkpointer {
         loop {
             let now = self.services.clock.now();
             match self.services.record_checkpoints(now).await {
-                Ok(pass) if pass.recorded + pass.deleted > 0 => tracing::info!(
-                    checkpoints_recorded = pass.recorded,
-                    checkpoints_deleted = pass.deleted,
-                    "checkpoint pass"
-                ),
-                Ok(_) => {}
+                Ok(pass) => {
+                    if pass.recorded + pass.deleted > 0 {
+                        tracing::info!(
+                            checkpoints_recorded = pass.recorded,
+                            checkpoints_deleted = pass.deleted,
+                            "checkpoint pass"
+                        );
+                    }
+                    // Every pass, at debug level: shows an operator (or a test) that
+                    // passes run even when they find nothing to do.
+                    tracing::debug!("{PASS_FINISHED}");
+                }
                 Err(err) => tracing::error!(error = %err, "checkpoint pass failed"),
             }
             if !sleep_or_shutdown(pause, &mut shutdown).await {
