@@ -34,8 +34,8 @@ pub struct ServeArgs {
     /// Log format: human or json [default: human].
     #[arg(long, env = "REWIND_LOG_FORMAT", value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
-    /// Lifetime of Digest nonces in seconds [default: 300].
-    #[arg(long, env = "REWIND_NONCE_LIFETIME_SECS", hide = true)]
+    /// Seconds a Digest nonce stays valid (a client then retries with a fresh one) [default: 300]
+    #[arg(long, env = "REWIND_NONCE_LIFETIME_SECS")]
     nonce_lifetime_secs: Option<i64>,
     /// Seconds an unreferenced chunk waits before garbage collection [default: 3600].
     #[arg(long, env = "REWIND_GC_DELAY_SECS")]

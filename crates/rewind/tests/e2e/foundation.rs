@@ -521,3 +521,23 @@ async fn health_and_metrics_need_no_credentials() {
         .unwrap()
         .contains("rewind_http_requests_total"));
 }
+
+#[test]
+fn the_readme_settings_table_lists_every_serve_flag() {
+    let help = run_rewind(&["serve", "--help"]);
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("the README");
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|word| word.starts_with("--") && *word != "--help")
+        .collect();
+    assert!(flags.len() >= 10, "serve's flags: {flags:?}");
+    for flag in flags {
+        assert!(
+            readme.contains(&format!("| `{flag}` |")),
+            "the README's settings table has no row for {flag}"
+        );
+    }
+}
