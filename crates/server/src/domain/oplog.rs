@@ -30,14 +30,11 @@ use crate::model::{
     UnixSeconds,
 };
 use crate::oplog::coverage::{self, Disagreement};
+use crate::oplog::slice::{slice_key, MERGE_SLICES_BELOW_BYTES};
 use crate::oplog::{cut_runs, BatchError, EntryMark, OplogSlice, SliceEntries};
 
 /// The largest push, which clients cut their requests by.
 pub use rewind_formats::oplog::MAX_PUSH_BYTES;
-/// A replica set's last slice holding fewer bytes than this is cut again together with the
-/// entries that continue it, so an agent shipping small batches does not leave one tiny
-/// object per batch. Re-cutting costs at most this many bytes of recompression per push.
-pub const MERGE_SLICES_BELOW_BYTES: u64 = 1024 * 1024;
 /// Slice objects written concurrently by one push.
 const OBJECT_WRITES_IN_FLIGHT: usize = 4;
 /// Slice objects deleted per sweeper pass, so one pass never holds the GC lock for long.
@@ -154,15 +151,6 @@ fn corrupt_slice(stream: &OplogStream, id: OplogSliceId, reason: &str) -> Domain
         "refusing corrupt oplog slice"
     );
     DomainError::Internal(format!("oplog slice {id} is corrupt: {reason}"))
-}
-
-/// The key of a slice's object.
-pub fn slice_key(stream: &OplogStream, id: OplogSliceId) -> ObjectKey {
-    ObjectKey::OplogSlice {
-        cluster: stream.cluster,
-        replica_set: stream.replica_set.clone(),
-        slice: id,
-    }
 }
 
 fn slice_path(key: &ObjectKey) -> DomainResult<String> {
