@@ -14,7 +14,8 @@ use futures::TryStreamExt;
 
 use super::{sleep_or_shutdown, Shutdown};
 use crate::blocks::{ChunkId, ObjectKey, PackId};
-use crate::domain::snapshots::{block_error, manifest_key};
+use crate::domain::snapshots::block_error;
+use crate::domain::snapshots::manifest::manifest_key;
 use crate::domain::{DomainResult, Services};
 use crate::model::{SnapshotRecord, UnixSeconds};
 
