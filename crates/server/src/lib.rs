@@ -16,6 +16,8 @@ pub mod ids;
 pub mod jobs;
 pub mod meta;
 pub mod model;
+#[cfg(test)]
+mod module_cycles;
 pub mod oplog;
 pub mod server;
 pub mod storage;

@@ -15,13 +15,13 @@
 use std::collections::BTreeSet;
 
 use super::clusters::parse_fcv;
-use super::restore::pit::ClusterCoverage;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{CheckpointId, ClusterId, GroupId};
 use crate::model::{
     CheckpointPartRecord, CheckpointRecord, ClusterRecord, ClusterType, OplogTs, PageOf,
     PageRequest, SnapshotRecord, UnixSeconds,
 };
+use crate::oplog::coverage::ClusterCoverage;
 
 /// Most checkpoints one pass records per cluster, newest first. Each reads up to one oplog
 /// slice per replica set for its tokens, so a cluster whose whole window became coverable at
@@ -324,8 +324,9 @@ mod tests {
 
     use super::*;
     use crate::domain::clusters::ClusterSpec;
-    use crate::domain::test_support::{complete_snapshot_at, coverage_of, TestProject, NOW};
+    use crate::domain::test_support::{complete_snapshot_at, TestProject, NOW};
     use crate::model::OplogRange;
+    use crate::oplog::coverage::test_data::coverage_of;
 
     fn ts(secs: u32, inc: u32) -> OplogTs {
         OplogTs { secs, inc }

@@ -170,6 +170,8 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clusters::ClusterSpec;
+    use crate::domain::test_support::TestProject;
 
     #[test]
     fn the_interval_is_15_30_or_60_minutes() {
@@ -195,5 +197,33 @@ mod tests {
         );
         assert_eq!(settings.window_start(100), 0);
         assert_eq!(settings.window_start(100_000), 100_000 - 24 * 3600);
+    }
+
+    #[tokio::test]
+    async fn the_window_is_bounded() {
+        let f = TestProject::start(ClusterSpec {
+            name: "rs0".into(),
+            shards: None,
+            fcv: None,
+        })
+        .await;
+        let set = |h| f.services.set_pit_window(&f.principal, f.group, h);
+        assert_eq!(
+            set(0).await.unwrap_err().code(),
+            ErrorCode::AttributeNegativeOrZero
+        );
+        assert_eq!(
+            set(721).await.unwrap_err().code(),
+            ErrorCode::InvalidAttribute
+        );
+        assert_eq!(set(48).await.unwrap().pit_window_hours, 48);
+        assert_eq!(
+            f.services
+                .settings_of(f.group)
+                .await
+                .unwrap()
+                .pit_window_hours,
+            48
+        );
     }
 }

@@ -8,14 +8,11 @@ use std::sync::Arc;
 use object_store::memory::InMemory;
 
 use super::clusters::ClusterSpec;
-use super::restore::pit::ClusterCoverage;
 use super::{bootstrap, Clock, Principal, Services};
 use crate::blocks::ObjectBlockStore;
 use crate::ids::{ClusterId, GroupId};
 use crate::meta::{MetaStore, SqliteMetaStore};
-use crate::model::{
-    OplogRange, OplogStream, OplogTs, Role, RoleGrant, SnapshotRecord, UnixSeconds,
-};
+use crate::model::{OplogTs, Role, RoleGrant, SnapshotRecord, UnixSeconds};
 
 /// The time a project's clock starts at.
 pub const NOW: UnixSeconds = 1_700_000_000;
@@ -102,24 +99,6 @@ impl TestProject {
             clock,
             vec![0; 32],
         )
-    }
-}
-
-/// Coverage of one cluster whose replica sets `rs0`, `rs1`, … hold `per_set`'s ranges.
-pub fn coverage_of(per_set: &[&[OplogRange]]) -> ClusterCoverage {
-    let cluster = ClusterId::generate();
-    let streams = per_set.iter().enumerate().map(|(i, ranges)| {
-        let replica_set = format!("rs{i}");
-        (
-            OplogStream {
-                cluster,
-                replica_set,
-            },
-            ranges.to_vec(),
-        )
-    });
-    ClusterCoverage {
-        streams: streams.collect(),
     }
 }
 

@@ -13,12 +13,15 @@
 //! - entries outside every range are new and get stored;
 //! - the push's stretch joins every range it overlaps; one that overlaps none starts a range
 //!   of its own, so the gap before it is recorded rather than papered over.
+//!
+//! A cluster's replica sets are cut at one moment, so whether a restore can reach a moment
+//! is asked of all their ranges together ([`ClusterCoverage`]).
 
 use std::ops::Range;
 
 use rewind_formats::oplog::EntryMark;
 
-use crate::model::{OplogRange, OplogTs};
+use crate::model::{OplogRange, OplogStream, OplogTs, SnapshotRecord};
 
 /// The range holding `ts`, if any.
 pub fn range_containing(ranges: &[OplogRange], ts: OplogTs) -> Option<OplogRange> {
@@ -115,12 +118,82 @@ pub fn compare_window<'a>(
     }
 }
 
+/// The stored oplog ranges of every replica set of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterCoverage {
+    pub streams: Vec<(OplogStream, Vec<OplogRange>)>,
+}
+
+impl ClusterCoverage {
+    /// Whether every replica set's stored oplog holds, without a gap, everything from
+    /// `from` to `to`.
+    pub fn spans(&self, from: OplogTs, to: OplogTs) -> bool {
+        !self.streams.is_empty()
+            && self
+                .streams
+                .iter()
+                .all(|(_, ranges)| range_containing(ranges, from).is_some_and(|r| to <= r.last))
+    }
+
+    /// The snapshot a restore to `target` starts from: the first of `snapshots` (newest
+    /// first) taken at or before `target` from which every replica set's oplog reaches
+    /// `target` without a gap.
+    pub fn base_snapshot<'a>(
+        &self,
+        snapshots: &'a [SnapshotRecord],
+        target: OplogTs,
+    ) -> Option<&'a SnapshotRecord> {
+        snapshots
+            .iter()
+            .find(|s| s.created <= target && self.spans(s.created, target))
+    }
+
+    /// How far a restore starting at `from` can reach: the end of the shortest gap-free
+    /// stretch from `from` over all replica sets (`None` when one has no entry at `from`).
+    pub fn reach(&self, from: OplogTs) -> Option<OplogTs> {
+        if self.streams.is_empty() {
+            return None;
+        }
+        self.streams
+            .iter()
+            .map(|(_, ranges)| range_containing(ranges, from).map(|r| r.last))
+            .try_fold(OplogTs::MAX, |reach, last| last.map(|l| reach.min(l)))
+    }
+}
+
+/// Coverage values for tests of the code that reads it.
+#[cfg(test)]
+pub(crate) mod test_data {
+    use super::ClusterCoverage;
+    use crate::ids::ClusterId;
+    use crate::model::{OplogRange, OplogStream};
+
+    /// Coverage of one cluster whose replica sets `rs0`, `rs1`, … hold `per_set`'s ranges.
+    pub fn coverage_of(per_set: &[&[OplogRange]]) -> ClusterCoverage {
+        let cluster = ClusterId::generate();
+        let streams = per_set.iter().enumerate().map(|(i, ranges)| {
+            let replica_set = format!("rs{i}");
+            (
+                OplogStream {
+                    cluster,
+                    replica_set,
+                },
+                ranges.to_vec(),
+            )
+        });
+        ClusterCoverage {
+            streams: streams.collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use proptest::prelude::*;
 
+    use super::test_data::coverage_of;
     use super::*;
 
     fn ts(secs: u32) -> OplogTs {
@@ -132,6 +205,10 @@ mod tests {
             first: ts(first),
             last: ts(last),
         }
+    }
+
+    fn at(secs: u32, inc: u32) -> OplogTs {
+        OplogTs { secs, inc }
     }
 
     #[test]
@@ -331,5 +408,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_replica_set_must_span_the_stretch_without_a_gap() {
+        let one = coverage_of(&[&[range(100, 200), range(300, 400)]]);
+        assert!(one.spans(at(150, 1), at(200, 1)));
+        assert!(!one.spans(at(150, 1), at(200, 2)), "past the end");
+        assert!(!one.spans(at(150, 1), at(350, 1)), "across the gap");
+        assert!(one.spans(at(300, 1), at(350, 0)));
+        let two = coverage_of(&[&[range(100, 200)], &[range(120, 180)]]);
+        assert!(two.spans(at(130, 0), at(180, 1)));
+        assert!(!two.spans(at(110, 0), at(150, 0)), "one set starts later");
+        assert_eq!(two.reach(at(130, 0)), Some(at(180, 1)));
+        assert_eq!(two.reach(at(110, 0)), None);
+        assert!(!coverage_of(&[]).spans(at(1, 0), at(1, 0)));
+        assert_eq!(coverage_of(&[]).reach(at(1, 0)), None);
     }
 }

@@ -38,7 +38,9 @@ use flate2::{Decompress, FlushDecompress, Status};
 use rewind_formats::oplog::entry::{declared_len, entry_ts, EntryMark, MAX_ENTRY_BYTES};
 
 use crate::blocks::gzip::raw_deflate_stream;
-use crate::model::OplogTs;
+use crate::blocks::ObjectKey;
+use crate::ids::OplogSliceId;
+use crate::model::{OplogStream, OplogTs};
 
 /// Magic bytes opening every slice object.
 pub const SLICE_MAGIC: [u8; 4] = *b"RWOS";
@@ -60,6 +62,11 @@ pub const MAX_SLICE_RAW_BYTES: usize = if MAX_ENTRY_BYTES > SLICE_TARGET_BYTES {
 } else {
     SLICE_TARGET_BYTES
 };
+/// A replica set's last slice holding fewer bytes than this is cut again together with the
+/// entries that continue it, so an agent shipping small batches does not leave one tiny
+/// object per batch. Re-cutting costs at most this many bytes of recompression per push.
+/// A restore sends a slice at least this large as stored, since no later push re-cuts it.
+pub const MERGE_SLICES_BELOW_BYTES: u64 = 1024 * 1024;
 
 /// A slice object failed verification; it must not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +90,15 @@ pub struct IndexPoint {
 pub fn payload_len_of(object_len: u64, entry_count: u64) -> Option<u64> {
     let index = entry_count.div_ceil(INDEX_INTERVAL as u64) * INDEX_POINT_BYTES as u64;
     object_len.checked_sub(SLICE_HEADER_BYTES as u64 + index)
+}
+
+/// The key of a slice's object. The object path is one of the fields `check` binds.
+pub fn slice_key(stream: &OplogStream, id: OplogSliceId) -> ObjectKey {
+    ObjectKey::OplogSlice {
+        cluster: stream.cluster,
+        replica_set: stream.replica_set.clone(),
+        slice: id,
+    }
 }
 
 /// A slice ready to store, or read back and verified. Built only by [`OplogSlice::encode`]

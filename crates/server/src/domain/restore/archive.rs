@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::blocks::{gzip, BlockError, BlockStore, ChunkId, ChunkLocation, ObjectKey, Placement};
-use crate::domain::snapshots::{StoredChunkRef, StoredManifest};
+use crate::domain::snapshots::manifest::{StoredChunkRef, StoredManifest};
 use crate::domain::{DomainError, DomainResult};
 use crate::model::OplogTs;
 use crate::oplog::OplogSlice;
@@ -421,7 +421,7 @@ mod tests {
 
     use super::*;
     use crate::blocks::{encode_chunk, ObjectBlockStore, PackBuilder};
-    use crate::domain::snapshots::{StoredChunkRef, StoredFile};
+    use crate::domain::snapshots::manifest::{StoredChunkRef, StoredFile};
 
     /// Stores `content` as one pack of 40,000-byte chunks, noting where each chunk lies.
     async fn store_file(

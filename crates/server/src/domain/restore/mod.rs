@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use super::clusters::parse_fcv;
-use super::snapshots::StoredManifest;
+use super::snapshots::manifest::StoredManifest;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::blocks::{ChunkId, Placement};
 use crate::ids::{BatchId, CheckpointId, ClusterId, GroupId, JobId, SnapshotId};

@@ -10,7 +10,6 @@
 
 use bytes::Bytes;
 
-use super::super::oplog::{slice_key, MERGE_SLICES_BELOW_BYTES};
 use super::super::snapshots::block_error;
 use super::super::{DomainError, DomainResult, ErrorCode, Services};
 use super::archive::{OplogPiece, WholeSlice};
@@ -19,50 +18,8 @@ use crate::model::{
     ClusterRecord, ClusterType, OplogRange, OplogSliceRecord, OplogStream, OplogTs, PageRequest,
     SnapshotRecord,
 };
-use crate::oplog::coverage;
-use crate::oplog::slice::payload_len_of;
-
-/// The stored oplog ranges of every replica set of one cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterCoverage {
-    pub streams: Vec<(OplogStream, Vec<OplogRange>)>,
-}
-
-impl ClusterCoverage {
-    /// Whether every replica set's stored oplog holds, without a gap, everything from
-    /// `from` to `to`.
-    pub fn spans(&self, from: OplogTs, to: OplogTs) -> bool {
-        !self.streams.is_empty()
-            && self.streams.iter().all(|(_, ranges)| {
-                coverage::range_containing(ranges, from).is_some_and(|r| to <= r.last)
-            })
-    }
-
-    /// The snapshot a restore to `target` starts from: the first of `snapshots` (newest
-    /// first) taken at or before `target` from which every replica set's oplog reaches
-    /// `target` without a gap.
-    pub fn base_snapshot<'a>(
-        &self,
-        snapshots: &'a [SnapshotRecord],
-        target: OplogTs,
-    ) -> Option<&'a SnapshotRecord> {
-        snapshots
-            .iter()
-            .find(|s| s.created <= target && self.spans(s.created, target))
-    }
-
-    /// How far a restore starting at `from` can reach: the end of the shortest gap-free
-    /// stretch from `from` over all replica sets (`None` when one has no entry at `from`).
-    pub fn reach(&self, from: OplogTs) -> Option<OplogTs> {
-        if self.streams.is_empty() {
-            return None;
-        }
-        self.streams
-            .iter()
-            .map(|(_, ranges)| coverage::range_containing(ranges, from).map(|r| r.last))
-            .try_fold(OplogTs::MAX, |reach, last| last.map(|l| reach.min(l)))
-    }
-}
+use crate::oplog::coverage::{self, ClusterCoverage};
+use crate::oplog::slice::{payload_len_of, slice_key, MERGE_SLICES_BELOW_BYTES};
 
 /// A reachable restore: the snapshot it starts from and the target it is cut at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +297,8 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::test_support::{complete_snapshot_at, coverage_of};
+    use crate::domain::test_support::complete_snapshot_at;
+    use crate::oplog::coverage::test_data::coverage_of;
 
     fn ts(secs: u32, inc: u32) -> OplogTs {
         OplogTs { secs, inc }
@@ -351,22 +309,6 @@ mod tests {
             first: ts(a, 1),
             last: ts(b, 1),
         }
-    }
-
-    #[test]
-    fn every_replica_set_must_span_the_stretch_without_a_gap() {
-        let one = coverage_of(&[&[range(100, 200), range(300, 400)]]);
-        assert!(one.spans(ts(150, 1), ts(200, 1)));
-        assert!(!one.spans(ts(150, 1), ts(200, 2)), "past the end");
-        assert!(!one.spans(ts(150, 1), ts(350, 1)), "across the gap");
-        assert!(one.spans(ts(300, 1), ts(350, 0)));
-        let two = coverage_of(&[&[range(100, 200)], &[range(120, 180)]]);
-        assert!(two.spans(ts(130, 0), ts(180, 1)));
-        assert!(!two.spans(ts(110, 0), ts(150, 0)), "one set starts later");
-        assert_eq!(two.reach(ts(130, 0)), Some(ts(180, 1)));
-        assert_eq!(two.reach(ts(110, 0)), None);
-        assert!(!coverage_of(&[]).spans(ts(1, 0), ts(1, 0)));
-        assert_eq!(coverage_of(&[]).reach(ts(1, 0)), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rewind_api_types::iso_seconds::parse_iso;
 use rewind_api_types::{BsonTimestamp, ChunkQuery, MissingChunks, PartManifest, SnapshotCreate};
 
 use super::{views, ApiPath, PUBLIC, REWIND};
-use crate::domain::snapshots::NewSnapshot;
+use crate::domain::snapshots::import::NewSnapshot;
 use crate::domain::{ErrorCode, Principal};
 use crate::http::body::{read_json, read_limited, require_content_type, Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};

@@ -17,13 +17,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::ids::{ApiKeyId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
-use crate::meta::{BootstrapRecords, MetaError, MetaStore};
+use crate::meta::{BootstrapRecords, MetaError, MetaStore, SqliteMetaStore};
 use crate::model::{
     ApiKeyRecord, ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus, GroupRecord,
     JobStatus, OplogTs, OrgRecord, PageRequest, RestoreJobRecord, Role, RoleGrant,
     SnapshotPartRecord, SnapshotRecord, UnixSeconds,
 };
-use crate::storage::MetaConfig;
 
 /// Generates one `#[tokio::test]` per contract of the enclosing area (`super::name`), each
 /// with a fresh store. Contracts listed after `concurrent:` take an `Arc<dyn MetaStore>` and
@@ -103,11 +102,15 @@ pub async fn fresh_store() -> TestStore {
 
 async fn fresh_sqlite_store() -> TestStore {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let config = MetaConfig::Sqlite {
-        path: dir.path().join(crate::storage::META_FILE),
-    };
-    let meta = config.open().await.expect("open a fresh SQLite store");
-    TestStore { meta, _dir: dir }
+    // Opened directly, not through `storage::MetaConfig`: storage sits above the metadata
+    // store (it opens the backends), so the store's own suite must not reach up to it.
+    let store = SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
+        .await
+        .expect("open a fresh SQLite store");
+    TestStore {
+        meta: Arc::new(store),
+        _dir: dir,
+    }
 }
 
 /// Runs `racers` instances of `racer` as separate tasks, released together by one barrier

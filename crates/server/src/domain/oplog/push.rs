@@ -1,16 +1,6 @@
-//! The oplog store: pushes of a replica set's oplog entries, their coverage and gaps, the
-//! project's point-in-time window, and retention.
-//!
-//! A push is checked whole before anything is written: every entry well-formed and in
-//! strictly increasing ts order, and every entry that falls inside a stored range identical to
-//! the stored one (see [`crate::oplog::coverage`] for the model). Only then are the new
-//! entries cut into slices, compressed (on blocking threads, several at once), written as
-//! objects, and recorded with the new ranges in one metadata transaction. A crash in between
-//! leaves only objects recorded as pending, which the sweeper deletes after the GC delay.
-//!
-//! Pushes of one replica set are serialized on this node by a per-replica-set lock (held
-//! across the reads, writes and commit, hence an async mutex); pushes through two nodes at
-//! once are caught by the commit, which refuses a plan made against ranges that changed.
+//! Accepting a push: checking it whole against what is stored, cutting the new entries into
+//! slices (joining a small last slice), writing their objects and committing them with the
+//! new ranges.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -20,28 +10,21 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use rewind_formats::oplog::split_entries_with;
 
-use super::snapshots::block_error;
-use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
+use super::{blocking, parallelism, slice_path};
 use crate::blocks::ObjectKey;
+use crate::domain::snapshots::block_error;
+use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, OplogSliceId};
 use crate::meta::oplog::OplogCommit;
-use crate::model::{
-    ClusterType, OplogRange, OplogSliceRecord, OplogStream, OplogStreamSummary, OplogTs,
-    UnixSeconds,
-};
+use crate::model::{OplogRange, OplogSliceRecord, OplogStream, OplogStreamSummary, OplogTs};
 use crate::oplog::coverage::{self, Disagreement};
+use crate::oplog::slice::{slice_key, MERGE_SLICES_BELOW_BYTES};
 use crate::oplog::{cut_runs, BatchError, EntryMark, OplogSlice, SliceEntries};
 
 /// The largest push, which clients cut their requests by.
 pub use rewind_formats::oplog::MAX_PUSH_BYTES;
-/// A replica set's last slice holding fewer bytes than this is cut again together with the
-/// entries that continue it, so an agent shipping small batches does not leave one tiny
-/// object per batch. Re-cutting costs at most this many bytes of recompression per push.
-pub const MERGE_SLICES_BELOW_BYTES: u64 = 1024 * 1024;
 /// Slice objects written concurrently by one push.
 const OBJECT_WRITES_IN_FLIGHT: usize = 4;
-/// Slice objects deleted per sweeper pass, so one pass never holds the GC lock for long.
-const SLICES_COLLECTED_PER_PASS: u32 = 2000;
 
 /// What one push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,41 +128,6 @@ fn continuity_mismatch(after: OplogTs, ranges: &[OplogRange]) -> DomainError {
     )
 }
 
-fn corrupt_slice(stream: &OplogStream, id: OplogSliceId, reason: &str) -> DomainError {
-    tracing::error!(
-        cluster.id = %stream.cluster,
-        replica_set = %stream.replica_set,
-        slice.id = %id,
-        %reason,
-        "refusing corrupt oplog slice"
-    );
-    DomainError::Internal(format!("oplog slice {id} is corrupt: {reason}"))
-}
-
-/// The key of a slice's object.
-pub fn slice_key(stream: &OplogStream, id: OplogSliceId) -> ObjectKey {
-    ObjectKey::OplogSlice {
-        cluster: stream.cluster,
-        replica_set: stream.replica_set.clone(),
-        slice: id,
-    }
-}
-
-fn slice_path(key: &ObjectKey) -> DomainResult<String> {
-    Ok(key.path().map_err(block_error)?.to_string())
-}
-
-fn empty_summary(replica_set: &str) -> OplogStreamSummary {
-    OplogStreamSummary {
-        replica_set: replica_set.to_owned(),
-        slices: 0,
-        entries: 0,
-        raw_bytes: 0,
-        stored_bytes: 0,
-        ranges: Vec::new(),
-    }
-}
-
 /// Turns the new runs into pieces to encode. A run with a slice to join (see
 /// [`Services::joinable_slices`]) is cut together with that slice's entries, and the slice
 /// is retired.
@@ -222,83 +170,7 @@ fn plan_pieces(
     (pieces, retired)
 }
 
-/// Threads for CPU-heavy work of one request.
-fn parallelism() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-/// Runs CPU-heavy work (parsing, compressing, inflating) on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    what: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> DomainResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| DomainError::Internal(format!("{what} task failed: {e}")))
-}
-
 impl Services {
-    /// The replica set `replica_set` of cluster `cluster`, which must be a replica set or a
-    /// sharded cluster (not one of its shards) of a project the caller may act on.
-    async fn oplog_stream(
-        &self,
-        principal: &Principal,
-        group: GroupId,
-        cluster: ClusterId,
-        replica_set: &str,
-        access: GroupAccess,
-    ) -> DomainResult<OplogStream> {
-        let names = self
-            .oplog_replica_sets(principal, group, cluster, access)
-            .await?;
-        if !names.iter().any(|n| n == replica_set) {
-            return Err(DomainError::rejected(
-                ErrorCode::ReplicaSetNotFound,
-                format!(
-                    "Cluster {cluster} has no replica set named {replica_set:?}; it has {}.",
-                    names.join(", ")
-                ),
-                vec![replica_set.to_owned()],
-            ));
-        }
-        Ok(OplogStream {
-            cluster,
-            replica_set: replica_set.to_owned(),
-        })
-    }
-
-    /// The names of a cluster's replica sets (shards and config server for a sharded one).
-    async fn oplog_replica_sets(
-        &self,
-        principal: &Principal,
-        group: GroupId,
-        cluster: ClusterId,
-        access: GroupAccess,
-    ) -> DomainResult<Vec<String>> {
-        self.authorize_group(principal, group, access).await?;
-        let top = self.find_cluster(group, cluster).await?;
-        if top.parent_id.is_some() {
-            return Err(DomainError::rejected(
-                ErrorCode::InvalidAttribute,
-                "The oplog is kept per cluster: use the sharded cluster's id and the shard's replica set name, not the shard's id.",
-                vec!["clusterId".into()],
-            ));
-        }
-        Ok(self
-            .members_of(group, cluster)
-            .await?
-            .into_iter()
-            .filter(|m| m.type_name != ClusterType::ShardedReplicaSet)
-            .filter_map(|m| m.replica_set_name)
-            .collect())
-    }
-
-    /// The lock that serializes the pushes (and retention) of one replica set on this node.
-    fn oplog_lock(&self, stream: &OplogStream) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.oplog_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(stream.clone()).or_default().clone()
-    }
-
     /// Stores a push of concatenated oplog entries for one replica set. `after`, when given,
     /// is the ts of the entry right before the first pushed one, which must be stored.
     pub async fn push_oplog(
@@ -455,42 +327,6 @@ impl Services {
         Ok(decoded)
     }
 
-    /// Reads, verifies and decodes stored slices.
-    pub(crate) async fn load_slices(
-        &self,
-        stream: &OplogStream,
-        records: Vec<OplogSliceRecord>,
-    ) -> DomainResult<Vec<(OplogSliceRecord, Arc<SliceEntries>)>> {
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            let key = slice_key(stream, record.id);
-            let path = slice_path(&key)?;
-            let bytes = self
-                .blocks
-                .get_object(&key)
-                .await
-                .map_err(block_error)?
-                .ok_or_else(|| corrupt_slice(stream, record.id, "the object is missing"))?;
-            let expected = record.clone();
-            let entries = blocking("oplog slice decoding", move || {
-                let slice = OplogSlice::from_object_bytes(&path, bytes)?;
-                let matches = slice.first() == expected.first
-                    && slice.last() == expected.last
-                    && u64::from(slice.entry_count()) == expected.entry_count;
-                if !matches {
-                    return Err(crate::oplog::SliceCorrupt(
-                        "the object disagrees with its metadata".into(),
-                    ));
-                }
-                slice.decode()
-            })
-            .await?
-            .map_err(|e| corrupt_slice(stream, record.id, &e.0))?;
-            out.push((record, Arc::new(entries)));
-        }
-        Ok(out)
-    }
-
     /// For each new run, the stored slice it may be joined to: the one whose last entry
     /// directly precedes the run, when it holds fewer than [`MERGE_SLICES_BELOW_BYTES`].
     async fn joinable_slices(
@@ -610,243 +446,15 @@ impl Services {
             vec![stream.replica_set.clone()],
         ))
     }
-
-    /// The stored oplog of one replica set (zeros when there is none).
-    async fn stream_summary(&self, stream: &OplogStream) -> DomainResult<OplogStreamSummary> {
-        let summaries = self.meta.oplog_summaries(stream.cluster).await?;
-        Ok(summaries
-            .into_iter()
-            .find(|s| s.replica_set == stream.replica_set)
-            .unwrap_or_else(|| empty_summary(&stream.replica_set)))
-    }
-
-    /// The stored oplog of every replica set of a cluster, in member order.
-    pub async fn oplog_status(
-        &self,
-        principal: &Principal,
-        group: GroupId,
-        cluster: ClusterId,
-    ) -> DomainResult<Vec<OplogStreamSummary>> {
-        let names = self
-            .oplog_replica_sets(principal, group, cluster, GroupAccess::Read)
-            .await?;
-        let mut stored: HashMap<String, OplogStreamSummary> = self
-            .meta
-            .oplog_summaries(cluster)
-            .await?
-            .into_iter()
-            .map(|s| (s.replica_set.clone(), s))
-            .collect();
-        Ok(names
-            .iter()
-            .map(|n| stored.remove(n).unwrap_or_else(|| empty_summary(n)))
-            .collect())
-    }
-
-    /// The stored oplog of one replica set.
-    pub async fn replica_set_oplog_status(
-        &self,
-        principal: &Principal,
-        group: GroupId,
-        cluster: ClusterId,
-        replica_set: &str,
-    ) -> DomainResult<OplogStreamSummary> {
-        let stream = self
-            .oplog_stream(principal, group, cluster, replica_set, GroupAccess::Read)
-            .await?;
-        self.stream_summary(&stream).await
-    }
-
-    /// Retention: retires each replica set's slices that a point-in-time restore inside the
-    /// project's window can no longer need. Kept: everything from the window's start, and
-    /// from the newest complete snapshot taken at or before it (a restore to the window's
-    /// start replays from there), plus the slice holding that point, so the stored range
-    /// still reaches back to it. Returns how many slices were retired; their objects are
-    /// deleted after the GC delay by [`Self::collect_oplog_slices`].
-    pub async fn retain_oplog(&self, now: UnixSeconds) -> DomainResult<u64> {
-        let mut retired = 0;
-        for (group, stream) in self.meta.oplog_streams().await? {
-            let start = self.settings_of(group).await?.window_start(now);
-            let window_start = OplogTs {
-                secs: u32::try_from(start).unwrap_or(u32::MAX),
-                inc: 0,
-            };
-            let mut keep_from = match self
-                .newest_snapshot_at_or_before(group, stream.cluster, window_start)
-                .await?
-            {
-                Some(created) => created.min(window_start),
-                None => window_start,
-            };
-            // Restores to a moment still being prepared or downloaded read from their
-            // snapshot on.
-            if let Some(read_from) = self
-                .meta
-                .oldest_active_oplog_start(stream.cluster, now)
-                .await?
-            {
-                keep_from = keep_from.min(read_from);
-            }
-            let lock = self.oplog_lock(&stream);
-            let _serialized = lock.lock().await;
-            let count = self
-                .meta
-                .retire_oplog_before(&stream, keep_from, now)
-                .await?;
-            if count > 0 {
-                tracing::info!(
-                    cluster.id = %stream.cluster,
-                    replica_set = %stream.replica_set,
-                    slices = count,
-                    keep_from = %keep_from,
-                    "oplog slices retired by retention"
-                );
-            }
-            retired += count;
-        }
-        Ok(retired)
-    }
-
-    /// The `created` timestamp of the newest complete, live snapshot of `cluster` taken at
-    /// or before `at`.
-    async fn newest_snapshot_at_or_before(
-        &self,
-        group: GroupId,
-        cluster: ClusterId,
-        at: OplogTs,
-    ) -> DomainResult<Option<OplogTs>> {
-        let snapshots = self
-            .complete_snapshots_at_or_before(group, cluster, at)
-            .await?;
-        Ok(snapshots.first().map(|s| s.created))
-    }
-
-    /// The ts of the newest stored entry of `stream` at or before `at`, when a stored range
-    /// holds `at` (outside every range the answer would not be known to be the newest).
-    /// Reads at most one slice: only when `at` falls inside one.
-    pub(crate) async fn last_stored_entry_at_or_before(
-        &self,
-        stream: &OplogStream,
-        at: OplogTs,
-    ) -> DomainResult<Option<OplogTs>> {
-        let ranges = self.meta.oplog_ranges(stream).await?;
-        let Some(range) = coverage::range_containing(&ranges, at) else {
-            return Ok(None);
-        };
-        let Some(newest) = self.meta.oplog_slices(stream, range.first, at).await?.pop() else {
-            return Ok(None);
-        };
-        if newest.last <= at {
-            return Ok(Some(newest.last));
-        }
-        let (_, entries) = self
-            .load_slices(stream, vec![newest])
-            .await?
-            .pop()
-            .ok_or_else(|| DomainError::Internal("a loaded slice vanished".into()))?;
-        Ok(entries
-            .marks
-            .iter()
-            .rev()
-            .map(|m| m.ts)
-            .find(|ts| *ts <= at))
-    }
-
-    /// Deletes the objects of slices retired before `before`, and of pushes that recorded
-    /// slices as pending before it and never committed them.
-    pub async fn collect_oplog_slices(&self, before: UnixSeconds) -> DomainResult<usize> {
-        let _exclusive = self.gc_lock.write().await;
-        let collectable = self
-            .meta
-            .collectable_oplog_slices(before, SLICES_COLLECTED_PER_PASS)
-            .await?;
-        for slice in &collectable {
-            self.blocks
-                .delete_object(&slice_key(&slice.stream, slice.id))
-                .await
-                .map_err(block_error)?;
-            self.meta.forget_oplog_slice(slice.id).await?;
-        }
-        Ok(collectable.len())
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use futures::TryStreamExt;
-    use object_store::memory::InMemory;
-    use object_store::ObjectStore;
     use rewind_formats::oplog::entry::test_entries::{entry, run, ts};
 
+    use super::super::test_fixture::Fixture;
     use super::*;
-    use crate::domain::clusters::ClusterSpec;
-    use crate::domain::test_support::{TestClock, TestProject, NOW};
-    use crate::domain::Clock;
-    use crate::model::{PageRequest, SnapshotRecord};
-
-    /// A project with one replica set `rs0`, over a temporary SQLite store and an in-memory
-    /// object store the test can list.
-    struct Fixture {
-        services: Services,
-        objects: Arc<InMemory>,
-        clock: Arc<TestClock>,
-        principal: Principal,
-        group: GroupId,
-        cluster: ClusterId,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Fixture {
-        async fn new() -> Fixture {
-            let spec = ClusterSpec {
-                name: "rs0".into(),
-                shards: None,
-                fcv: None,
-            };
-            let p = TestProject::start(spec).await;
-            Fixture {
-                services: p.services,
-                objects: p.objects,
-                clock: p.clock,
-                principal: p.principal,
-                group: p.group,
-                cluster: p.cluster,
-                _dir: p.dir,
-            }
-        }
-
-        async fn push(&self, body: Vec<u8>, after: Option<OplogTs>) -> DomainResult<PushOutcome> {
-            self.services
-                .push_oplog(
-                    &self.principal,
-                    self.group,
-                    self.cluster,
-                    "rs0",
-                    after,
-                    body.into(),
-                )
-                .await
-        }
-
-        async fn summary(&self) -> OplogStreamSummary {
-            self.services
-                .replica_set_oplog_status(&self.principal, self.group, self.cluster, "rs0")
-                .await
-                .unwrap()
-        }
-
-        async fn object_count(&self) -> usize {
-            let listed: Vec<_> = self.objects.list(None).try_collect().await.unwrap();
-            listed.len()
-        }
-
-        fn stream(&self) -> OplogStream {
-            OplogStream {
-                cluster: self.cluster,
-                replica_set: "rs0".into(),
-            }
-        }
-    }
+    use crate::domain::test_support::NOW;
 
     fn code(result: DomainResult<PushOutcome>) -> ErrorCode {
         match result {
@@ -989,175 +597,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_corrupt_slice_is_never_used() {
-        let f = Fixture::new().await;
-        f.push(run(100, 5, "a"), None).await.unwrap();
-        let listed: Vec<_> = f.objects.list(None).try_collect().await.unwrap();
-        let path = &listed[0].location;
-        let mut bytes = f
-            .objects
-            .get(path)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        f.objects
-            .put(path, Bytes::from(bytes).into())
-            .await
-            .unwrap();
-        let err = f.push(run(100, 5, "a"), None).await.unwrap_err();
-        assert!(matches!(err, DomainError::Internal(_)), "{err:?}");
-    }
-
-    /// A finished point-in-time restore of `snapshot` whose link expires at `expires`.
-    fn live_pit_job(
-        f: &Fixture,
-        snapshot: crate::ids::SnapshotId,
-        expires: UnixSeconds,
-    ) -> crate::model::RestoreJobRecord {
-        use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus};
-        crate::model::RestoreJobRecord {
-            id: crate::ids::JobId::generate(),
-            batch_id: None,
-            group_id: f.group,
-            cluster_id: f.cluster,
-            snapshot_id: snapshot,
-            replica_set_name: "rs0".into(),
-            part_type: ClusterType::ReplicaSet,
-            created: NOW,
-            status: JobStatus::Finished,
-            delivery_status: DeliveryStatus::Ready,
-            method: DeliveryMethod::Http {
-                max_downloads: 1,
-                expiration_hours: None,
-            },
-            expires: Some(expires),
-            point_in_time: true,
-            timestamp: ts(NOW as u32 - 100, 1),
-            file_name: "rs0".into(),
-            archive_bytes: Some(1),
-            archive_sha1: Some("0".repeat(40)),
-            downloads_started: 0,
-            downloads_completed: 0,
-            resume_offset: None,
-            resent_bytes: 0,
-            finished_at: Some(NOW),
-            failure: None,
-            attempts: 1,
-        }
-    }
-
-    #[tokio::test]
-    async fn retention_keeps_the_window_and_the_snapshot_before_it() {
-        let f = Fixture::new().await;
-        let hour = 3_600u32;
-        let now = NOW as u32;
-        // Three stretches: 30 h ago, from 2 h to 20 min ago (one push, a few slices), and
-        // recent.
-        f.push(run(now - 30 * hour, 10, "old"), None).await.unwrap();
-        let payload = "q".repeat(3_000);
-        let middle: Vec<u8> = (0..3_000u32)
-            .flat_map(|i| entry(ts(now - 2 * hour + 2 * i, 1), &payload))
-            .collect();
-        f.push(middle, None).await.unwrap();
-        f.push(run(now - 60, 10, "recent"), None).await.unwrap();
-        let before = f.summary().await;
-        assert_eq!(before.ranges.len(), 3);
-        let middle_slices = before.slices - 2;
-        assert!(middle_slices >= 2);
-
-        // The default window (24 h) drops the oldest stretch only.
-        assert_eq!(f.services.retain_oplog(NOW).await.unwrap(), 1);
-        let after = f.summary().await;
-        assert_eq!(after.ranges.len(), 2);
-        assert_eq!(after.ranges[0].first, ts(now - 2 * hour, 1));
-
-        // With a 1 h window, a snapshot taken before the window keeps the oplog from it.
-        f.services
-            .set_pit_window(&f.principal, f.group, 1)
-            .await
-            .unwrap();
-        let snapshot_at = ts(now - 2 * hour + 200, 1);
-        f.services
-            .meta
-            .insert_snapshot(&SnapshotRecord {
-                id: crate::ids::SnapshotId::generate(),
-                group_id: f.group,
-                cluster_id: f.cluster,
-                created: snapshot_at,
-                last_oplog_applied: None,
-                complete: true,
-                expires: None,
-                do_not_delete: false,
-                deleted_at: None,
-                mongod_version: "7.0.0".into(),
-                storage_engine: "wiredTiger".into(),
-                recorded: NOW,
-                parts: vec![],
-            })
-            .await
-            .unwrap();
-        f.services.retain_oplog(f.clock.now()).await.unwrap();
-        let kept = f.summary().await;
-        assert_eq!(kept.ranges.len(), 2);
-        assert!(kept.ranges[0].first <= snapshot_at, "{kept:?}");
-        assert_eq!(kept.ranges[0].first, after.ranges[0].first);
-
-        // A restore to a moment from that snapshot, whose link is live for one more
-        // second, keeps the oplog from the snapshot on even once the snapshot is deleted.
-        let snapshots = f
-            .services
-            .meta
-            .list_snapshots(
-                f.group,
-                f.cluster,
-                PageRequest {
-                    offset: 0,
-                    limit: 10,
-                },
-            )
-            .await
-            .unwrap();
-        f.services
-            .meta
-            .insert_jobs(&[live_pit_job(&f, snapshots.items[0].id, NOW + 1)])
-            .await
-            .unwrap();
-        f.services
-            .meta
-            .mark_snapshot_deleted(snapshots.items[0].id, NOW)
-            .await
-            .unwrap();
-        assert_eq!(f.services.retain_oplog(NOW).await.unwrap(), 0);
-        assert_eq!(f.summary().await.ranges[0].first, after.ranges[0].first);
-        f.clock.set(NOW + 2);
-
-        // Without that snapshot and that restore, the window stays, with the slice
-        // holding its start.
-        let retired = f.services.retain_oplog(f.clock.now()).await.unwrap();
-        assert!(retired >= 1);
-        let trimmed = f.summary().await;
-        let window_start = ts(now - hour, 0);
-        assert!(trimmed.ranges[0].first <= window_start, "{trimmed:?}");
-        assert!(trimmed.ranges[0].first > snapshot_at, "{trimmed:?}");
-        assert_eq!(trimmed.ranges[0].last, before.ranges[1].last);
-
-        // Nothing retired is deleted before the GC delay; afterwards the objects go.
-        let objects = f.object_count().await;
-        let collected = f
-            .services
-            .collect_oplog_slices(f.clock.now() + 1)
-            .await
-            .unwrap();
-        assert_eq!(f.object_count().await, objects - collected);
-        assert_eq!(f.object_count().await as u64, trimmed.slices);
-    }
-
-    #[tokio::test]
     async fn a_commit_planned_against_stale_ranges_is_refused() {
         let f = Fixture::new().await;
         f.push(run(100, 5, "a"), None).await.unwrap();
@@ -1176,49 +615,6 @@ mod tests {
         assert_eq!(
             f.summary().await.ranges,
             vec![range(ts(100, 1), ts(100, 5))]
-        );
-    }
-
-    #[tokio::test]
-    async fn pending_slices_of_a_push_that_never_committed_are_collected() {
-        let f = Fixture::new().await;
-        let id = OplogSliceId::generate();
-        f.services
-            .meta
-            .record_pending_slices(&f.stream(), &[id], NOW)
-            .await
-            .unwrap();
-        let key = slice_key(&f.stream(), id);
-        f.services
-            .blocks
-            .put_object(&key, Bytes::from_static(b"half a push"))
-            .await
-            .unwrap();
-        assert_eq!(f.services.collect_oplog_slices(NOW).await.unwrap(), 0);
-        assert_eq!(f.services.collect_oplog_slices(NOW + 1).await.unwrap(), 1);
-        assert_eq!(f.object_count().await, 0);
-    }
-
-    #[tokio::test]
-    async fn the_window_is_bounded() {
-        let f = Fixture::new().await;
-        let set = |h| f.services.set_pit_window(&f.principal, f.group, h);
-        assert_eq!(
-            set(0).await.unwrap_err().code(),
-            ErrorCode::AttributeNegativeOrZero
-        );
-        assert_eq!(
-            set(721).await.unwrap_err().code(),
-            ErrorCode::InvalidAttribute
-        );
-        assert_eq!(set(48).await.unwrap().pit_window_hours, 48);
-        assert_eq!(
-            f.services
-                .settings_of(f.group)
-                .await
-                .unwrap()
-                .pit_window_hours,
-            48
         );
     }
 }
