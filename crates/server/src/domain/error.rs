@@ -3,6 +3,7 @@
 //! Error codes are part of the public contract (clients switch on them), so the domain names
 //! them; the HTTP layer alone decides which status line each one travels with.
 
+use crate::blocks::BlockError;
 use crate::meta::MetaError;
 
 macro_rules! error_codes {
@@ -127,3 +128,9 @@ impl DomainError {
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;
+
+/// A block store failure, as the domain reports it: internal (the details are logged, and
+/// never reach a client).
+pub(crate) fn block_error(err: BlockError) -> DomainError {
+    DomainError::Internal(format!("block store: {err}"))
+}

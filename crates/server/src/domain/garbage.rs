@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 
-use super::snapshots::block_error;
 use super::snapshots::manifest::manifest_key;
-use super::{DomainResult, Services};
+use super::{block_error, DomainResult, Services};
 use crate::blocks::{ChunkId, ObjectKey, PackId};
 use crate::model::{SnapshotRecord, UnixSeconds};
 

@@ -19,6 +19,7 @@ pub(crate) mod test_support;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub(crate) use error::block_error;
 pub use error::{DomainError, DomainResult, ErrorCode};
 
 use crate::blocks::BlockStore;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use push::{PushOutcome, MAX_PUSH_BYTES};
 
-use super::snapshots::block_error;
+use super::block_error;
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::blocks::ObjectKey;
 use crate::ids::{ClusterId, GroupId, OplogSliceId};

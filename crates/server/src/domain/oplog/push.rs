@@ -12,7 +12,7 @@ use rewind_formats::oplog::split_entries_with;
 
 use super::{blocking, parallelism, slice_path};
 use crate::blocks::ObjectKey;
-use crate::domain::snapshots::block_error;
+use crate::domain::block_error;
 use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, OplogSliceId};
 use crate::meta::oplog::OplogCommit;

@@ -2,7 +2,7 @@
 //! and deleting retired slices' objects (and those of pushes that never committed) after
 //! the GC delay.
 
-use crate::domain::snapshots::block_error;
+use crate::domain::block_error;
 use crate::domain::{DomainResult, Services};
 use crate::ids::{ClusterId, GroupId};
 use crate::model::{OplogTs, UnixSeconds};

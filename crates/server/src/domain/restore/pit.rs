@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use super::super::snapshots::block_error;
+use super::super::block_error;
 use super::super::{DomainError, DomainResult, ErrorCode, Services};
 use super::archive::{OplogPiece, WholeSlice};
 use crate::ids::{ClusterId, GroupId};

@@ -8,9 +8,10 @@ use bytes::Bytes;
 use rewind_api_types::ChunkUploadSummary;
 use rewind_formats::frames::{split_frames, FrameError};
 
-use super::{block_error, invalid, parse_chunk_hex};
+use super::{invalid, parse_chunk_hex};
 use crate::blocks::chunk::OBJECT_HEADER_BYTES;
 use crate::blocks::{encode_chunk, BlockStore, ChunkId, Encoding, Pack, PackBuilder, Placement};
+use crate::domain::block_error;
 use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::MetaStore;

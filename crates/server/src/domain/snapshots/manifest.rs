@@ -8,8 +8,9 @@ use bytes::Bytes;
 use rewind_api_types::{ManifestFile, PartManifest};
 use serde::{Deserialize, Serialize};
 
-use super::{block_error, invalid, parse_chunk_hex};
+use super::{invalid, parse_chunk_hex};
 use crate::blocks::{ChunkId, ObjectKey, MAX_CHUNK_BYTES};
+use crate::domain::block_error;
 use crate::domain::{DomainError, DomainResult, ErrorCode, Principal, Services};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::snapshots::PartCommit;

@@ -11,7 +11,7 @@ pub mod manifest;
 mod verify;
 
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
-use crate::blocks::{BlockError, ChunkId};
+use crate::blocks::ChunkId;
 use crate::ids::{ClusterId, GroupId};
 use crate::model::ClusterRecord;
 
@@ -26,10 +26,6 @@ fn parse_chunk_hex(text: &str) -> DomainResult<ChunkId> {
             format!("Invalid attribute ids specified: {text:?} is not a 64-hex chunk id."),
         )
     })
-}
-
-pub(crate) fn block_error(err: BlockError) -> DomainError {
-    DomainError::Internal(format!("block store: {err}"))
 }
 
 impl Services {

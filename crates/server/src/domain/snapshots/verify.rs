@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use rewind_api_types::VerifyReport;
 
-use super::block_error;
 use crate::blocks::{BlockError, ChunkId, ChunkLocation};
+use crate::domain::block_error;
 use crate::domain::{DomainError, DomainResult, Principal, Services};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::model::ChunkInfo;
