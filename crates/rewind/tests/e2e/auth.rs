@@ -145,6 +145,35 @@ async fn a_replayed_nonce_is_refused() {
 }
 
 #[tokio::test]
+async fn a_replayed_header_is_refused_after_the_server_restarts() {
+    let mut server = TestServer::start();
+    let path = format!("{API}/groups/{}", server.boot.group_id);
+    for restart in [TestServer::restart_gracefully, TestServer::restart] {
+        let signer = server.signer();
+        let nonce = signer.nonce().await;
+        let captured = signer.header("GET", &path, &nonce, 1);
+        let reply = signer.send(Method::GET, &path, Some(&captured)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+        restart(&mut server);
+        let signer = server.signer();
+        let replay = signer.send(Method::GET, &path, Some(&captured)).await;
+        replay.assert_error(401, "USER_UNAUTHORIZED", &[]);
+        // Stale: an honest client holding that nonce just signs again with a fresh one.
+        assert_challenge(replay.header("www-authenticate").unwrap(), true);
+        let later = signer.header("GET", &path, &nonce, 2);
+        signer
+            .send(Method::GET, &path, Some(&later))
+            .await
+            .assert_error(401, "USER_UNAUTHORIZED", &[]);
+        let fresh = signer.nonce().await;
+        let signed_again = signer.header("GET", &path, &fresh, 1);
+        let reply = signer.send(Method::GET, &path, Some(&signed_again)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+}
+
+#[tokio::test]
 async fn a_nonce_may_be_reused_with_a_strictly_increasing_count() {
     let server = TestServer::start();
     let signer = server.signer();

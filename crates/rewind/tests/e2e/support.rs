@@ -116,6 +116,23 @@ impl TestServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.respawn();
+    }
+
+    /// Stops the server as an operator would (SIGTERM, then waits for it to exit) and starts
+    /// it again on the same data directory and flags; `url` changes as with `restart`.
+    pub fn restart_gracefully(&mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM delivered");
+        let exit = self.child.wait().expect("the server exits");
+        assert!(exit.success(), "a clean exit on SIGTERM: {exit:?}");
+        self.respawn();
+    }
+
+    fn respawn(&mut self) {
         let (child, url) = spawn_server(
             self.data_dir.path(),
             &self.listen,

@@ -272,62 +272,84 @@ pub enum NonceVerdict {
 
 /// Issues HMAC-signed, time-stamped nonces and remembers the highest `nc` used with each.
 ///
-/// Nonces carry their own issue time and signature, so any node holding the shared secret
-/// can verify them without a lookup; only replay tracking is per node, so a client that
-/// reuses one nonce should keep talking to the same node (clients do: they reuse the
-/// keep-alive connection).
+/// Nonces carry their own issue time, the issuing process's epoch and a signature, so they
+/// are verified without a lookup. The replay ledger lives in this process's memory, so a
+/// nonce is only accepted by the process that issued it: one from before a restart (or from
+/// another process holding the same secret) is answered `stale=true`, and the client simply
+/// asks for a fresh one. That is what keeps a captured header from being replayed after a
+/// restart, at the cost of one comparison per request and one extra challenge per client
+/// and restart.
 pub struct NonceService {
     /// HMAC-SHA256 already keyed with the server secret; cloned for each tag, which saves
     /// re-deriving the key pads on every request.
     keyed: Hmac<Sha256>,
     lifetime_secs: i64,
+    /// Random per process: nonces issued by another process carry another one.
+    epoch: [u8; EPOCH_BYTES],
     ledger: Mutex<HashMap<String, (i64, u32)>>,
 }
+
+/// A nonce's parts, in order: issue time, the issuer's epoch, random bits; then the tag.
+const TIME_BYTES: usize = 8;
+const EPOCH_BYTES: usize = 8;
+const RANDOM_BYTES: usize = 8;
+const BODY_BYTES: usize = TIME_BYTES + EPOCH_BYTES + RANDOM_BYTES;
+const TAG_BYTES: usize = 16;
 
 impl NonceService {
     pub fn new(secret: Vec<u8>, lifetime_secs: i64) -> Self {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
         let keyed =
             <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes any key length");
+        let mut epoch = [0u8; EPOCH_BYTES];
+        rand::thread_rng().fill_bytes(&mut epoch);
         NonceService {
             keyed,
             lifetime_secs,
+            epoch,
             ledger: Mutex::new(HashMap::new()),
         }
     }
 
-    fn tag(&self, body: &[u8]) -> [u8; 16] {
+    fn tag(&self, body: &[u8]) -> [u8; TAG_BYTES] {
         let mut mac = self.keyed.clone();
         mac.update(body);
         let full = mac.finalize().into_bytes();
-        let mut tag = [0u8; 16];
-        tag.copy_from_slice(&full[..16]);
+        let mut tag = [0u8; TAG_BYTES];
+        tag.copy_from_slice(&full[..TAG_BYTES]);
         tag
     }
 
-    /// A fresh nonce: 64 hex characters encoding issue time, 64 random bits and a 128-bit tag.
+    /// A fresh nonce: 80 hex characters encoding issue time, this process's epoch, 64
+    /// random bits and a 128-bit tag.
     pub fn issue(&self, now: i64) -> String {
-        let mut body = [0u8; 16];
-        body[..8].copy_from_slice(&now.to_be_bytes());
-        rand::thread_rng().fill_bytes(&mut body[8..]);
-        let tag = self.tag(&body);
-        let mut raw = body.to_vec();
-        raw.extend_from_slice(&tag);
+        let mut raw = [0u8; BODY_BYTES + TAG_BYTES];
+        raw[..TIME_BYTES].copy_from_slice(&now.to_be_bytes());
+        raw[TIME_BYTES..TIME_BYTES + EPOCH_BYTES].copy_from_slice(&self.epoch);
+        rand::thread_rng().fill_bytes(&mut raw[TIME_BYTES + EPOCH_BYTES..BODY_BYTES]);
+        let tag = self.tag(&raw[..BODY_BYTES]);
+        raw[BODY_BYTES..].copy_from_slice(&tag);
         hex::encode(raw)
     }
 
-    /// Checks a nonce's signature and age without touching the replay ledger.
+    /// Checks a nonce's signature, issuer and age without touching the replay ledger.
     pub fn check_signature(&self, nonce: &str, now: i64) -> NonceVerdict {
-        let mut raw = [0u8; 32];
+        let mut raw = [0u8; BODY_BYTES + TAG_BYTES];
         if hex::decode_to_slice(nonce, &mut raw).is_err() {
             return NonceVerdict::Forged;
         }
-        let tag_ok: bool = self.tag(&raw[..16]).ct_eq(&raw[16..]).into();
+        let (body, tag) = raw.split_at(BODY_BYTES);
+        let tag_ok: bool = self.tag(body).ct_eq(tag).into();
         if !tag_ok {
             return NonceVerdict::Forged;
         }
-        let mut issued = [0u8; 8];
-        issued.copy_from_slice(&raw[..8]);
+        let (time, rest) = body.split_at(TIME_BYTES);
+        // Ours, but from another process: this one's ledger knows nothing of its counters.
+        if rest[..EPOCH_BYTES] != self.epoch {
+            return NonceVerdict::Stale;
+        }
+        let mut issued = [0u8; TIME_BYTES];
+        issued.copy_from_slice(time);
         let issued = i64::from_be_bytes(issued);
         if now < issued || now - issued > self.lifetime_secs {
             return NonceVerdict::Stale;
@@ -428,6 +450,16 @@ mod tests {
         assert_eq!(svc.check_signature(&nonce, 1301), NonceVerdict::Stale);
         let other = NonceService::new(b"other".to_vec(), 300);
         assert_eq!(other.check_signature(&nonce, 1000), NonceVerdict::Forged);
+        let restarted = NonceService::new(b"secret".to_vec(), 300);
+        assert_eq!(
+            restarted.check_signature(&nonce, 1000),
+            NonceVerdict::Stale,
+            "a nonce of an earlier process is stale: its counters are not known here"
+        );
+        assert_eq!(
+            restarted.check_signature(&restarted.issue(1000), 1000),
+            NonceVerdict::Accepted
+        );
         assert_eq!(svc.check_signature("zz", 1000), NonceVerdict::Forged);
         assert_eq!(svc.record_use(&nonce, 1, 1000), NonceVerdict::Accepted);
         assert_eq!(svc.record_use(&nonce, 1, 1000), NonceVerdict::Replayed);
