@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::domain::agents::DEFAULT_AGENT_TIMEOUT;
 use crate::domain::garbage::DEFAULT_GC_DELAY;
 use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
+use crate::http::DEFAULT_HEADER_TIMEOUT;
 use crate::jobs::checkpointer::DEFAULT_CHECKPOINT_PASS_INTERVAL;
 use crate::jobs::sweeper::DEFAULT_SWEEP_INTERVAL;
 use crate::storage::StorageConfig;
@@ -55,6 +56,7 @@ pub struct Settings {
     pub sweep_interval_secs: Option<u64>,
     pub agent_timeout_secs: Option<u64>,
     pub checkpoint_pass_secs: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
 }
 
 impl Settings {
@@ -84,6 +86,7 @@ impl Settings {
             sweep_interval_secs: self.sweep_interval_secs.or(lower.sweep_interval_secs),
             agent_timeout_secs: self.agent_timeout_secs.or(lower.agent_timeout_secs),
             checkpoint_pass_secs: self.checkpoint_pass_secs.or(lower.checkpoint_pass_secs),
+            header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct ServerConfig {
     pub agent_timeout: Duration,
     /// How often the checkpointer looks for due checkpoints (also right after a push).
     pub checkpoint_pass_interval: Duration,
+    /// How long a client may take to send a request's line and headers.
+    pub header_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -176,6 +181,12 @@ impl ServerConfig {
                 settings
                     .checkpoint_pass_secs
                     .unwrap_or(DEFAULT_CHECKPOINT_PASS_INTERVAL.as_secs())
+                    .max(1),
+            ),
+            header_timeout: Duration::from_secs(
+                settings
+                    .header_timeout_secs
+                    .unwrap_or(DEFAULT_HEADER_TIMEOUT.as_secs())
                     .max(1),
             ),
         })

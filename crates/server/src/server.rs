@@ -130,7 +130,8 @@ impl BoundServer {
         let checkpointer = Checkpointer::new(self.services.clone());
         let checkpointer =
             tokio::spawn(checkpointer.run(self.config.checkpoint_pass_interval, stopped.clone()));
-        let served = crate::http::serve(self.listener, self.app, async move {
+        let header_timeout = self.config.header_timeout;
+        let served = crate::http::serve(self.listener, self.app, header_timeout, async move {
             shutdown.await;
             let _ = stop.send(true);
         })

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Seconds between checkpoint passes (a pass also follows each oplog push) [default: 30].
     #[arg(long, env = "REWIND_CHECKPOINT_PASS_SECS")]
     checkpoint_pass_secs: Option<u64>,
+    /// Seconds a client may take to send a request's line and headers; a connection that
+    /// stalls longer is closed (also the idle keep-alive limit) [default: 10]
+    #[arg(long, env = "REWIND_HEADER_TIMEOUT_SECS")]
+    header_timeout_secs: Option<u64>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -107,6 +111,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         sweep_interval_secs: args.sweep_interval_secs,
         agent_timeout_secs: args.agent_timeout_secs,
         checkpoint_pass_secs: args.checkpoint_pass_secs,
+        header_timeout_secs: args.header_timeout_secs,
     };
     let file = match &args.config {
         Some(path) => Settings::from_file(path)?,

@@ -8,6 +8,7 @@ mod delivery;
 mod errors;
 mod fixtures;
 mod foundation;
+mod limits;
 mod oplog;
 mod pit;
 mod restore;

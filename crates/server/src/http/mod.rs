@@ -6,11 +6,12 @@ pub mod body;
 pub mod conventions;
 pub mod digest;
 pub mod error;
+mod listener;
 pub mod path;
 mod routes;
 mod telemetry;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -24,6 +25,7 @@ use crate::domain::{ErrorCode, Services};
 use conventions::Links;
 use digest::NonceService;
 use error::ApiError;
+pub use listener::{serve, DEFAULT_HEADER_TIMEOUT};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -74,20 +76,6 @@ async fn method_not_allowed(req: Request) -> ApiError {
         format!("Method {method} is not allowed for resource {path}."),
         vec![method, path],
     )
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }
 
 impl IntoResponse for crate::domain::DomainError {
