@@ -9,6 +9,7 @@ pub mod checkpoints;
 mod conformance;
 pub mod oplog;
 pub mod restore;
+mod rows;
 pub mod snapshots;
 mod sqlite;
 
