@@ -8,6 +8,7 @@ pub mod checkpoints;
 #[cfg(test)]
 mod conformance;
 pub mod oplog;
+mod postgres;
 pub mod restore;
 mod rows;
 pub mod snapshots;
@@ -17,6 +18,7 @@ pub use accounts::AccountMeta;
 pub use agents::AgentMeta;
 pub use checkpoints::CheckpointMeta;
 pub use oplog::OplogMeta;
+pub use postgres::PostgresMetaStore;
 pub use restore::RestoreMeta;
 pub use snapshots::SnapshotMeta;
 pub use sqlite::SqliteMetaStore;

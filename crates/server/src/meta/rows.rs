@@ -393,6 +393,9 @@ pub(crate) const JOB_INSERT_COLUMNS: &str = "INSERT INTO restore_jobs (id, batch
      point_in_time, ts_secs, ts_inc, file_name, archive_bytes, archive_sha1, downloads_started, \
      downloads_completed, finished_at, failure, attempts, lease_owner, lease_until) ";
 
+/// Values bound by [`push_job_values`] for each job (the others are literals).
+pub(crate) const JOB_INSERT_BINDS: usize = 20;
+
 /// Appends `VALUES (…), (…)` for `jobs` to an insert begun with [`JOB_INSERT_COLUMNS`]: a
 /// new job has no archive, no download, no attempt and no lease yet.
 pub(crate) fn push_job_values<'a, DB>(
@@ -553,6 +556,22 @@ pub(crate) fn attach_checkpoint_parts<R: Columns>(
         checkpoint.parts = rows
             .iter()
             .map(checkpoint_part_from_row)
+            .collect::<MetaResult<_>>()?;
+    }
+    Ok(())
+}
+
+/// Gives each snapshot its parts, from rows of `snapshot_parts` in the order to keep.
+pub(crate) fn attach_snapshot_parts<R: Columns>(
+    snapshots: &mut [SnapshotRecord],
+    part_rows: Vec<R>,
+) -> MetaResult<()> {
+    let mut parts = group_by_owner(part_rows, "snapshot_id")?;
+    for snapshot in snapshots {
+        let rows = parts.remove(&snapshot.id.to_hex()).unwrap_or_default();
+        snapshot.parts = rows
+            .iter()
+            .map(snapshot_part_from_row)
             .collect::<MetaResult<_>>()?;
     }
     Ok(())
