@@ -6,8 +6,8 @@ use sqlx::PgConnection;
 use super::PostgresMetaStore;
 use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::meta::rows::{
-    access_from_row, cluster_from_row, corrupt, group_from_row, key_from_row, org_from_row,
-    page_limit, role_from_row, settings_from_row,
+    access_from_row, build_insert, cluster_from_row, cluster_row, corrupt, group_from_row,
+    key_from_row, org_from_row, page_limit, role_from_row, settings_from_row, CLUSTER_INSERT,
 };
 use crate::meta::{AccountMeta, BootstrapRecords, GroupScope, MetaResult};
 use crate::model::{
@@ -281,24 +281,10 @@ impl AccountMeta for PostgresMetaStore {
 
     async fn insert_clusters(&self, clusters: &[ClusterRecord]) -> MetaResult<()> {
         let mut tx = self.pool().begin().await?;
-        for c in clusters {
-            sqlx::query(
-                "INSERT INTO clusters (id, project_id, cluster_name, type_name, replica_set_name, shard_name, \
-                 parent_id, fcv, last_heartbeat, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(c.id.to_hex())
-            .bind(c.group_id.to_hex())
-            .bind(&c.cluster_name)
-            .bind(c.type_name.as_str())
-            .bind(&c.replica_set_name)
-            .bind(&c.shard_name)
-            .bind(c.parent_id.map(|p| p.to_hex()))
-            .bind(&c.fcv)
-            .bind(c.last_heartbeat)
-            .bind(c.created)
+        build_insert::<sqlx::Postgres>(CLUSTER_INSERT, clusters.iter().map(cluster_row))
+            .build()
             .execute(&mut *tx)
             .await?;
-        }
         tx.commit().await?;
         Ok(())
     }

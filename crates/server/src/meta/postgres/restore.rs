@@ -6,8 +6,8 @@ use super::PostgresMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
 use crate::meta::restore::{PreparedOutcome, RestoreMeta};
 use crate::meta::rows::{
-    byte_col, job_from_row, page_limit, push_job_values, Columns, JOB_INSERT_BINDS,
-    JOB_INSERT_COLUMNS, LIVE_DELIVERY,
+    build_insert, byte_col, job_from_row, job_row, page_limit, Columns, JOB_COLUMNS, JOB_INSERT,
+    LIVE_DELIVERY,
 };
 use crate::meta::MetaResult;
 use crate::model::{
@@ -15,7 +15,7 @@ use crate::model::{
 };
 
 /// Most jobs inserted by one statement, under PostgreSQL's limit of 65,535 bound values.
-const JOBS_PER_INSERT: usize = 65_535 / JOB_INSERT_BINDS;
+const JOBS_PER_INSERT: usize = 65_535 / JOB_COLUMNS;
 
 #[async_trait]
 impl RestoreMeta for PostgresMetaStore {
@@ -25,12 +25,12 @@ impl RestoreMeta for PostgresMetaStore {
         }
         // Concurrent requests insert side by side (row locks, not a database lock), so
         // each simply writes its own rows: no batching across requests is needed.
-        let rows: Vec<&RestoreJobRecord> = jobs.iter().collect();
         let mut tx = self.pool().begin().await?;
-        for part in rows.chunks(JOBS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(JOB_INSERT_COLUMNS);
-            push_job_values(&mut insert, part);
-            insert.build().execute(&mut *tx).await?;
+        for part in jobs.chunks(JOBS_PER_INSERT) {
+            build_insert::<sqlx::Postgres>(JOB_INSERT, part.iter().map(job_row))
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -14,8 +14,9 @@ use super::PostgresMetaStore;
 use crate::blocks::{ChunkId, PackId};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::rows::{
-    attach_snapshot_parts, chunk_from_row, corrupt, new_chunk_flags, page_limit, placement_columns,
-    snapshot_from_row,
+    attach_snapshot_parts, build_insert, chunk_from_row, corrupt, new_chunk_flags, page_limit,
+    placement_columns, snapshot_from_row, snapshot_part_row, snapshot_row, SNAPSHOT_INSERT,
+    SNAPSHOT_PART_INSERT,
 };
 use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
 use crate::meta::MetaResult;
@@ -83,45 +84,16 @@ impl PostgresMetaStore {
 impl SnapshotMeta for PostgresMetaStore {
     async fn insert_snapshot(&self, s: &SnapshotRecord) -> MetaResult<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO snapshots (id, project_id, cluster_id, created_secs, created_inc, last_oplog_secs, \
-             last_oplog_inc, complete, expires, do_not_delete, deleted_at, refs_released, mongod_version, \
-             storage_engine, recorded) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12, $13, $14)",
-        )
-        .bind(s.id.to_hex())
-        .bind(s.group_id.to_hex())
-        .bind(s.cluster_id.to_hex())
-        .bind(i64::from(s.created.secs))
-        .bind(i64::from(s.created.inc))
-        .bind(s.last_oplog_applied.map(|t| i64::from(t.secs)))
-        .bind(s.last_oplog_applied.map(|t| i64::from(t.inc)))
-        .bind(s.complete)
-        .bind(s.expires)
-        .bind(s.do_not_delete)
-        .bind(s.deleted_at)
-        .bind(&s.mongod_version)
-        .bind(&s.storage_engine)
-        .bind(s.recorded)
-        .execute(&mut *tx)
-        .await?;
-        for p in &s.parts {
-            sqlx::query(
-                "INSERT INTO snapshot_parts (snapshot_id, replica_set_name, cluster_id, type_name, committed, \
-                 file_count, file_size_bytes, data_size_bytes, storage_size_bytes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(s.id.to_hex())
-            .bind(&p.replica_set_name)
-            .bind(p.cluster_id.to_hex())
-            .bind(p.type_name.as_str())
-            .bind(p.committed)
-            .bind(p.file_count as i64)
-            .bind(p.file_size_bytes as i64)
-            .bind(p.data_size_bytes as i64)
-            .bind(p.storage_size_bytes as i64)
+        build_insert::<sqlx::Postgres>(SNAPSHOT_INSERT, [snapshot_row(s)])
+            .build()
             .execute(&mut *tx)
             .await?;
+        if !s.parts.is_empty() {
+            let parts = s.parts.iter().map(|p| snapshot_part_row(s.id, p));
+            build_insert::<sqlx::Postgres>(SNAPSHOT_PART_INSERT, parts)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

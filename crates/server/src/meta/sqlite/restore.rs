@@ -8,7 +8,7 @@ use super::SqliteMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
 use crate::meta::restore::{PreparedOutcome, RestoreMeta};
 use crate::meta::rows::{
-    byte_col, job_from_row, page_limit, push_job_values, Columns, JOB_INSERT_COLUMNS, LIVE_DELIVERY,
+    build_insert, byte_col, job_from_row, job_row, page_limit, Columns, JOB_INSERT, LIVE_DELIVERY,
 };
 use crate::meta::MetaResult;
 use crate::model::{
@@ -275,8 +275,6 @@ pub(super) async fn insert_rows(writer: &SqlitePool, jobs: &[&RestoreJobRecord])
     Ok(())
 }
 
-fn insert_statement<'a>(jobs: &[&'a RestoreJobRecord]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(JOB_INSERT_COLUMNS);
-    push_job_values(&mut insert, jobs);
-    insert
+fn insert_statement<'a>(jobs: &[&RestoreJobRecord]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    build_insert(JOB_INSERT, jobs.iter().map(|j| job_row(j)))
 }

@@ -8,8 +8,9 @@ use super::SqliteMetaStore;
 use crate::blocks::{ChunkId, PackId};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::rows::{
-    chunk_from_row, corrupt, new_chunk_flags, page_limit, placement_columns, snapshot_from_row,
-    snapshot_part_from_row,
+    build_insert, chunk_from_row, corrupt, new_chunk_flags, page_limit, placement_columns,
+    snapshot_from_row, snapshot_part_from_row, snapshot_part_row, snapshot_row, SNAPSHOT_INSERT,
+    SNAPSHOT_PART_INSERT,
 };
 use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
 use crate::meta::{MetaError, MetaResult};
@@ -94,43 +95,16 @@ impl SqliteMetaStore {
 impl SnapshotMeta for SqliteMetaStore {
     async fn insert_snapshot(&self, s: &SnapshotRecord) -> MetaResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO snapshots (id, project_id, cluster_id, created_secs, created_inc, last_oplog_secs, last_oplog_inc, \
-             complete, expires, do_not_delete, deleted_at, refs_released, mongod_version, storage_engine, recorded) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)",
-        )
-        .bind(s.id.to_hex())
-        .bind(s.group_id.to_hex())
-        .bind(s.cluster_id.to_hex())
-        .bind(i64::from(s.created.secs))
-        .bind(i64::from(s.created.inc))
-        .bind(s.last_oplog_applied.map(|t| i64::from(t.secs)))
-        .bind(s.last_oplog_applied.map(|t| i64::from(t.inc)))
-        .bind(s.complete)
-        .bind(s.expires)
-        .bind(s.do_not_delete)
-        .bind(s.deleted_at)
-        .bind(&s.mongod_version)
-        .bind(&s.storage_engine)
-        .bind(s.recorded)
-        .execute(&mut *tx)
-        .await?;
-        for p in &s.parts {
-            sqlx::query(
-                "INSERT INTO snapshot_parts (snapshot_id, replica_set_name, cluster_id, type_name, committed, file_count, \
-                 file_size_bytes, data_size_bytes, storage_size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(s.id.to_hex())
-            .bind(&p.replica_set_name)
-            .bind(p.cluster_id.to_hex())
-            .bind(p.type_name.as_str())
-            .bind(p.committed)
-            .bind(p.file_count as i64)
-            .bind(p.file_size_bytes as i64)
-            .bind(p.data_size_bytes as i64)
-            .bind(p.storage_size_bytes as i64)
+        build_insert::<sqlx::Sqlite>(SNAPSHOT_INSERT, [snapshot_row(s)])
+            .build()
             .execute(&mut *tx)
             .await?;
+        if !s.parts.is_empty() {
+            let parts = s.parts.iter().map(|p| snapshot_part_row(s.id, p));
+            build_insert::<sqlx::Sqlite>(SNAPSHOT_PART_INSERT, parts)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
