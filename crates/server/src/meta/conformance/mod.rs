@@ -76,7 +76,7 @@ pub struct TestStore {
 /// Where a test's store lives; dropping it removes the store's data.
 enum StoreHome {
     Directory { _dir: tempfile::TempDir },
-    Schema { schema: TestSchema },
+    Schema { schema: Box<TestSchema> },
 }
 
 impl TestStore {
@@ -158,7 +158,9 @@ async fn fresh_postgres_store(url: &str) -> TestStore {
     };
     TestStore {
         meta: Arc::new(meta),
-        _home: StoreHome::Schema { schema },
+        _home: StoreHome::Schema {
+            schema: Box::new(schema),
+        },
     }
 }
 
