@@ -20,9 +20,11 @@ impl AgentMeta for PostgresMetaStore {
         now: UnixSeconds,
     ) -> MetaResult<()> {
         let mut tx = self.pool().begin().await?;
-        // In name order, so two heartbeats for the same members lock their rows alike.
+        // In name order, so two heartbeats for the same members lock their rows alike; once
+        // each, as one upsert may not touch a row twice.
         let mut members = members.to_vec();
         members.sort();
+        members.dedup();
         sqlx::query(
             "INSERT INTO agent_members (cluster_id, member_name, agent_id, last_seen) \
              SELECT $1, member_name, $2, $3 FROM UNNEST($4::TEXT[]) AS m(member_name) \
