@@ -47,6 +47,9 @@ pub enum LogFormat {
 pub struct Settings {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database for the metadata store, in place of SQLite in the data
+    /// directory (which keeps the blocks either way).
+    pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub trusted_proxy: Option<String>,
     pub require_access_list: Option<bool>,
@@ -77,6 +80,7 @@ impl Settings {
         Settings {
             listen: self.listen.or(lower.listen),
             data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
             public_url: self.public_url.or(lower.public_url),
             trusted_proxy: self.trusted_proxy.or(lower.trusted_proxy),
             require_access_list: self.require_access_list.or(lower.require_access_list),
@@ -150,9 +154,10 @@ impl ServerConfig {
         let data_dir = settings
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let storage = storage_config(&data_dir, settings.database_url.as_deref())?;
         Ok(ServerConfig {
             listen,
-            storage: StorageConfig::embedded(&data_dir),
+            storage,
             data_dir,
             public_url: settings
                 .public_url
@@ -193,6 +198,18 @@ impl ServerConfig {
     }
 }
 
+/// Where a deployment's data lives: the data directory, with the metadata in the database
+/// `database_url` names when it is set.
+pub fn storage_config(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> Result<StorageConfig, ConfigError> {
+    StorageConfig::with_database(data_dir, database_url).map_err(|err| ConfigError::Invalid {
+        name: "database_url",
+        message: err.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +241,26 @@ mod tests {
             ..Default::default()
         })
         .contains("public_url"));
+        assert!(bad(Settings {
+            database_url: Some("mysql://db/rewind".into()),
+            ..Default::default()
+        })
+        .contains("database_url"));
         assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn a_database_url_moves_only_the_metadata_out_of_the_data_directory() {
+        let file: Settings =
+            toml::from_str("database_url = \"postgres://rewind@db/rewind\"\n").unwrap();
+        let config = ServerConfig::resolve(file).unwrap();
+        assert!(matches!(
+            config.storage.meta,
+            crate::storage::MetaConfig::Postgres { .. }
+        ));
+        assert_eq!(
+            config.storage.blocks,
+            StorageConfig::embedded(Path::new(DEFAULT_DATA_DIR)).blocks
+        );
     }
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rewind_api_types::BootstrapCredentials;
-use rewind_server::config::{LogFormat, ServerConfig, Settings, DEFAULT_DATA_DIR};
+use rewind_server::config::{storage_config, LogFormat, ServerConfig, Settings, DEFAULT_DATA_DIR};
 use rewind_server::server;
-use rewind_server::storage::StorageConfig;
+use rewind_server::storage::MetaConfig;
 
 use super::{print_json, DataDirArg};
 
@@ -22,6 +22,8 @@ pub struct ServeArgs {
     /// Data directory of the embedded store [default: ./rewind-data].
     #[arg(long, env = "REWIND_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    database: DatabaseArg,
     /// Base URL clients use to reach this server; used in every link and download URL.
     #[arg(long, env = "REWIND_PUBLIC_URL")]
     public_url: Option<String>,
@@ -63,10 +65,21 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
     }
 }
 
+/// Where the metadata store lives when not in the data directory.
+#[derive(Args, Debug)]
+struct DatabaseArg {
+    /// PostgreSQL database of the metadata store, postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+    /// [default: SQLite in the data directory].
+    #[arg(long, env = "REWIND_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct InitArgs {
     #[command(flatten)]
     data_dir: DataDirArg,
+    #[command(flatten)]
+    database: DatabaseArg,
     /// Print the credentials as JSON: {"orgId","groupId","publicKey","privateKey"}.
     #[arg(long)]
     json: bool,
@@ -102,6 +115,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let flags = Settings {
         listen: args.listen,
         data_dir: args.data_dir,
+        database_url: args.database.database_url,
         public_url: args.public_url,
         trusted_proxy: args.trusted_proxy,
         require_access_list: args.require_access_list,
@@ -162,14 +176,18 @@ pub async fn init(args: InitArgs) -> Result<()> {
         .data_dir
         .data_dir
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let storage = StorageConfig::embedded(&dir)
+    let config = storage_config(&dir, args.database.database_url.as_deref())?;
+    let storage = config
         .open()
         .await
         .context("cannot open the data directory")?;
     let Some(creds) = server::initialize(&storage).await? else {
+        let store = match &config.meta {
+            MetaConfig::Sqlite { .. } => dir.display().to_string(),
+            MetaConfig::Postgres { .. } => "the database".to_owned(),
+        };
         bail!(
-            "{} is already initialized; its bootstrap key was shown when it was created and cannot be shown again",
-            dir.display()
+            "{store} is already initialized; its bootstrap key was shown when it was created and cannot be shown again"
         );
     };
     if args.json {

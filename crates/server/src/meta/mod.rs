@@ -8,7 +8,9 @@ pub mod checkpoints;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod oplog;
+mod postgres;
 pub mod restore;
+mod rows;
 pub mod snapshots;
 mod sqlite;
 
@@ -16,6 +18,7 @@ pub use accounts::AccountMeta;
 pub use agents::AgentMeta;
 pub use checkpoints::CheckpointMeta;
 pub use oplog::OplogMeta;
+pub use postgres::PostgresMetaStore;
 pub use restore::RestoreMeta;
 pub use snapshots::SnapshotMeta;
 pub use sqlite::SqliteMetaStore;

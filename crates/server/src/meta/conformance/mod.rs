@@ -14,10 +14,16 @@
 //! group commit) stays in that backend's own tests.
 
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
 use crate::ids::{ApiKeyId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
-use crate::meta::{BootstrapRecords, MetaError, MetaStore, SqliteMetaStore};
+use crate::meta::{
+    BootstrapRecords, MetaError, MetaStore, PostgresMetaStore, SqliteMetaStore,
+};
 use crate::model::{
     ApiKeyRecord, ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus, GroupRecord,
     JobStatus, OplogTs, OrgRecord, PageRequest, RestoreJobRecord, Role, RoleGrant,
@@ -34,6 +40,7 @@ macro_rules! contract_tests {
             async fn $contract() {
                 let store = $crate::meta::conformance::fresh_store().await;
                 super::$contract(store.shared()).await;
+                store.remove().await;
             }
         )*
     };
@@ -43,6 +50,7 @@ macro_rules! contract_tests {
             async fn $contract() {
                 let store = $crate::meta::conformance::fresh_store().await;
                 super::$contract(store.meta()).await;
+                store.remove().await;
             }
         )*
     };
@@ -61,9 +69,15 @@ pub const DATABASE_URL_VAR: &str = "REWIND_TEST_DATABASE_URL";
 
 /// One test's own, empty metadata store, and whatever it lives in.
 pub struct TestStore {
-    // Declared first so that it is dropped before the directory it lives in.
+    // Declared first so that it is dropped before the place it lives in.
     meta: Arc<dyn MetaStore>,
-    _dir: tempfile::TempDir,
+    _home: StoreHome,
+}
+
+/// Where a test's store lives; dropping it removes the store's data.
+enum StoreHome {
+    Directory { _dir: tempfile::TempDir },
+    Schema { schema: Box<TestSchema> },
 }
 
 impl TestStore {
@@ -75,11 +89,22 @@ impl TestStore {
     pub fn shared(&self) -> Arc<dyn MetaStore> {
         self.meta.clone()
     }
+
+    /// Removes the store once its test has passed. (A failed test leaves a PostgreSQL
+    /// schema behind, harmlessly: its name is unique, and it shows what the test left.)
+    pub async fn remove(self) {
+        let TestStore { meta, _home: home } = self;
+        drop(meta);
+        if let StoreHome::Schema { schema } = home {
+            schema.drop_schema().await;
+        }
+    }
 }
 
 /// A fresh, empty store of the backend [`DATABASE_URL_VAR`] names, chosen by the URL's
 /// scheme. Every test gets its own: an SQLite store is always a new file in a new temporary
-/// directory (whatever follows `sqlite:` is ignored).
+/// directory (whatever follows `sqlite:` is ignored); a PostgreSQL store is a new schema in
+/// the database the URL names.
 pub async fn fresh_store() -> TestStore {
     let url = match std::env::var(DATABASE_URL_VAR) {
         Ok(url) => url,
@@ -91,11 +116,9 @@ pub async fn fresh_store() -> TestStore {
         .map_or(url.as_str(), |(scheme, _)| scheme);
     match scheme {
         "sqlite" => fresh_sqlite_store().await,
-        // A new backend plugs in here, e.g. `"postgres" | "postgresql"`: a fresh schema
-        // per test in the database the URL names.
+        "postgres" | "postgresql" => fresh_postgres_store(&url).await,
         other => panic!(
-            "{DATABASE_URL_VAR}={url:?}: the {other:?} metadata backend is not built yet \
-             (the conformance suite runs against `sqlite:` only)"
+            "{DATABASE_URL_VAR}={other}:…: the suite runs against `sqlite:` or a `postgres://` URL"
         ),
     }
 }
@@ -107,9 +130,61 @@ async fn fresh_sqlite_store() -> TestStore {
     let store = SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
         .await
         .expect("open a fresh SQLite store");
+    let meta: Arc<dyn MetaStore> = Arc::new(store);
     TestStore {
-        meta: Arc::new(store),
-        _dir: dir,
+        meta,
+        _home: StoreHome::Directory { _dir: dir },
+    }
+}
+
+/// Connections of one test's PostgreSQL store: tests run in parallel against one server.
+const TEST_POOL_CONNECTIONS: u32 = 4;
+
+async fn fresh_postgres_store(url: &str) -> TestStore {
+    let server = PgConnectOptions::from_str(url)
+        .unwrap_or_else(|err| panic!("{DATABASE_URL_VAR} is no PostgreSQL URL: {err}"));
+    let name = format!("rewind_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = server.connect().await.expect("connect to PostgreSQL");
+    sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create the test's schema");
+    admin.close().await.expect("close the admin connection");
+    let options = server.clone().options([("search_path", name.as_str())]);
+    let meta = PostgresMetaStore::open(options, TEST_POOL_CONNECTIONS)
+        .await
+        .expect("open a fresh PostgreSQL store");
+    let schema = TestSchema {
+        name,
+        server,
+        pool: meta.pool().clone(),
+    };
+    TestStore {
+        meta: Arc::new(meta),
+        _home: StoreHome::Schema {
+            schema: Box::new(schema),
+        },
+    }
+}
+
+/// A test's own schema, and the pool of the store living in it.
+struct TestSchema {
+    name: String,
+    server: PgConnectOptions,
+    pool: sqlx::PgPool,
+}
+
+impl TestSchema {
+    async fn drop_schema(self) {
+        // Closing waits for every connection to come back: a transaction a contract left
+        // behind is rolled back on its way into the pool, releasing its locks.
+        self.pool.close().await;
+        let mut conn = self.server.connect().await.expect("connect to PostgreSQL");
+        sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute(&mut conn)
+            .await
+            .expect("drop the test's schema");
+        conn.close().await.expect("close the admin connection");
     }
 }
 

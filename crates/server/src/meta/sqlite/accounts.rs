@@ -1,15 +1,17 @@
 //! SQLite implementation of [`AccountMeta`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::{corrupt, page_limit, SqliteMetaStore};
-use crate::ids::{ApiKeyId, ClusterId, GroupId, OrgId};
+use super::SqliteMetaStore;
+use crate::ids::{ApiKeyId, GroupId, OrgId};
+use crate::meta::rows::{
+    access_from_row, build_insert, cluster_from_row, cluster_row, corrupt, group_from_row,
+    key_from_row, org_from_row, page_limit, role_from_row, settings_from_row, CLUSTER_INSERT,
+};
 use crate::meta::{AccountMeta, BootstrapRecords, GroupScope, MetaResult};
 use crate::model::{
-    AccessEntry, ApiKeyRecord, BackupSettingsRecord, ClusterRecord, ClusterType, GroupRecord,
-    OrgRecord, PageOf, PageRequest, Role, RoleGrant,
+    AccessEntry, ApiKeyRecord, BackupSettingsRecord, ClusterRecord, GroupRecord, OrgRecord, PageOf,
+    PageRequest,
 };
 
 impl SqliteMetaStore {
@@ -34,83 +36,6 @@ impl SqliteMetaStore {
             .collect::<MetaResult<_>>()?;
         Ok(key)
     }
-}
-
-macro_rules! parse_id {
-    ($ty:ty, $text:expr) => {{
-        let text: String = $text;
-        <$ty>::parse(&text).ok_or_else(|| corrupt(stringify!($ty), &text))
-    }};
-}
-
-fn org_from_row(row: &SqliteRow) -> MetaResult<OrgRecord> {
-    Ok(OrgRecord {
-        id: parse_id!(OrgId, row.try_get("id")?)?,
-        name: row.try_get("name")?,
-        created: row.try_get("created")?,
-    })
-}
-
-fn group_from_row(row: &SqliteRow) -> MetaResult<GroupRecord> {
-    Ok(GroupRecord {
-        id: parse_id!(GroupId, row.try_get("id")?)?,
-        org_id: parse_id!(OrgId, row.try_get("org_id")?)?,
-        name: row.try_get("name")?,
-        created: row.try_get("created")?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> MetaResult<ApiKeyRecord> {
-    Ok(ApiKeyRecord {
-        id: parse_id!(ApiKeyId, row.try_get("id")?)?,
-        org_id: parse_id!(OrgId, row.try_get("org_id")?)?,
-        public_key: row.try_get("public_key")?,
-        desc: row.try_get("description")?,
-        digest_ha1: row.try_get("digest_ha1")?,
-        created: row.try_get("created")?,
-        roles: Vec::new(),
-        access_list: Vec::new(),
-    })
-}
-
-fn role_from_row(row: &SqliteRow) -> MetaResult<RoleGrant> {
-    let project: Option<String> = row.try_get("project_id")?;
-    let name: String = row.try_get("role_name")?;
-    Ok(RoleGrant {
-        group_id: match project {
-            Some(p) => Some(parse_id!(GroupId, p)?),
-            None => None,
-        },
-        role: Role::parse(&name).ok_or_else(|| corrupt("role", &name))?,
-    })
-}
-
-fn access_from_row(row: &SqliteRow) -> MetaResult<AccessEntry> {
-    let cidr: String = row.try_get("cidr")?;
-    Ok(AccessEntry {
-        cidr: cidr.parse().map_err(|_| corrupt("cidr", &cidr))?,
-        created: row.try_get("created")?,
-    })
-}
-
-fn cluster_from_row(row: &SqliteRow) -> MetaResult<ClusterRecord> {
-    let type_name: String = row.try_get("type_name")?;
-    let parent: Option<String> = row.try_get("parent_id")?;
-    Ok(ClusterRecord {
-        id: parse_id!(ClusterId, row.try_get("id")?)?,
-        group_id: parse_id!(GroupId, row.try_get("project_id")?)?,
-        cluster_name: row.try_get("cluster_name")?,
-        type_name: ClusterType::parse(&type_name).ok_or_else(|| corrupt("typeName", &type_name))?,
-        replica_set_name: row.try_get("replica_set_name")?,
-        shard_name: row.try_get("shard_name")?,
-        parent_id: match parent {
-            Some(p) => Some(parse_id!(ClusterId, p)?),
-            None => None,
-        },
-        fcv: row.try_get("fcv")?,
-        last_heartbeat: row.try_get("last_heartbeat")?,
-        created: row.try_get("created")?,
-    })
 }
 
 async fn insert_key_tx(tx: &mut sqlx::SqliteConnection, key: &ApiKeyRecord) -> MetaResult<()> {
@@ -347,24 +272,10 @@ impl AccountMeta for SqliteMetaStore {
 
     async fn insert_clusters(&self, clusters: &[ClusterRecord]) -> MetaResult<()> {
         let mut tx = self.begin_write().await?;
-        for c in clusters {
-            sqlx::query(
-                "INSERT INTO clusters (id, project_id, cluster_name, type_name, replica_set_name, shard_name, parent_id, fcv, last_heartbeat, created) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(c.id.to_hex())
-            .bind(c.group_id.to_hex())
-            .bind(&c.cluster_name)
-            .bind(c.type_name.as_str())
-            .bind(&c.replica_set_name)
-            .bind(&c.shard_name)
-            .bind(c.parent_id.map(|p| p.to_hex()))
-            .bind(&c.fcv)
-            .bind(c.last_heartbeat)
-            .bind(c.created)
+        build_insert::<sqlx::Sqlite>(CLUSTER_INSERT, clusters.iter().map(cluster_row))
+            .build()
             .execute(&mut *tx)
             .await?;
-        }
         tx.commit().await?;
         Ok(())
     }
@@ -428,17 +339,4 @@ impl AccountMeta for SqliteMetaStore {
         .await?;
         settings_from_row(&row)
     }
-}
-
-fn settings_from_row(row: &SqliteRow) -> MetaResult<BackupSettingsRecord> {
-    let column = |name: &str| -> MetaResult<Option<u32>> {
-        let value: Option<i64> = row.try_get(name)?;
-        value
-            .map(|v| u32::try_from(v).map_err(|_| corrupt(name, &v.to_string())))
-            .transpose()
-    };
-    Ok(BackupSettingsRecord {
-        pit_window_hours: column("point_in_time_window_hours")?,
-        checkpoint_interval_minutes: column("checkpoint_interval_minutes")?,
-    })
 }

@@ -1,29 +1,13 @@
 //! SQLite implementation of [`AgentMeta`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::restore::job_from_row;
-use super::{corrupt, SqliteMetaStore};
+use super::SqliteMetaStore;
 use crate::ids::{ClusterId, JobId};
-use crate::meta::agents::{AgentMeta, MemberState, MemberUpdate, RestoreMemberRecord};
+use crate::meta::agents::{AgentMeta, MemberUpdate, RestoreMemberRecord};
+use crate::meta::rows::{job_from_row, member_from_row};
 use crate::meta::MetaResult;
 use crate::model::{JobStatus, RestoreJobRecord, UnixSeconds};
-
-fn member_from_row(row: &SqliteRow) -> MetaResult<RestoreMemberRecord> {
-    let job: String = row.try_get("job_id")?;
-    let state: String = row.try_get("state")?;
-    Ok(RestoreMemberRecord {
-        job_id: JobId::parse(&job).ok_or_else(|| corrupt("job_id", &job))?,
-        member_name: row.try_get("member_name")?,
-        state: MemberState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
-        agent_id: row.try_get("agent_id")?,
-        progress_bytes: row.try_get::<i64, _>("progress_bytes")?.max(0) as u64,
-        failure: row.try_get("failure")?,
-        updated: row.try_get("updated")?,
-    })
-}
 
 #[async_trait]
 impl AgentMeta for SqliteMetaStore {

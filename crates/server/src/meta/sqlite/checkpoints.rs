@@ -1,46 +1,15 @@
 //! SQLite implementation of [`CheckpointMeta`].
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
-use super::oplog::ts_at;
-use super::{corrupt, page_limit, SqliteMetaStore};
+use super::SqliteMetaStore;
 use crate::ids::{CheckpointId, ClusterId, GroupId};
 use crate::meta::checkpoints::CheckpointMeta;
+use crate::meta::rows::{
+    attach_checkpoint_parts, checkpoint_from_row, group_and_cluster_from_row, page_limit, Columns,
+};
 use crate::meta::MetaResult;
-use crate::model::{CheckpointPartRecord, CheckpointRecord, ClusterType, PageOf, PageRequest};
-
-fn secs_at(row: &SqliteRow, name: &str) -> MetaResult<u32> {
-    let v: i64 = row.try_get(name)?;
-    u32::try_from(v).map_err(|_| corrupt(name, &v.to_string()))
-}
-
-fn checkpoint_from_row(row: &SqliteRow) -> MetaResult<CheckpointRecord> {
-    let id: String = row.try_get("id")?;
-    let group: String = row.try_get("project_id")?;
-    let cluster: String = row.try_get("cluster_id")?;
-    Ok(CheckpointRecord {
-        id: CheckpointId::parse(&id).ok_or_else(|| corrupt("checkpoint id", &id))?,
-        group_id: GroupId::parse(&group).ok_or_else(|| corrupt("group id", &group))?,
-        cluster_id: ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
-        timestamp: secs_at(row, "timestamp_secs")?,
-        recorded: row.try_get("recorded")?,
-        parts: Vec::new(),
-    })
-}
-
-fn part_from_row(row: &SqliteRow) -> MetaResult<CheckpointPartRecord> {
-    let type_name: String = row.try_get("type_name")?;
-    Ok(CheckpointPartRecord {
-        replica_set_name: row.try_get("replica_set_name")?,
-        shard_name: row.try_get("shard_name")?,
-        type_name: ClusterType::parse(&type_name).ok_or_else(|| corrupt("typeName", &type_name))?,
-        token: ts_at(row, "token")?,
-    })
-}
+use crate::model::{CheckpointRecord, PageOf, PageRequest};
 
 impl SqliteMetaStore {
     /// The checkpoints `sql` selects (binding `binds` in order), each with its parts.
@@ -72,15 +41,9 @@ impl SqliteMetaStore {
         for id in &ids {
             parts_query = parts_query.bind(id);
         }
-        let mut parts: HashMap<String, Vec<CheckpointPartRecord>> = HashMap::new();
-        for row in parts_query.fetch_all(&mut *tx).await? {
-            let owner: String = row.try_get("checkpoint_id")?;
-            parts.entry(owner).or_default().push(part_from_row(&row)?);
-        }
+        let part_rows = parts_query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        for checkpoint in &mut found {
-            checkpoint.parts = parts.remove(&checkpoint.id.to_hex()).unwrap_or_default();
-        }
+        attach_checkpoint_parts(&mut found, part_rows)?;
         Ok(found)
     }
 }
@@ -174,9 +137,7 @@ impl CheckpointMeta for SqliteMetaStore {
         .bind(cluster.to_hex())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| secs_at(row, "timestamp_secs"))
-            .collect()
+        rows.iter().map(|row| row.small("timestamp_secs")).collect()
     }
 
     async fn checkpointed_clusters(&self) -> MetaResult<Vec<(GroupId, ClusterId)>> {
@@ -185,16 +146,7 @@ impl CheckpointMeta for SqliteMetaStore {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let group: String = row.try_get("project_id")?;
-                let cluster: String = row.try_get("cluster_id")?;
-                Ok((
-                    GroupId::parse(&group).ok_or_else(|| corrupt("group id", &group))?,
-                    ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
-                ))
-            })
-            .collect()
+        rows.iter().map(group_and_cluster_from_row).collect()
     }
 
     async fn delete_checkpoints_before(&self, cluster: ClusterId, before: u32) -> MetaResult<u64> {
@@ -215,7 +167,7 @@ impl CheckpointMeta for SqliteMetaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::OplogTs;
+    use crate::model::{CheckpointPartRecord, ClusterType, OplogTs};
 
     #[tokio::test]
     async fn a_deleted_checkpoint_takes_its_part_rows_with_it() {

@@ -24,7 +24,6 @@ mod restore;
 mod snapshots;
 
 use super::{MetaError, MetaResult};
-use crate::model::PageRequest;
 
 /// Ordered migrations for this backend; each runs once, in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -109,17 +108,6 @@ pub struct SqliteMetaStore {
     job_inserter: group_commit::JobInserter,
 }
 
-impl From<sqlx::Error> for MetaError {
-    fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                MetaError::Conflict(db.message().to_owned())
-            }
-            _ => MetaError::Backend(err.to_string()),
-        }
-    }
-}
-
 impl SqliteMetaStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> MetaResult<Self> {
@@ -171,15 +159,6 @@ impl SqliteMetaStore {
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
-}
-
-pub(crate) fn corrupt(what: &str, value: &str) -> MetaError {
-    MetaError::Corrupt(format!("{what}: {value:?}"))
-}
-
-pub(crate) fn page_limit(page: PageRequest) -> (i64, i64) {
-    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    (clamp(page.limit), clamp(page.offset))
 }
 
 #[cfg(test)]

@@ -1,82 +1,19 @@
 //! SQLite implementation of [`OplogMeta`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use super::{corrupt, SqliteMetaStore};
+use super::SqliteMetaStore;
 use crate::ids::{ClusterId, GroupId, OplogSliceId};
 use crate::meta::oplog::{CollectableSlice, OplogCommit, OplogMeta};
+use crate::meta::rows::{
+    collectable_slice_from_row, group_and_stream_from_row, range_from_row, slice_from_row,
+    summaries_from_rows, BindOplog, Columns,
+};
 use crate::meta::MetaResult;
 use crate::model::{
     OplogRange, OplogSliceRecord, OplogStream, OplogStreamSummary, OplogTs, UnixSeconds,
 };
-
-/// The timestamp in columns `{prefix}_secs` and `{prefix}_inc`.
-pub(super) fn ts_at(row: &SqliteRow, prefix: &str) -> MetaResult<OplogTs> {
-    let part = |name: String| -> MetaResult<u32> {
-        let v: i64 = row.try_get(name.as_str())?;
-        u32::try_from(v).map_err(|_| corrupt(&name, &v.to_string()))
-    };
-    Ok(OplogTs {
-        secs: part(format!("{prefix}_secs"))?,
-        inc: part(format!("{prefix}_inc"))?,
-    })
-}
-
-fn count(row: &SqliteRow, name: &str) -> MetaResult<u64> {
-    let v: Option<i64> = row.try_get(name)?;
-    Ok(v.unwrap_or(0).max(0) as u64)
-}
-
-fn range_from_row(row: &SqliteRow) -> MetaResult<OplogRange> {
-    Ok(OplogRange {
-        first: ts_at(row, "first")?,
-        last: ts_at(row, "last")?,
-    })
-}
-
-fn slice_from_row(row: &SqliteRow) -> MetaResult<OplogSliceRecord> {
-    let id: String = row.try_get("id")?;
-    Ok(OplogSliceRecord {
-        id: OplogSliceId::parse(&id).ok_or_else(|| corrupt("oplog slice id", &id))?,
-        first: ts_at(row, "first")?,
-        last: ts_at(row, "last")?,
-        entry_count: count(row, "entry_count")?,
-        raw_bytes: count(row, "raw_bytes")?,
-        stored_bytes: count(row, "stored_bytes")?,
-        recorded: row.try_get("recorded")?,
-    })
-}
-
-fn stream_from_row(row: &SqliteRow) -> MetaResult<OplogStream> {
-    let cluster: String = row.try_get("cluster_id")?;
-    Ok(OplogStream {
-        cluster: ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
-        replica_set: row.try_get("replica_set_name")?,
-    })
-}
-
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
-
-/// Binding the values oplog statements share.
-trait BindOplog<'q> {
-    /// The stream's cluster id, then its replica set name.
-    fn bind_stream(self, stream: &OplogStream) -> Self;
-    /// A timestamp as its seconds, then its increment.
-    fn bind_ts(self, ts: OplogTs) -> Self;
-}
-
-impl<'q> BindOplog<'q> for Query<'q> {
-    fn bind_stream(self, stream: &OplogStream) -> Self {
-        self.bind(stream.cluster.to_hex())
-            .bind(stream.replica_set.clone())
-    }
-
-    fn bind_ts(self, ts: OplogTs) -> Self {
-        self.bind(i64::from(ts.secs)).bind(i64::from(ts.inc))
-    }
-}
 
 async fn ranges_of(
     conn: &mut SqliteConnection,
@@ -159,25 +96,7 @@ impl OplogMeta for SqliteMetaStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut out = Vec::with_capacity(totals.len());
-        for row in &totals {
-            let replica_set: String = row.try_get("replica_set_name")?;
-            let mut own = Vec::new();
-            for r in &ranges {
-                if r.try_get::<String, _>("replica_set_name")? == replica_set {
-                    own.push(range_from_row(r)?);
-                }
-            }
-            out.push(OplogStreamSummary {
-                slices: count(row, "slices")?,
-                entries: count(row, "entries")?,
-                raw_bytes: count(row, "raw_bytes")?,
-                stored_bytes: count(row, "stored_bytes")?,
-                ranges: own,
-                replica_set,
-            });
-        }
-        Ok(out)
+        summaries_from_rows(&totals, &ranges)
     }
 
     async fn record_pending_slices(
@@ -257,13 +176,7 @@ impl OplogMeta for SqliteMetaStore {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let group: String = row.try_get("project_id")?;
-                let group = GroupId::parse(&group).ok_or_else(|| corrupt("group id", &group))?;
-                Ok((group, stream_from_row(row)?))
-            })
-            .collect()
+        rows.iter().map(group_and_stream_from_row).collect()
     }
 
     async fn retire_oplog_before(
@@ -287,7 +200,7 @@ impl OplogMeta for SqliteMetaStore {
             .bind_ts(cutoff)
             .fetch_one(&mut *tx)
             .await?;
-            ts_at(&holding, "first")?
+            holding.ts("first")?
         } else {
             cutoff
         };
@@ -319,7 +232,7 @@ impl OplogMeta for SqliteMetaStore {
             .await?;
             if let Some(row) = first {
                 trimmed.push(OplogRange {
-                    first: ts_at(&row, "first")?,
+                    first: row.ts("first")?,
                     last: range.last,
                 });
             }
@@ -345,15 +258,7 @@ impl OplogMeta for SqliteMetaStore {
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("id")?;
-                Ok(CollectableSlice {
-                    id: OplogSliceId::parse(&id).ok_or_else(|| corrupt("oplog slice id", &id))?,
-                    stream: stream_from_row(row)?,
-                })
-            })
-            .collect()
+        rows.iter().map(collectable_slice_from_row).collect()
     }
 
     async fn forget_oplog_slice(&self, id: OplogSliceId) -> MetaResult<()> {

@@ -1,111 +1,19 @@
 //! SQLite implementation of [`RestoreMeta`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 use super::group_commit::MAX_ROWS_PER_STATEMENT;
-
-use super::{corrupt, page_limit, SqliteMetaStore};
+use super::SqliteMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
 use crate::meta::restore::{PreparedOutcome, RestoreMeta};
+use crate::meta::rows::{
+    build_insert, byte_col, job_from_row, job_row, page_limit, Columns, JOB_INSERT, LIVE_DELIVERY,
+};
 use crate::meta::MetaResult;
 use crate::model::{
-    ClusterType, DeliveryLedger, DeliveryMethod, DeliveryStatus, JobStatus, OplogTs, PageOf,
-    PageRequest, RestoreJobRecord, UnixSeconds,
+    DeliveryLedger, DeliveryStatus, OplogTs, PageOf, PageRequest, RestoreJobRecord, UnixSeconds,
 };
-
-const HTTP: &str = "HTTP";
-const AUTOMATED: &str = "AUTOMATED_RESTORE";
-
-macro_rules! id_col {
-    ($row:expr, $ty:ty, $col:literal) => {{
-        let text: String = $row.try_get($col)?;
-        <$ty>::parse(&text).ok_or_else(|| corrupt($col, &text))?
-    }};
-}
-
-fn u32_col(row: &SqliteRow, col: &str) -> MetaResult<u32> {
-    let v: i64 = row.try_get(col)?;
-    u32::try_from(v).map_err(|_| corrupt(col, &v.to_string()))
-}
-
-pub(super) fn job_from_row(row: &SqliteRow) -> MetaResult<RestoreJobRecord> {
-    let method: String = row.try_get("method")?;
-    let method = match method.as_str() {
-        HTTP => DeliveryMethod::Http {
-            max_downloads: u32_col(row, "max_downloads")?,
-            expiration_hours: match row.try_get::<Option<i64>, _>("expiration_hours")? {
-                Some(h) => Some(
-                    u32::try_from(h).map_err(|_| corrupt("expiration_hours", &h.to_string()))?,
-                ),
-                None => None,
-            },
-        },
-        AUTOMATED => DeliveryMethod::Automated {
-            target_group: id_col!(row, GroupId, "target_group_id"),
-            target_cluster: id_col!(row, ClusterId, "target_cluster_id"),
-        },
-        other => return Err(corrupt("method", other)),
-    };
-    let status: String = row.try_get("status")?;
-    let delivery: String = row.try_get("delivery_status")?;
-    let part_type: String = row.try_get("part_type")?;
-    let batch: Option<String> = row.try_get("batch_id")?;
-    Ok(RestoreJobRecord {
-        id: id_col!(row, JobId, "id"),
-        batch_id: match batch {
-            Some(b) => Some(BatchId::parse(&b).ok_or_else(|| corrupt("batch_id", &b))?),
-            None => None,
-        },
-        group_id: id_col!(row, GroupId, "project_id"),
-        cluster_id: id_col!(row, ClusterId, "cluster_id"),
-        snapshot_id: id_col!(row, SnapshotId, "snapshot_id"),
-        replica_set_name: row.try_get("replica_set_name")?,
-        part_type: ClusterType::parse(&part_type)
-            .ok_or_else(|| corrupt("part_type", &part_type))?,
-        created: row.try_get("created")?,
-        status: JobStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        delivery_status: DeliveryStatus::parse(&delivery)
-            .ok_or_else(|| corrupt("delivery_status", &delivery))?,
-        method,
-        expires: row.try_get("expires")?,
-        point_in_time: row.try_get("point_in_time")?,
-        timestamp: OplogTs {
-            secs: u32_col(row, "ts_secs")?,
-            inc: u32_col(row, "ts_inc")?,
-        },
-        file_name: row.try_get("file_name")?,
-        archive_bytes: byte_count(row, "archive_bytes")?,
-        archive_sha1: row.try_get("archive_sha1")?,
-        downloads_started: u32_col(row, "downloads_started")?,
-        downloads_completed: u32_col(row, "downloads_completed")?,
-        resume_offset: byte_count(row, "resume_offset")?,
-        resent_bytes: byte_count(row, "resent_bytes")?.unwrap_or(0),
-        finished_at: row.try_get("finished_at")?,
-        failure: row.try_get("failure")?,
-        attempts: u32_col(row, "attempts")?,
-    })
-}
-
-/// A job whose link still holds its data: it can be downloaded or resumed, or a transfer
-/// of it has not ended.
-const LIVE_DELIVERY: &str = "(delivery_status IN ('READY', 'INTERRUPTED') \
-     OR downloads_started > downloads_completed OR resume_offset IS NOT NULL)";
-
-/// A byte count or offset as SQLite's signed integer (archives stay far below 2^63).
-fn byte_col(bytes: u64) -> i64 {
-    i64::try_from(bytes).unwrap_or(i64::MAX)
-}
-
-fn byte_count(row: &SqliteRow, col: &str) -> MetaResult<Option<u64>> {
-    match row.try_get::<Option<i64>, _>(col)? {
-        Some(v) => u64::try_from(v)
-            .map(Some)
-            .map_err(|_| corrupt(col, &v.to_string())),
-        None => Ok(None),
-    }
-}
 
 #[async_trait]
 impl RestoreMeta for SqliteMetaStore {
@@ -327,13 +235,7 @@ impl RestoreMeta for SqliteMetaStore {
         .bind(now)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| {
-            Ok(OplogTs {
-                secs: u32_col(&row, "created_secs")?,
-                inc: u32_col(&row, "created_inc")?,
-            })
-        })
-        .transpose()
+        row.map(|row| row.ts("created")).transpose()
     }
 
     async fn snapshot_has_active_jobs(
@@ -373,57 +275,6 @@ pub(super) async fn insert_rows(writer: &SqlitePool, jobs: &[&RestoreJobRecord])
     Ok(())
 }
 
-fn insert_statement<'a>(jobs: &'a [&RestoreJobRecord]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO restore_jobs (id, batch_id, project_id, cluster_id, snapshot_id, replica_set_name, part_type, \
-         created, status, delivery_status, method, max_downloads, expiration_hours, target_group_id, target_cluster_id, \
-         expires, point_in_time, ts_secs, ts_inc, file_name, archive_bytes, archive_sha1, downloads_started, \
-         downloads_completed, finished_at, failure, attempts, lease_owner, lease_until) ",
-    );
-    insert.push_values(jobs, |mut row, j| {
-        let (method, max_downloads, hours, target_group, target_cluster) = match &j.method {
-            DeliveryMethod::Http {
-                max_downloads,
-                expiration_hours,
-            } => (
-                HTTP,
-                Some(i64::from(*max_downloads)),
-                expiration_hours.map(i64::from),
-                None,
-                None,
-            ),
-            DeliveryMethod::Automated {
-                target_group,
-                target_cluster,
-            } => (
-                AUTOMATED,
-                None,
-                None,
-                Some(target_group.to_hex()),
-                Some(target_cluster.to_hex()),
-            ),
-        };
-        row.push_bind(j.id.to_hex())
-            .push_bind(j.batch_id.map(|b| b.to_hex()))
-            .push_bind(j.group_id.to_hex())
-            .push_bind(j.cluster_id.to_hex())
-            .push_bind(j.snapshot_id.to_hex())
-            .push_bind(j.replica_set_name.clone())
-            .push_bind(j.part_type.as_str())
-            .push_bind(j.created)
-            .push_bind(j.status.as_str())
-            .push_bind(j.delivery_status.as_str())
-            .push_bind(method)
-            .push_bind(max_downloads)
-            .push_bind(hours)
-            .push_bind(target_group)
-            .push_bind(target_cluster)
-            .push_bind(j.expires)
-            .push_bind(j.point_in_time)
-            .push_bind(i64::from(j.timestamp.secs))
-            .push_bind(i64::from(j.timestamp.inc))
-            .push_bind(j.file_name.clone())
-            .push("NULL, NULL, 0, 0, NULL, NULL, 0, NULL, NULL");
-    });
-    insert
+fn insert_statement<'a>(jobs: &[&RestoreJobRecord]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    build_insert(JOB_INSERT, jobs.iter().map(|j| job_row(j)))
 }

@@ -1,116 +1,20 @@
 //! SQLite implementation of [`SnapshotMeta`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Row};
 
-use super::{corrupt, page_limit, SqliteMetaStore};
-use crate::blocks::{ChunkId, PackId, Placement};
+use super::SqliteMetaStore;
+use crate::blocks::{ChunkId, PackId};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
+use crate::meta::rows::{
+    build_insert, chunk_from_row, corrupt, new_chunk_flags, page_limit, placement_columns,
+    snapshot_from_row, snapshot_part_from_row, snapshot_part_row, snapshot_row, SNAPSHOT_INSERT,
+    SNAPSHOT_PART_INSERT,
+};
 use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
 use crate::meta::{MetaError, MetaResult};
-use crate::model::{
-    ChunkInfo, ClusterType, OplogTs, PageOf, PageRequest, PartStats, SnapshotPartRecord,
-    SnapshotRecord, UnixSeconds,
-};
-
-fn oplog_ts(secs: Option<i64>, inc: Option<i64>) -> MetaResult<Option<OplogTs>> {
-    match (secs, inc) {
-        (Some(s), Some(i)) => Ok(Some(OplogTs {
-            secs: u32::try_from(s).map_err(|_| corrupt("timestamp", &s.to_string()))?,
-            inc: u32::try_from(i).map_err(|_| corrupt("increment", &i.to_string()))?,
-        })),
-        _ => Ok(None),
-    }
-}
-
-fn snapshot_from_row(row: &SqliteRow) -> MetaResult<SnapshotRecord> {
-    let id: String = row.try_get("id")?;
-    let group: String = row.try_get("project_id")?;
-    let cluster: String = row.try_get("cluster_id")?;
-    Ok(SnapshotRecord {
-        id: SnapshotId::parse(&id).ok_or_else(|| corrupt("snapshot id", &id))?,
-        group_id: GroupId::parse(&group).ok_or_else(|| corrupt("group id", &group))?,
-        cluster_id: ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
-        created: oplog_ts(row.try_get("created_secs")?, row.try_get("created_inc")?)?
-            .ok_or_else(|| corrupt("created", &id))?,
-        last_oplog_applied: oplog_ts(
-            row.try_get("last_oplog_secs")?,
-            row.try_get("last_oplog_inc")?,
-        )?,
-        complete: row.try_get("complete")?,
-        expires: row.try_get("expires")?,
-        do_not_delete: row.try_get("do_not_delete")?,
-        deleted_at: row.try_get("deleted_at")?,
-        mongod_version: row.try_get("mongod_version")?,
-        storage_engine: row.try_get("storage_engine")?,
-        recorded: row.try_get("recorded")?,
-        parts: Vec::new(),
-    })
-}
-
-fn part_from_row(row: &SqliteRow) -> MetaResult<SnapshotPartRecord> {
-    let cluster: String = row.try_get("cluster_id")?;
-    let type_name: String = row.try_get("type_name")?;
-    let count = |name: &str| -> MetaResult<u64> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
-    Ok(SnapshotPartRecord {
-        cluster_id: ClusterId::parse(&cluster).ok_or_else(|| corrupt("cluster id", &cluster))?,
-        replica_set_name: row.try_get("replica_set_name")?,
-        type_name: ClusterType::parse(&type_name).ok_or_else(|| corrupt("typeName", &type_name))?,
-        committed: row.try_get("committed")?,
-        manifest_name: row.try_get("manifest_name")?,
-        file_count: count("file_count")?,
-        file_size_bytes: count("file_size_bytes")?,
-        data_size_bytes: count("data_size_bytes")?,
-        storage_size_bytes: count("storage_size_bytes")?,
-    })
-}
-
-fn chunk_from_row(row: &SqliteRow) -> MetaResult<ChunkInfo> {
-    let id: String = row.try_get("id")?;
-    let chunk = ChunkId::parse_hex(&id).ok_or_else(|| corrupt("chunk id", &id))?;
-    let size = |name: &str| -> MetaResult<u32> {
-        let v: i64 = row.try_get(name)?;
-        u32::try_from(v).map_err(|_| corrupt(name, &v.to_string()))
-    };
-    let pack: Option<String> = row.try_get("pack_id")?;
-    let placement = match pack {
-        None => Placement::Loose,
-        Some(pack) => {
-            let offset: Option<i64> = row.try_get("pack_offset")?;
-            let len: Option<i64> = row.try_get("object_bytes")?;
-            match (PackId::parse_hex(&pack), offset, len) {
-                (Some(pack), Some(offset), Some(len)) => Placement::Packed {
-                    pack,
-                    offset: u64::try_from(offset)
-                        .map_err(|_| corrupt("pack offset", &offset.to_string()))?,
-                    len: u32::try_from(len)
-                        .map_err(|_| corrupt("object bytes", &len.to_string()))?,
-                },
-                _ => return Err(corrupt("chunk location", &id)),
-            }
-        }
-    };
-    Ok(ChunkInfo {
-        id: chunk,
-        raw_bytes: size("raw_bytes")?,
-        stored_bytes: size("stored_bytes")?,
-        is_deflate: row.try_get("is_deflate")?,
-        placement,
-    })
-}
-
-/// The pack columns of a chunk row: `(pack_id, pack_offset, object_bytes)`.
-fn placement_columns(placement: Placement) -> (Option<String>, Option<i64>, Option<i64>) {
-    match placement {
-        Placement::Loose => (None, None, None),
-        Placement::Packed { pack, offset, len } => (
-            Some(pack.to_hex()),
-            Some(offset as i64),
-            Some(i64::from(len)),
-        ),
-    }
-}
+use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
 
 /// Most ids bound into one `IN (...)` list; SQLite's default limit is 32766 variables.
 const IDS_PER_STATEMENT: usize = 500;
@@ -162,7 +66,10 @@ impl SqliteMetaStore {
                 .bind(snapshot.id.to_hex())
                 .fetch_all(self.pool())
                 .await?;
-        snapshot.parts = rows.iter().map(part_from_row).collect::<MetaResult<_>>()?;
+        snapshot.parts = rows
+            .iter()
+            .map(snapshot_part_from_row)
+            .collect::<MetaResult<_>>()?;
         Ok(snapshot)
     }
 
@@ -188,43 +95,16 @@ impl SqliteMetaStore {
 impl SnapshotMeta for SqliteMetaStore {
     async fn insert_snapshot(&self, s: &SnapshotRecord) -> MetaResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO snapshots (id, project_id, cluster_id, created_secs, created_inc, last_oplog_secs, last_oplog_inc, \
-             complete, expires, do_not_delete, deleted_at, refs_released, mongod_version, storage_engine, recorded) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)",
-        )
-        .bind(s.id.to_hex())
-        .bind(s.group_id.to_hex())
-        .bind(s.cluster_id.to_hex())
-        .bind(i64::from(s.created.secs))
-        .bind(i64::from(s.created.inc))
-        .bind(s.last_oplog_applied.map(|t| i64::from(t.secs)))
-        .bind(s.last_oplog_applied.map(|t| i64::from(t.inc)))
-        .bind(s.complete)
-        .bind(s.expires)
-        .bind(s.do_not_delete)
-        .bind(s.deleted_at)
-        .bind(&s.mongod_version)
-        .bind(&s.storage_engine)
-        .bind(s.recorded)
-        .execute(&mut *tx)
-        .await?;
-        for p in &s.parts {
-            sqlx::query(
-                "INSERT INTO snapshot_parts (snapshot_id, replica_set_name, cluster_id, type_name, committed, file_count, \
-                 file_size_bytes, data_size_bytes, storage_size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(s.id.to_hex())
-            .bind(&p.replica_set_name)
-            .bind(p.cluster_id.to_hex())
-            .bind(p.type_name.as_str())
-            .bind(p.committed)
-            .bind(p.file_count as i64)
-            .bind(p.file_size_bytes as i64)
-            .bind(p.data_size_bytes as i64)
-            .bind(p.storage_size_bytes as i64)
+        build_insert::<sqlx::Sqlite>(SNAPSHOT_INSERT, [snapshot_row(s)])
+            .build()
             .execute(&mut *tx)
             .await?;
+        if !s.parts.is_empty() {
+            let parts = s.parts.iter().map(|p| snapshot_part_row(s.id, p));
+            build_insert::<sqlx::Sqlite>(SNAPSHOT_PART_INSERT, parts)
+                .build()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -418,15 +298,7 @@ impl SnapshotMeta for SqliteMetaStore {
             return Ok(vec![false; chunks.len()]);
         }
         tx.commit().await?;
-        // A batch may name one chunk twice; only its first row counts as new.
-        let mut seen = std::collections::HashSet::new();
-        Ok(chunks
-            .iter()
-            .map(|c| {
-                let hex = c.id.to_hex();
-                new_ids.contains(&hex) && seen.insert(hex)
-            })
-            .collect())
+        Ok(new_chunk_flags(chunks, &new_ids))
     }
 
     async fn find_chunks(&self, ids: &[ChunkId], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
@@ -622,6 +494,7 @@ impl SnapshotMeta for SqliteMetaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::Placement;
 
     /// The chunk id of 32 bytes `n`.
     fn id(n: u8) -> ChunkId {

@@ -1,0 +1,263 @@
+//! PostgreSQL implementation of [`RestoreMeta`].
+
+use async_trait::async_trait;
+
+use super::PostgresMetaStore;
+use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
+use crate::meta::restore::{PreparedOutcome, RestoreMeta};
+use crate::meta::rows::{
+    build_insert, byte_col, job_from_row, job_row, page_limit, Columns, JOB_COLUMNS, JOB_INSERT,
+    LIVE_DELIVERY,
+};
+use crate::meta::MetaResult;
+use crate::model::{
+    DeliveryLedger, DeliveryStatus, OplogTs, PageOf, PageRequest, RestoreJobRecord, UnixSeconds,
+};
+
+/// Most jobs inserted by one statement, under PostgreSQL's limit of 65,535 bound values.
+const JOBS_PER_INSERT: usize = 65_535 / JOB_COLUMNS;
+
+#[async_trait]
+impl RestoreMeta for PostgresMetaStore {
+    async fn insert_jobs(&self, jobs: &[RestoreJobRecord]) -> MetaResult<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // Concurrent requests insert side by side (row locks, not a database lock), so
+        // each simply writes its own rows: no batching across requests is needed.
+        let mut tx = self.pool().begin().await?;
+        for part in jobs.chunks(JOBS_PER_INSERT) {
+            build_insert::<sqlx::Postgres>(JOB_INSERT, part.iter().map(job_row))
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_job(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        id: JobId,
+    ) -> MetaResult<Option<RestoreJobRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM restore_jobs WHERE project_id = $1 AND cluster_id = $2 AND id = $3",
+        )
+        .bind(group.to_hex())
+        .bind(cluster.to_hex())
+        .bind(id.to_hex())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn get_job_by_id(&self, id: JobId) -> MetaResult<Option<RestoreJobRecord>> {
+        let row = sqlx::query("SELECT * FROM restore_jobs WHERE id = $1")
+            .bind(id.to_hex())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        batch: Option<BatchId>,
+        page: PageRequest,
+    ) -> MetaResult<PageOf<RestoreJobRecord>> {
+        let filter = "FROM restore_jobs WHERE project_id = $1 AND cluster_id = $2 \
+                      AND ($3::TEXT IS NULL OR batch_id = $3)";
+        let batch = batch.map(|b| b.to_hex());
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {filter}"))
+            .bind(group.to_hex())
+            .bind(cluster.to_hex())
+            .bind(&batch)
+            .fetch_one(self.pool())
+            .await?;
+        let (limit, offset) = page_limit(page);
+        let rows = sqlx::query(&format!(
+            "SELECT * {filter} ORDER BY created DESC, id DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(group.to_hex())
+        .bind(cluster.to_hex())
+        .bind(&batch)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(PageOf {
+            items: rows.iter().map(job_from_row).collect::<MetaResult<_>>()?,
+            total: total as u64,
+        })
+    }
+
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: UnixSeconds,
+        lease_until: UnixSeconds,
+        limit: u32,
+    ) -> MetaResult<Vec<RestoreJobRecord>> {
+        // One statement, so one short transaction. The inner select locks the jobs it
+        // picks and passes over those another claim has locked (SKIP LOCKED) instead of
+        // waiting for them; a job another claim leased and committed meanwhile is checked
+        // again in its new state, and is no longer free.
+        let rows = sqlx::query(
+            "UPDATE restore_jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
+             delivery_status = 'IN_PROGRESS' \
+             WHERE id IN (SELECT id FROM restore_jobs WHERE status = 'IN_PROGRESS' \
+                          AND delivery_status IN ('NOT_STARTED', 'IN_PROGRESS') \
+                          AND (lease_until IS NULL OR lease_until < $3) ORDER BY created, id LIMIT $4 \
+                          FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<MetaResult<Vec<_>>>()?;
+        // RETURNING follows no particular order.
+        jobs.sort_by_key(|job| (job.created, job.id.to_hex()));
+        Ok(jobs)
+    }
+
+    async fn renew_leases(
+        &self,
+        ids: &[JobId],
+        worker: &str,
+        lease_until: UnixSeconds,
+    ) -> MetaResult<u64> {
+        let ids: Vec<String> = ids.iter().map(JobId::to_hex).collect();
+        let done = sqlx::query(
+            "UPDATE restore_jobs SET lease_until = $1 WHERE lease_owner = $2 AND id = ANY($3)",
+        )
+        .bind(lease_until)
+        .bind(worker)
+        .bind(ids)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn finish_preparations(
+        &self,
+        worker: &str,
+        outcomes: &[(JobId, PreparedOutcome)],
+    ) -> MetaResult<Vec<bool>> {
+        let mut tx = self.pool().begin().await?;
+        let mut finished = Vec::with_capacity(outcomes.len());
+        for (id, o) in outcomes {
+            let done = sqlx::query(
+                "UPDATE restore_jobs SET status = $1, delivery_status = $2, archive_bytes = $3, archive_sha1 = $4, \
+                 expires = COALESCE(expires, $5), finished_at = $6, failure = $7, lease_owner = NULL, lease_until = NULL \
+                 WHERE id = $8 AND lease_owner = $9 AND status = 'IN_PROGRESS'",
+            )
+            .bind(o.status.as_str())
+            .bind(o.delivery_status.as_str())
+            .bind(o.archive_bytes.map(byte_col))
+            .bind(&o.archive_sha1)
+            .bind(o.expires)
+            .bind(o.finished_at)
+            .bind(&o.failure)
+            .bind(id.to_hex())
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+            finished.push(done.rows_affected() > 0);
+        }
+        tx.commit().await?;
+        Ok(finished)
+    }
+
+    async fn update_delivery(
+        &self,
+        id: JobId,
+        expected: &DeliveryLedger,
+        next: &DeliveryLedger,
+    ) -> MetaResult<bool> {
+        // One statement: a racing update of the same row waits for this one, then finds
+        // the ledger changed and writes nothing. `IS NOT DISTINCT FROM` matches NULL (no
+        // resume point) with NULL, where `=` would match nothing.
+        let done = sqlx::query(
+            "UPDATE restore_jobs SET delivery_status = $1, downloads_started = $2, downloads_completed = $3, \
+             resume_offset = $4, resent_bytes = $5 \
+             WHERE id = $6 AND delivery_status = $7 AND downloads_started = $8 AND downloads_completed = $9 \
+             AND resume_offset IS NOT DISTINCT FROM $10 AND resent_bytes = $11",
+        )
+        .bind(next.status.as_str())
+        .bind(i64::from(next.downloads_started))
+        .bind(i64::from(next.downloads_completed))
+        .bind(next.resume_offset.map(byte_col))
+        .bind(byte_col(next.resent_bytes))
+        .bind(id.to_hex())
+        .bind(expected.status.as_str())
+        .bind(i64::from(expected.downloads_started))
+        .bind(i64::from(expected.downloads_completed))
+        .bind(expected.resume_offset.map(byte_col))
+        .bind(byte_col(expected.resent_bytes))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn links_expired_by(
+        &self,
+        now: UnixSeconds,
+        statuses: &[DeliveryStatus],
+        limit: u32,
+    ) -> MetaResult<Vec<RestoreJobRecord>> {
+        let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT * FROM restore_jobs WHERE method = 'HTTP' AND expires IS NOT NULL AND expires <= $1 \
+             AND delivery_status = ANY($2) ORDER BY expires, id LIMIT $3",
+        )
+        .bind(now)
+        .bind(statuses)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn oldest_active_oplog_start(
+        &self,
+        cluster: ClusterId,
+        now: UnixSeconds,
+    ) -> MetaResult<Option<OplogTs>> {
+        let row = sqlx::query(&format!(
+            "SELECT s.created_secs, s.created_inc FROM restore_jobs j JOIN snapshots s ON s.id = j.snapshot_id \
+             WHERE j.cluster_id = $1 AND j.point_in_time AND (j.status = 'IN_PROGRESS' OR \
+             ({LIVE_DELIVERY} AND (j.expires IS NULL OR j.expires > $2))) \
+             ORDER BY s.created_secs, s.created_inc LIMIT 1"
+        ))
+        .bind(cluster.to_hex())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| row.ts("created")).transpose()
+    }
+
+    async fn snapshot_has_active_jobs(
+        &self,
+        snapshot: SnapshotId,
+        now: UnixSeconds,
+    ) -> MetaResult<bool> {
+        let found: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM restore_jobs WHERE snapshot_id = $1 AND (status = 'IN_PROGRESS' OR \
+             ({LIVE_DELIVERY} AND (expires IS NULL OR expires > $2))))"
+        ))
+        .bind(snapshot.to_hex())
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(found)
+    }
+}
