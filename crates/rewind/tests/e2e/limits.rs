@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
@@ -37,4 +38,64 @@ async fn a_connection_that_stalls_in_its_headers_is_closed_after_the_header_time
     // A request sent in full is served as before.
     let health = reqwest::get(server.at("/health")).await.unwrap();
     assert_eq!(health.status(), reqwest::StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_correctly_signed_request_with_an_over_long_target_answers_414() {
+    let server = TestServer::start();
+    let signer = server.signer();
+    let nonce = signer.nonce().await;
+    let long = format!("{API}/groups?q={}", "x".repeat(4000));
+    let header = signer.header("GET", &long, &nonce, 1);
+    let reply = signer.send(Method::GET, &long, Some(&header)).await;
+    let length = long.len().to_string();
+    reply.assert_error(414, "REQUEST_URI_TOO_LONG", &[&length]);
+    assert!(
+        reply.header("www-authenticate").is_none(),
+        "not an authentication problem"
+    );
+
+    // Unsigned, too: the length is judged before the credentials.
+    signer.send(Method::GET, &long, None).await.assert_error(
+        414,
+        "REQUEST_URI_TOO_LONG",
+        &[&length],
+    );
+    // At the limit the request goes on to authentication as usual.
+    let at_limit = format!("{API}/groups?q=");
+    let at_limit = format!("{at_limit}{}", "x".repeat(3072 - at_limit.len()));
+    let header = signer.header("GET", &at_limit, &nonce, 2);
+    let reply = signer.send(Method::GET, &at_limit, Some(&header)).await;
+    assert_ne!(reply.status, StatusCode::URI_TOO_LONG, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_key_without_the_role_is_refused_before_its_body_is_parsed() {
+    let server = TestServer::start();
+    let owner = server.client();
+    let group = server.boot.group_id.clone();
+    let (id, public, private) = create_key(
+        &owner,
+        &format!("{API}/groups/{group}/apiKeys"),
+        "GROUP_READ_ONLY",
+    )
+    .await;
+    allow_loopback(&owner, &server.boot.org_id, &id).await;
+    let reader = server.client_for(&public, &private);
+    let cluster = "5f0000000000000000000001";
+    let jobs = format!("{API}/groups/{group}/clusters/{cluster}/restoreJobs");
+    for body in [&b"{not json"[..], b"[]", b"{\"unknownField\": 1}"] {
+        let reply = send_raw(&reader, Method::POST, &jobs, body, "application/json").await;
+        reply.assert_error(401, "USER_UNAUTHORIZED", &[]);
+    }
+    // The owner, sending the same broken body, is told what is wrong with it.
+    let reply = send_raw(
+        &owner,
+        Method::POST,
+        &jobs,
+        b"{not json",
+        "application/json",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
 }

@@ -71,6 +71,7 @@ error_codes! {
     InvalidRange => "INVALID_RANGE",
     RangeNotSatisfiable => "RANGE_NOT_SATISFIABLE",
     RequestTooLarge => "REQUEST_TOO_LARGE",
+    RequestUriTooLong => "REQUEST_URI_TOO_LONG",
     RateLimited => "RATE_LIMITED",
     UnexpectedError => "UNEXPECTED_ERROR",
 }

@@ -16,7 +16,7 @@ use super::digest::{
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::keys::{KeyService, DIGEST_REALM};
-use crate::domain::{ErrorCode, Principal};
+use crate::domain::{ErrorCode, GroupAccess, Principal};
 
 /// A 401 carrying a fresh challenge.
 fn challenge(state: &AppState, stale: bool) -> Response {
@@ -149,5 +149,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
                 vec![],
             )
         })
+    }
+}
+
+/// The authenticated principal, already known to administer backups in the path's project
+/// (`{group}`): taken before a handler's body, so that a key without the role is refused
+/// before a byte of its body is parsed (a 401 rather than, say, a `400 INVALID_JSON` that
+/// would tell it how far its request got). The domain checks again; this only checks first.
+pub struct BackupAdmin(pub Principal);
+
+impl FromRequestParts<AppState> for BackupAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if let Some(group) = super::path::group_of(parts, state).await? {
+            state
+                .services
+                .authorize_group(&principal, group, GroupAccess::BackupAdmin)
+                .await?;
+        }
+        Ok(BackupAdmin(principal))
     }
 }

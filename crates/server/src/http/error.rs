@@ -67,6 +67,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         DownloadNotAvailable | DownloadExpired | MaxDownloadsExceeded => StatusCode::GONE,
         RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RequestUriTooLong => StatusCode::URI_TOO_LONG,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         UnexpectedError => StatusCode::INTERNAL_SERVER_ERROR,
     }

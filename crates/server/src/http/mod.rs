@@ -51,8 +51,36 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(telemetry::render_metrics))
         .fallback(not_found)
+        .layer(from_fn(limit_request_target))
         .layer(from_fn(telemetry::track_requests))
         .with_state(state)
+}
+
+/// Longest request target (path and query) accepted, in bytes. A Digest client repeats the
+/// target in its `Authorization` header, which may hold at most
+/// [`digest::MAX_AUTHORIZATION_BYTES`]; this leaves room for the other directives, so a
+/// target that could never be signed is told so instead of answered `401`.
+pub const MAX_REQUEST_TARGET_BYTES: usize = 3072;
+
+/// Answers `414 REQUEST_URI_TOO_LONG` for a target over [`MAX_REQUEST_TARGET_BYTES`],
+/// before authentication and before the body is read.
+async fn limit_request_target(req: Request, next: axum::middleware::Next) -> Response {
+    let length = req
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if length <= MAX_REQUEST_TARGET_BYTES {
+        return next.run(req).await;
+    }
+    body::discard_body(req.into_body());
+    ApiError::new(
+        ErrorCode::RequestUriTooLong,
+        format!(
+            "The request target is {length} bytes long; at most {MAX_REQUEST_TARGET_BYTES} are accepted."
+        ),
+        vec![length.to_string()],
+    )
+    .into_response()
 }
 
 async fn health() -> Response {

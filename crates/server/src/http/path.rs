@@ -216,3 +216,23 @@ fn undecodable<T: PathParams>(parts: &Parts, rejection: PathRejection) -> ApiErr
         )
     })
 }
+
+/// The project id of a route whose path names `{group}`, answered as [`ApiPath`] answers a
+/// malformed one; `None` when the path does not decode at all, which the handler's own
+/// [`ApiPath`] then answers segment by segment.
+pub async fn group_of<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Option<GroupId>, ApiError> {
+    let Ok(Path(params)) = Path::<Vec<(String, String)>>::from_request_parts(parts, state).await
+    else {
+        return Ok(None);
+    };
+    match params.iter().find(|(name, _)| name == "group") {
+        Some((_, text)) => parse_id(text).map(Some),
+        None => {
+            tracing::error!("a backup administration route without a group segment");
+            Err(unexpected())
+        }
+    }
+}

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::{views, ApiPath, REWIND};
 use crate::domain::{ErrorCode, Principal};
+use crate::http::auth::BackupAdmin;
 use crate::http::body::JsonBody;
 use crate::http::conventions::json_response;
 use crate::http::error::ApiError;
@@ -54,7 +55,7 @@ fn decode<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, ApiError> {
 
 async fn heartbeat(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -73,7 +74,7 @@ async fn heartbeat(
 
 async fn work(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -106,7 +107,7 @@ async fn work(
 
 async fn report(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {

@@ -10,6 +10,7 @@ use rewind_api_types::RegisteredCluster;
 use super::{views, ApiPath, PUBLIC, REWIND};
 use crate::domain::clusters::ClusterSpec;
 use crate::domain::{ErrorCode, Principal};
+use crate::http::auth::BackupAdmin;
 use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};
 use crate::http::error::ApiError;
@@ -68,7 +69,7 @@ async fn get_one(
 
 async fn register(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath(group): ApiPath<GroupId>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {

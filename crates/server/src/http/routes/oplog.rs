@@ -11,6 +11,7 @@ use super::{views, ApiPath, REWIND};
 use crate::domain::oplog::MAX_PUSH_BYTES;
 use crate::domain::settings::BackupSettingsChange;
 use crate::domain::Principal;
+use crate::http::auth::BackupAdmin;
 use crate::http::body::{discard_body, read_limited, require_content_type, Fields, JsonBody};
 use crate::http::conventions::{json_response, query_opt_u64, query_pairs, Paging};
 use crate::http::error::ApiError;
@@ -54,7 +55,7 @@ fn continues_from(req: &Request) -> Result<Option<OplogTs>, ApiError> {
 /// `POST …/oplog/{replicaSetName}` with a body of concatenated BSON oplog entries.
 async fn push(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     // Taken as a `Result` so that a refused path still drains the body, as other refusals do.
     path: Result<ApiPath<(GroupId, ClusterId, String)>, ApiError>,
     req: Request,
@@ -129,7 +130,7 @@ async fn settings(
 /// `PATCH …/backupSettings`: the fields given are changed, the others kept.
 async fn patch_settings(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath(group): ApiPath<GroupId>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {

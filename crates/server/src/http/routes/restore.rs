@@ -14,6 +14,7 @@ use crate::domain::restore::{
     DEFAULT_EXPIRATION_HOURS, MAX_EXPIRATION_HOURS, UNLIMITED_DOWNLOADS,
 };
 use crate::domain::{ErrorCode, Principal};
+use crate::http::auth::BackupAdmin;
 use crate::http::body::{Fields, JsonBody};
 use crate::http::conventions::{query_pairs, Paging};
 use crate::http::error::ApiError;
@@ -272,7 +273,7 @@ pub fn parse_restore_request(body: Value, now: UnixSeconds) -> Result<RestoreReq
 /// Answers `200` with a list page holding the created jobs, as Cloud Manager does.
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     paging: Paging,
     ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     JsonBody(body): JsonBody,

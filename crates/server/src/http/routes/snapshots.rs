@@ -12,6 +12,7 @@ use rewind_api_types::{BsonTimestamp, ChunkQuery, MissingChunks, PartManifest, S
 use super::{views, ApiPath, PUBLIC, REWIND};
 use crate::domain::snapshots::import::NewSnapshot;
 use crate::domain::{ErrorCode, Principal};
+use crate::http::auth::BackupAdmin;
 use crate::http::body::{read_json, read_limited, require_content_type, Fields, JsonBody};
 use crate::http::conventions::{json_response, Paging};
 use crate::http::error::ApiError;
@@ -88,7 +89,7 @@ async fn get_one(
 
 async fn patch(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath((group, cluster, snapshot)): SnapshotPath,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -143,7 +144,7 @@ fn oplog_ts(ts: BsonTimestamp, field: &str) -> Result<OplogTs, ApiError> {
 
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -169,7 +170,7 @@ async fn create(
 
 async fn commit_part(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath((group, cluster, snapshot, replica_set)): ApiPath<(
         GroupId,
         ClusterId,
@@ -211,7 +212,7 @@ async fn verify_store(
 
 async fn missing(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath(group): ApiPath<GroupId>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -225,7 +226,7 @@ async fn missing(
 
 async fn upload(
     State(state): State<AppState>,
-    principal: Principal,
+    BackupAdmin(principal): BackupAdmin,
     ApiPath(group): ApiPath<GroupId>,
     req: Request,
 ) -> Result<Response, ApiError> {
