@@ -115,9 +115,20 @@ impl From<sqlx::Error> for MetaError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 MetaError::Conflict(db.message().to_owned())
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_sqlite_full(&c)) => {
+                MetaError::StorageFull(err.to_string())
+            }
             _ => MetaError::Backend(err.to_string()),
         }
     }
+}
+
+/// Whether an (extended) SQLite result code is `SQLITE_FULL`: the disk is full. SQLite
+/// rolls the statement or transaction back, so nothing of the write was kept.
+fn is_sqlite_full(code: &str) -> bool {
+    /// `SQLITE_FULL`; extended codes keep the primary code in the low byte.
+    const SQLITE_FULL: i32 = 13;
+    code.parse::<i32>().is_ok_and(|c| c & 0xff == SQLITE_FULL)
 }
 
 impl SqliteMetaStore {
