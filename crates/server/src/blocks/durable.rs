@@ -148,7 +148,9 @@ mod tests {
     fn full_and_refusing_storage_are_told_apart_by_kind_and_code() {
         assert!(is_storage_full(&io::Error::from_raw_os_error(28)));
         assert!(is_storage_full(&io::Error::from_raw_os_error(122)));
-        assert!(is_storage_full(&io::Error::from(io::ErrorKind::StorageFull)));
+        assert!(is_storage_full(&io::Error::from(
+            io::ErrorKind::StorageFull
+        )));
         assert!(!is_storage_full(&io::Error::from(io::ErrorKind::NotFound)));
         assert!(is_refusal(&io::Error::from_raw_os_error(13)));
         assert!(is_refusal(&io::Error::from_raw_os_error(30)));

@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use rewind_formats::oplog::split_entries_with;
 
 use super::{blocking, parallelism, slice_path};
-use crate::blocks::ObjectKey;
+use crate::blocks::{BlockResult, ObjectKey};
 use crate::domain::block_error;
 use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, OplogSliceId};
@@ -416,12 +416,14 @@ impl Services {
             slices.push(record);
             objects.push((key, object));
         }
-        let written = futures::stream::iter(objects)
+        // Every write is waited for, failed or not: a write still running when the objects
+        // of a failed push are removed could land after the removal.
+        let written: Vec<BlockResult<()>> = futures::stream::iter(objects)
             .map(|(key, object)| async move { self.blocks.put_object(&key, object).await })
             .buffer_unordered(OBJECT_WRITES_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
+            .collect()
             .await;
-        if let Err(err) = written {
+        if let Some(err) = written.into_iter().find_map(Result::err) {
             self.discard_slices(&keys, &ids).await;
             return Err(block_error(err));
         }
