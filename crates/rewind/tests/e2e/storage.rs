@@ -244,3 +244,211 @@ async fn a_full_disk_refuses_imports_and_pushes_with_insufficient_storage_and_re
     std::fs::remove_file(&filler).expect("the filler is removed");
     import_dir(&server, &group, &cluster, big.path());
 }
+
+/// One system call seen by `strace -f -y -xx`: the paths of its descriptors, its string
+/// arguments (decoded), and the trace lines where it began and where it returned.
+#[derive(Debug, Clone)]
+struct Syscall {
+    name: String,
+    fd_paths: Vec<Vec<u8>>,
+    strings: Vec<Vec<u8>>,
+    succeeded: bool,
+    began: usize,
+    returned: usize,
+}
+
+/// Decodes strace's `\xHH` escapes (all it prints under `-xx`).
+fn unescape(text: &str) -> Vec<u8> {
+    text.split("\\x")
+        .filter(|part| !part.is_empty())
+        .filter_map(|hex| u8::from_str_radix(hex.get(..2)?, 16).ok())
+        .collect()
+}
+
+/// The quoted strings and `<…>` descriptor paths in `args`, in order.
+fn scan_arguments(args: &str, call: &mut Syscall) {
+    let mut rest = args;
+    while let Some(at) = rest.find(['"', '<']) {
+        let close = if rest.as_bytes()[at] == b'"' {
+            '"'
+        } else {
+            '>'
+        };
+        let Some(len) = rest[at + 1..].find(close) else {
+            break;
+        };
+        let inner = &rest[at + 1..at + 1 + len];
+        if close == '"' {
+            call.strings.push(unescape(inner));
+        } else if inner.starts_with("\\x") {
+            call.fd_paths.push(unescape(inner));
+        }
+        rest = &rest[at + 2 + len..];
+    }
+}
+
+/// Parses a trace written with `-f -y -xx -o`: each line `PID call(args) = result`, or a
+/// call split around other threads' lines (`<unfinished ...>` … `<... name resumed>`).
+fn parse_trace(trace: &str) -> Vec<Syscall> {
+    let mut unfinished: std::collections::HashMap<String, Syscall> = Default::default();
+    let mut calls = Vec::new();
+    for (line_no, line) in trace.lines().enumerate() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(resumed) = rest.strip_prefix("<... ") {
+            let Some(mut call) = unfinished.remove(pid) else {
+                continue;
+            };
+            let (_, tail) = resumed.split_once("resumed>").unwrap_or(("", resumed));
+            scan_arguments(tail, &mut call);
+            call.succeeded = !tail.contains("= -1");
+            call.returned = line_no;
+            calls.push(call);
+            continue;
+        }
+        let Some((name, args)) = rest.split_once('(') else {
+            continue;
+        };
+        let mut call = Syscall {
+            name: name.to_owned(),
+            fd_paths: Vec::new(),
+            strings: Vec::new(),
+            succeeded: false,
+            began: line_no,
+            returned: line_no,
+        };
+        scan_arguments(args, &mut call);
+        if args.ends_with("<unfinished ...>") {
+            unfinished.insert(pid.to_owned(), call);
+        } else {
+            call.succeeded = !args.contains("= -1");
+            calls.push(call);
+        }
+    }
+    calls.sort_by_key(|c| c.returned);
+    calls
+}
+
+fn is_sync(call: &Syscall) -> bool {
+    matches!(call.name.as_str(), "fsync" | "fdatasync") && call.succeeded
+}
+
+fn is_wal(path: &[u8]) -> bool {
+    path.ends_with(b"-wal")
+}
+
+#[tokio::test]
+async fn objects_are_synced_before_the_commit_that_references_them() {
+    let probe = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let reason = String::from_utf8_lossy(&out.stderr);
+            println!("skipped: strace cannot trace here ({})", reason.trim());
+            return;
+        }
+        Err(e) => {
+            println!("skipped: strace cannot run ({e})");
+            return;
+        }
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let trace_dir = tempfile::tempdir().unwrap();
+    let trace_file = trace_dir.path().join("serve.trace");
+    let wrapper = [
+        "strace",
+        "-f",
+        "-qq",
+        "-y",
+        "-xx",
+        "-s",
+        "65536",
+        "-e",
+        "trace=fsync,fdatasync,rename,renameat,renameat2,openat,pwrite64",
+        "-o",
+        trace_file.to_str().unwrap(),
+        "--",
+    ];
+    let mut server = TestServer::start_in(data_dir, &wrapper, "127.0.0.1:0", &[], "warn");
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let cluster = register_replica_set(&client, &group, "rs0").await;
+    let source = tempfile::tempdir().unwrap();
+    generate(source.path(), 12 * MIB, 43);
+    import_dir(&server, &group, &cluster, source.path());
+    server.kill_wrapped_server();
+
+    let trace = std::fs::read_to_string(&trace_file).expect("the trace is written");
+    let calls = parse_trace(&trace);
+    let objects: Vec<&Syscall> = calls
+        .iter()
+        .filter(|c| c.name.starts_with("rename") && c.succeeded && c.strings.len() == 2)
+        .filter(|c| {
+            let to = String::from_utf8_lossy(&c.strings[1]);
+            to.contains("/blocks/packs/") || to.contains("/blocks/manifests/")
+        })
+        .collect();
+    let packs = objects
+        .iter()
+        .filter(|c| String::from_utf8_lossy(&c.strings[1]).contains("/packs/"))
+        .count();
+    assert!(packs >= 2, "the import wrote several packs: {packs}");
+    assert!(objects.len() > packs, "and a manifest");
+    for rename in objects {
+        let (staging, object) = (&rename.strings[0], &rename.strings[1]);
+        let shown = String::from_utf8_lossy(object).into_owned();
+        let dir = Path::new(std::str::from_utf8(object).unwrap())
+            .parent()
+            .unwrap();
+        let file_synced = calls.iter().any(|c| {
+            is_sync(c) && c.fd_paths.first() == Some(staging) && c.returned < rename.began
+        });
+        assert!(
+            file_synced,
+            "{shown} is synced before it is renamed into place"
+        );
+        let dir_synced = calls
+            .iter()
+            .find(|c| {
+                is_sync(c)
+                    && c.fd_paths.first().map(Vec::as_slice)
+                        == Some(dir.as_os_str().as_encoded_bytes())
+                    && c.began > rename.returned
+            })
+            .unwrap_or_else(|| panic!("the directory of {shown} is synced after the rename"));
+        // The name the metadata records: a pack's id, a manifest's file name.
+        let name = Path::new(&shown)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        let referencing = calls
+            .iter()
+            .find(|c| {
+                c.name == "pwrite64"
+                    && c.fd_paths.first().is_some_and(|p| is_wal(p))
+                    && c.strings
+                        .first()
+                        .is_some_and(|data| data.windows(name.len()).any(|w| w == name.as_slice()))
+            })
+            .unwrap_or_else(|| panic!("a commit references {shown}"));
+        assert!(
+            dir_synced.returned < referencing.began,
+            "{shown} is durable (trace line {}) before the log records it (line {})",
+            dir_synced.returned,
+            referencing.began
+        );
+        let committed = calls.iter().any(|c| {
+            is_sync(c)
+                && c.fd_paths.first().is_some_and(|p| is_wal(p))
+                && c.began > referencing.returned
+        });
+        assert!(committed, "the commit referencing {shown} is synced");
+    }
+}

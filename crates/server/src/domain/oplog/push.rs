@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use rewind_formats::oplog::split_entries_with;
 
 use super::{blocking, parallelism, slice_path};
