@@ -14,4 +14,5 @@ mod pit;
 mod restore;
 mod restore_validation;
 mod snapshots;
+mod storage;
 mod support;

@@ -63,6 +63,8 @@ pub struct TestServer {
     listen: String,
     /// The server's `RUST_LOG`, reused by `restart`.
     log_filter: String,
+    /// The command `rewind serve` runs under (a tracer), empty to run it directly.
+    wrapper: Vec<String>,
     /// Removed, with the server's log, when the server is dropped.
     data_dir: tempfile::TempDir,
 }
@@ -86,9 +88,22 @@ impl TestServer {
     /// value) selects, for tests that watch what the server did.
     pub fn start_logging(listen: &str, extra: &[&str], log_filter: &str) -> TestServer {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
+        TestServer::start_in(data_dir, &[], listen, extra, log_filter)
+    }
+
+    /// Starts a server on `data_dir` (a directory the test prepared, such as one on a small
+    /// file system), run as the last argument of `wrapper` (a tracer) unless it is empty.
+    pub fn start_in(
+        data_dir: tempfile::TempDir,
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        log_filter: &str,
+    ) -> TestServer {
         let boot = init_data_dir(data_dir.path());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_server(data_dir.path(), listen, &extra, log_filter);
+        let wrapper: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn_server(data_dir.path(), listen, &extra, log_filter, &wrapper);
         TestServer {
             child,
             url,
@@ -96,8 +111,21 @@ impl TestServer {
             extra,
             listen: listen.to_owned(),
             log_filter: log_filter.to_owned(),
+            wrapper,
             data_dir,
         }
+    }
+
+    /// Kills a wrapped server (SIGKILL to the processes its wrapper started) and waits for
+    /// the wrapper to exit on its own, so that a tracer has written all it saw.
+    pub fn kill_wrapped_server(&mut self) {
+        let pid = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for child in children.split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", child]).status();
+        }
+        let _ = self.child.wait();
     }
 
     /// What the server has logged so far (empty before its first line).
@@ -114,6 +142,9 @@ impl TestServer {
     /// directory and flags, as a crash and a supervisor's restart would. Unless started
     /// with a fixed address, the new process listens on a fresh port: `url` changes.
     pub fn restart(&mut self) {
+        if !self.wrapper.is_empty() {
+            self.kill_wrapped_server();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.respawn();
@@ -138,6 +169,7 @@ impl TestServer {
             &self.listen,
             &self.extra,
             &self.log_filter,
+            &self.wrapper,
         );
         self.child = child;
         self.url = url;
@@ -191,6 +223,10 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // A tracer killed first would leave the server running, detached.
+        if !self.wrapper.is_empty() {
+            self.kill_wrapped_server();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -200,13 +236,28 @@ impl Drop for TestServer {
 /// What a test server logs unless a test asks for more.
 const DEFAULT_LOG_FILTER: &str = "warn";
 
-fn spawn_server(dir: &Path, listen: &str, extra: &[String], log_filter: &str) -> (Child, String) {
+fn spawn_server(
+    dir: &Path,
+    listen: &str,
+    extra: &[String],
+    log_filter: &str,
+    wrapper: &[String],
+) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("server.log"))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+    let binary = env!("CARGO_BIN_EXE_rewind");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
         .arg("serve")
         .args(["--data-dir", dir.to_str().unwrap()])
         .args(["--listen", listen])

@@ -17,6 +17,7 @@
 //! verified on every read, so a corrupt chunk is never handed out (see [`chunk`]).
 
 pub mod chunk;
+mod durable;
 pub mod gzip;
 pub mod pack;
 pub mod store;
@@ -36,9 +37,15 @@ pub enum BlockError {
     /// The stored bytes fail verification; the chunk must not be used.
     #[error("chunk {id} is corrupt: {reason}")]
     Corrupt { id: ChunkId, reason: String },
-    /// The object store failed (network, permissions, disk).
+    /// The object store failed (network, disk).
     #[error("object store error: {0}")]
     Store(String),
+    /// The storage is full (no space left, or a quota reached): nothing of the write stayed.
+    #[error("out of storage space: {0}")]
+    StorageFull(String),
+    /// The storage refuses access (permissions, credentials, a read-only file system).
+    #[error("the storage refused access: {0}")]
+    Refused(String),
     #[error("i/o error: {0}")]
     Io(String),
     /// A named object (an oplog slice) is absent or fails verification.
@@ -55,13 +62,41 @@ pub enum BlockError {
 
 impl From<object_store::Error> for BlockError {
     fn from(e: object_store::Error) -> Self {
-        BlockError::Store(e.to_string())
+        use object_store::Error::{PermissionDenied, Unauthenticated};
+        if matches!(e, PermissionDenied { .. } | Unauthenticated { .. }) {
+            return BlockError::Refused(e.to_string());
+        }
+        // Backends wrap the file system's error (the local one as `Generic`): its kind
+        // decides, wherever in the chain it sits.
+        match io_cause(&e) {
+            Some(io) if durable::is_storage_full(io) => BlockError::StorageFull(e.to_string()),
+            Some(io) if durable::is_refusal(io) => BlockError::Refused(e.to_string()),
+            _ => BlockError::Store(e.to_string()),
+        }
     }
+}
+
+/// The first `std::io::Error` in `err`'s chain of causes.
+fn io_cause<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        next = err.source();
+    }
+    None
 }
 
 impl From<std::io::Error> for BlockError {
     fn from(e: std::io::Error) -> Self {
-        BlockError::Io(e.to_string())
+        if durable::is_storage_full(&e) {
+            BlockError::StorageFull(e.to_string())
+        } else if durable::is_refusal(&e) {
+            BlockError::Refused(e.to_string())
+        } else {
+            BlockError::Io(e.to_string())
+        }
     }
 }
 

@@ -165,10 +165,11 @@ pub trait BlockStore: Send + Sync + 'static {
 
 /// A [`BlockStore`] over any `object_store` backend.
 ///
-/// Durability of writes: `LocalFileSystem::put` writes a staging file and renames it into
-/// place, and an S3 PUT is atomic, so readers never see a partial object. The local backend
-/// does not fsync: a machine crash right after a pack is indexed may lose the pack while
-/// the index keeps it, which `verify` then reports as missing chunks.
+/// Durability of writes: a put returns once the object is durable, so the metadata commit
+/// that follows may reference it. On a local directory the store writes objects itself
+/// (staging file, fsync, rename, fsync of the directory; see [`super::durable`]), because
+/// `LocalFileSystem::put` never syncs; an S3 PUT is atomic and durable when answered.
+/// Either way readers never see a partial object.
 #[derive(Debug, Clone)]
 pub struct ObjectBlockStore {
     inner: Arc<dyn ObjectStore>,
@@ -186,12 +187,25 @@ impl ObjectBlockStore {
 
     /// A store in the local directory `dir`, created if missing.
     pub fn local(dir: &FsPath) -> BlockResult<Self> {
-        std::fs::create_dir_all(dir)?;
+        super::durable::create_dir_durably(dir)?;
         let fs = LocalFileSystem::new_with_prefix(dir)?;
         Ok(Self {
             inner: Arc::new(fs),
             local_root: Some(dir.to_owned()),
         })
+    }
+
+    /// Writes the object at `path`, durably before returning (see the type's comment).
+    async fn put_bytes(&self, path: &ObjectPath, bytes: Bytes) -> BlockResult<()> {
+        let Some(root) = &self.local_root else {
+            self.inner.put(path, bytes.into()).await?;
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        tokio::task::spawn_blocking(move || super::durable::write_durably(&file, &bytes))
+            .await
+            .map_err(|e| BlockError::Io(format!("object writing task failed: {e}")))??;
+        Ok(())
     }
 
     /// Starts reading the object at `path`; `Ok(None)` when it does not exist. The body is
@@ -484,10 +498,8 @@ impl BlockStore for ObjectBlockStore {
         // A plain put (staging file renamed into place) rather than a conditional one: the
         // bytes are named by their hash, so racing writers of one pack write the same bytes,
         // and the rewrite renews the modification time the orphan sweep goes by.
-        self.inner
-            .put(&pack_path(&pack.id()), pack.bytes().clone().into())
-            .await?;
-        Ok(())
+        self.put_bytes(&pack_path(&pack.id()), pack.bytes().clone())
+            .await
     }
 
     async fn get(&self, at: &ChunkLocation) -> BlockResult<EncodedChunk> {
@@ -532,8 +544,7 @@ impl BlockStore for ObjectBlockStore {
 
     async fn put_object(&self, key: &ObjectKey, bytes: Bytes) -> BlockResult<()> {
         let path = named_object_path(key)?;
-        self.inner.put(&path, bytes.into()).await?;
-        Ok(())
+        self.put_bytes(&path, bytes).await
     }
 
     async fn get_object(&self, key: &ObjectKey) -> BlockResult<Option<Bytes>> {

@@ -73,6 +73,8 @@ error_codes! {
     RequestTooLarge => "REQUEST_TOO_LARGE",
     RequestUriTooLong => "REQUEST_URI_TOO_LONG",
     RateLimited => "RATE_LIMITED",
+    InsufficientStorage => "INSUFFICIENT_STORAGE",
+    StorageRefused => "STORAGE_REFUSED",
     UnexpectedError => "UNEXPECTED_ERROR",
 }
 
@@ -87,7 +89,14 @@ pub enum DomainError {
         parameters: Vec<String>,
     },
     #[error(transparent)]
-    Meta(#[from] MetaError),
+    Meta(MetaError),
+    /// A store ran out of space (no space left, a quota reached). The operation stored
+    /// nothing, or removed what it had stored; the text is for the log.
+    #[error("out of storage space: {0}")]
+    StorageFull(String),
+    /// A store refused access (permissions, credentials); the text is for the log.
+    #[error("storage refused access: {0}")]
+    StorageRefused(String),
     /// A fault inside the server; logged, and shown to clients only as `UNEXPECTED_ERROR`.
     #[error("internal error: {0}")]
     Internal(String),
@@ -119,19 +128,40 @@ impl DomainError {
         )
     }
 
-    /// The error code, when the failure is one the client caused.
+    /// The error code: the client's fault, the storage's state, or `UNEXPECTED_ERROR`.
     pub fn code(&self) -> ErrorCode {
         match self {
             DomainError::Rejected { code, .. } => *code,
-            _ => ErrorCode::UnexpectedError,
+            DomainError::StorageFull(_) => ErrorCode::InsufficientStorage,
+            DomainError::StorageRefused(_) => ErrorCode::StorageRefused,
+            DomainError::Meta(_) | DomainError::Internal(_) => ErrorCode::UnexpectedError,
+        }
+    }
+
+    /// Whether the failure is a full store: a write refused for that reason certainly did
+    /// not happen, so what the request wrote before it may be removed.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, DomainError::StorageFull(_))
+    }
+}
+
+impl From<MetaError> for DomainError {
+    fn from(err: MetaError) -> Self {
+        match err {
+            MetaError::StorageFull(_) => DomainError::StorageFull(err.to_string()),
+            other => DomainError::Meta(other),
         }
     }
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;
 
-/// A block store failure, as the domain reports it: internal (the details are logged, and
-/// never reach a client).
+/// A block store failure, as the domain reports it: a full or refusing store as such,
+/// anything else internal (the details are logged, and never reach a client).
 pub(crate) fn block_error(err: BlockError) -> DomainError {
-    DomainError::Internal(format!("block store: {err}"))
+    match err {
+        BlockError::StorageFull(_) => DomainError::StorageFull(format!("block store: {err}")),
+        BlockError::Refused(_) => DomainError::StorageRefused(format!("block store: {err}")),
+        other => DomainError::Internal(format!("block store: {other}")),
+    }
 }

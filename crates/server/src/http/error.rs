@@ -69,6 +69,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RequestUriTooLong => StatusCode::URI_TOO_LONG,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        StorageRefused => StatusCode::SERVICE_UNAVAILABLE,
         UnexpectedError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -116,6 +118,24 @@ impl From<DomainError> for ApiError {
                 detail,
                 parameters,
             } => ApiError::new(code, detail, parameters),
+            DomainError::StorageFull(cause) => {
+                tracing::error!(error = %cause, "a request ran out of storage space; what it wrote was removed");
+                ApiError::new(
+                    ErrorCode::InsufficientStorage,
+                    "The server ran out of storage space while storing this request; nothing of \
+                     this request was kept. Retry once space has been freed on the server.",
+                    vec![],
+                )
+            }
+            DomainError::StorageRefused(cause) => {
+                tracing::error!(error = %cause, "the storage refused a request's access");
+                ApiError::new(
+                    ErrorCode::StorageRefused,
+                    "The block store refused the server's access (permissions or credentials); \
+                     nothing of this request was kept. The server's log has the details.",
+                    vec![],
+                )
+            }
             other => {
                 // Logged here, once; the client sees only that something went wrong.
                 tracing::error!(error = %other, "request failed unexpectedly");

@@ -36,6 +36,9 @@ pub enum MetaError {
     /// The stored data cannot be read back as a valid record.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// The backend ran out of storage space; the write did not happen.
+    #[error("metadata store out of storage space: {0}")]
+    StorageFull(String),
     #[error("metadata backend error: {0}")]
     Backend(String),
 }

@@ -29,9 +29,25 @@ impl From<sqlx::Error> for MetaError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 MetaError::Conflict(db.message().to_owned())
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_storage_full(&c)) => {
+                MetaError::StorageFull(err.to_string())
+            }
             _ => MetaError::Backend(err.to_string()),
         }
     }
+}
+
+/// Whether a database error code says the disk is full: PostgreSQL's SQLSTATE `53100`
+/// (`disk_full`; SQLSTATEs are always five characters) or SQLite's `SQLITE_FULL` (a number
+/// of at most four digits; extended codes keep the primary code in the low byte). Either
+/// rolls the statement or transaction back, so nothing was kept.
+pub(crate) fn is_storage_full(code: &str) -> bool {
+    const POSTGRES_DISK_FULL: &str = "53100";
+    const SQLITE_FULL: i32 = 13;
+    if code.len() == POSTGRES_DISK_FULL.len() {
+        return code == POSTGRES_DISK_FULL;
+    }
+    code.parse::<i32>().is_ok_and(|c| c & 0xff == SQLITE_FULL)
 }
 
 pub(crate) fn corrupt(what: &str, value: &str) -> MetaError {
@@ -690,6 +706,19 @@ fn group_by_owner<R: Columns>(rows: Vec<R>, owner: &str) -> MetaResult<HashMap<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_by_its_result_code() {
+        // SQLITE_FULL, and an extended code built on it; SQLITE_IOERR_WRITE is not.
+        assert!(is_storage_full("13"));
+        assert!(is_storage_full(&(13 | (1 << 8)).to_string()));
+        assert!(!is_storage_full("778"));
+        assert!(!is_storage_full("5"));
+        // PostgreSQL's disk_full; a SQLSTATE whose number happens to end in SQLite's is not.
+        assert!(is_storage_full("53100"));
+        assert!(!is_storage_full("22029"));
+        assert!(!is_storage_full("23505"));
+    }
 
     #[test]
     fn the_job_insert_binds_as_many_values_as_it_names_columns() {

@@ -7,11 +7,11 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use rewind_formats::oplog::split_entries_with;
 
 use super::{blocking, parallelism, slice_path};
-use crate::blocks::ObjectKey;
+use crate::blocks::{BlockResult, ObjectKey};
 use crate::domain::block_error;
 use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, OplogSliceId};
@@ -416,24 +416,34 @@ impl Services {
             slices.push(record);
             objects.push((key, object));
         }
-        futures::stream::iter(objects)
+        // Every write is waited for, failed or not: a write still running when the objects
+        // of a failed push are removed could land after the removal.
+        let written: Vec<BlockResult<()>> = futures::stream::iter(objects)
             .map(|(key, object)| async move { self.blocks.put_object(&key, object).await })
             .buffer_unordered(OBJECT_WRITES_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await
-            .map_err(block_error)?;
+            .collect()
+            .await;
+        if let Some(err) = written.into_iter().find_map(Result::err) {
+            self.discard_slices(&keys, &ids).await;
+            return Err(block_error(err));
+        }
         let commit = OplogCommit {
             expected_ranges,
             slices,
             retired,
             ranges,
         };
-        if self.meta.commit_oplog_push(stream, &commit, now).await? {
-            return Ok(());
-        }
-        for key in &keys {
-            if let Err(err) = self.blocks.delete_object(key).await {
-                tracing::warn!(error = %err, "could not remove a slice of a refused push; the sweeper will");
+        match self.meta.commit_oplog_push(stream, &commit, now).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => self.discard_slices(&keys, &[]).await,
+            Err(err) => {
+                let err = DomainError::from(err);
+                // A full store certainly did not commit; after another failure the commit
+                // may have happened, so its objects stay for the sweeper to judge.
+                if err.is_storage_full() {
+                    self.discard_slices(&keys, &ids).await;
+                }
+                return Err(err);
             }
         }
         Err(DomainError::rejected(
@@ -445,6 +455,22 @@ impl Services {
             ),
             vec![stream.replica_set.clone()],
         ))
+    }
+
+    /// Removes the slice objects of a push that was not committed, and the pending records
+    /// in `pending` (the slice ids are fresh, so no other push refers to them). What cannot
+    /// be removed now is left to the sweeper, which collects pending slices.
+    async fn discard_slices(&self, keys: &[ObjectKey], pending: &[OplogSliceId]) {
+        for key in keys {
+            if let Err(err) = self.blocks.delete_object(key).await {
+                tracing::warn!(error = %err, "could not remove a slice of a push that was not stored; the sweeper will");
+            }
+        }
+        for id in pending {
+            if let Err(err) = self.meta.forget_oplog_slice(*id).await {
+                tracing::warn!(slice = %id, error = %err, "could not forget a pending slice; the sweeper will");
+            }
+        }
     }
 }
 

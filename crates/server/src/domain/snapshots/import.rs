@@ -10,7 +10,9 @@ use rewind_formats::frames::{split_frames, FrameError};
 
 use super::{invalid, parse_chunk_hex};
 use crate::blocks::chunk::OBJECT_HEADER_BYTES;
-use crate::blocks::{encode_chunk, BlockStore, ChunkId, Encoding, Pack, PackBuilder, Placement};
+use crate::blocks::{
+    encode_chunk, BlockStore, ChunkId, Encoding, ObjectKey, Pack, PackBuilder, Placement,
+};
 use crate::domain::block_error;
 use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
@@ -183,6 +185,7 @@ impl Services {
         let persist = persist_pack(
             self.blocks.clone(),
             self.meta.clone(),
+            self.gc_lock.clone(),
             gc_guard,
             pack,
             batch.chunks.clone(),
@@ -271,18 +274,42 @@ fn hash_mismatch(id: &ChunkId) -> DomainError {
 
 /// Writes the pack, then indexes its chunks: an indexed chunk is always stored. Holds the
 /// shared GC guard throughout, so no collection or orphan sweep runs in between.
+///
+/// When indexing fails (a full metadata store), the pack is removed at once rather than
+/// left for the hourly orphan sweep, as that sweep would: with `gc_lock` held exclusively
+/// (so no writer of this node is between writing the same pack and indexing it) and only
+/// if the index does not know it. A failed write of the pack leaves nothing to remove.
 async fn persist_pack(
     blocks: Arc<dyn BlockStore>,
     meta: Arc<dyn MetaStore>,
-    _gc_guard: tokio::sync::OwnedRwLockReadGuard<()>,
+    gc_lock: Arc<tokio::sync::RwLock<()>>,
+    gc_guard: tokio::sync::OwnedRwLockReadGuard<()>,
     pack: Pack,
     chunks: Vec<ChunkInfo>,
     now: UnixSeconds,
 ) -> DomainResult<Vec<bool>> {
     blocks.put_pack(&pack).await.map_err(block_error)?;
-    Ok(meta
+    let indexed = meta
         .record_pack(pack.id(), pack.bytes().len() as u64, &chunks, now)
-        .await?)
+        .await;
+    let err = match indexed {
+        Ok(inserted) => return Ok(inserted),
+        Err(err) => DomainError::from(err),
+    };
+    drop(gc_guard);
+    let _exclusive = gc_lock.write().await;
+    match meta.known_packs(&[pack.id()]).await {
+        Ok(known) if known.is_empty() => {
+            if let Err(cleanup) = blocks.delete_object(&ObjectKey::Pack(pack.id())).await {
+                tracing::warn!(pack = %pack.id(), error = %cleanup, "could not remove the pack of a failed upload; the orphan sweep will");
+            }
+        }
+        Ok(_) => {}
+        Err(cleanup) => {
+            tracing::warn!(pack = %pack.id(), error = %cleanup, "could not check the pack of a failed upload; the orphan sweep will");
+        }
+    }
+    Err(err)
 }
 
 fn validate_version(version: &str) -> DomainResult<()> {

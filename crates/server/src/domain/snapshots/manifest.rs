@@ -157,7 +157,7 @@ impl Services {
                 vec![replica_set.to_owned()],
             ));
         }
-        let _gc_guard = self.gc_lock.read().await;
+        let gc_guard = self.gc_lock.read().await;
         let (stored, stats, distinct) = self.resolve_manifest(manifest).await?;
         let body = serde_json::to_vec(&stored).map_err(|e| DomainError::Internal(e.to_string()))?;
         let name = manifest_name(snapshot, replica_set, &body);
@@ -165,11 +165,31 @@ impl Services {
             .put_object(&manifest_key(&name), Bytes::from(body))
             .await
             .map_err(block_error)?;
-        match self
+        let committed = self
             .meta
             .commit_part(snapshot, replica_set, stats, &distinct, &name)
-            .await?
-        {
+            .await;
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(err) => {
+                // The manifest is removed at once unless the part records it: a commit of
+                // the same manifest by another request of this node holds the GC lock
+                // shared until it has committed, so the exclusive hold waits for it.
+                drop(gc_guard);
+                let _exclusive = self.gc_lock.write().await;
+                self.discard_losing_manifest(
+                    principal,
+                    group,
+                    cluster,
+                    snapshot,
+                    replica_set,
+                    &name,
+                )
+                .await;
+                return Err(err.into());
+            }
+        };
+        match committed {
             PartCommit::Committed { .. } => {}
             PartCommit::AlreadyCommitted => {
                 self.discard_losing_manifest(
@@ -281,7 +301,7 @@ impl Services {
     }
 
     /// Removes the manifest a commit wrote before losing a race to another commit of the
-    /// same part, unless the winner wrote the very same object.
+    /// same part, or before failing, unless the part records the very same object.
     async fn discard_losing_manifest(
         &self,
         principal: &Principal,

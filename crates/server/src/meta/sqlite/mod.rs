@@ -2,9 +2,11 @@
 //!
 //! Concurrency: WAL mode lets readers proceed while one writer commits; `busy_timeout` makes
 //! concurrent writers queue instead of failing, and write transactions begin `IMMEDIATE`
-//! so that they queue too. `synchronous=NORMAL` keeps every committed
-//! transaction across a process crash; a power cut may roll back the last few commits, never
-//! corrupt the file (PostgreSQL is the backend for stricter durability needs).
+//! so that they queue too. `synchronous=FULL` syncs the write-ahead log at every commit, so
+//! a committed transaction survives a power cut, not only a process crash: a committed
+//! import must not lose the part rows that make its snapshot complete (the block objects
+//! they reference are durable before the commit; see `docs/decisions.md`, "Durability").
+//! Group commit of restore jobs amortises the extra sync over concurrent requests.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -115,7 +117,7 @@ impl SqliteMetaStore {
             .map_err(|e| MetaError::Backend(e.to_string()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         // Migrations run on a connection of their own, closed before the pool opens. A
@@ -197,5 +199,31 @@ pub(crate) mod test_support {
             query.execute(store.pool()).await.expect("account rows");
         }
         (store, group, cluster)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_connection_syncs_each_commit_to_the_write_ahead_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
+            .await
+            .expect("open");
+        for pool in [store.pool(), store.writer()] {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .expect("journal mode");
+            assert_eq!(mode, "wal");
+            // 2 is FULL: the log is synced at every commit, not only at checkpoints.
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .expect("synchronous");
+            assert_eq!(synchronous, 2);
+        }
     }
 }
