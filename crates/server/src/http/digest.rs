@@ -290,11 +290,14 @@ pub struct NonceService {
 }
 
 /// A nonce's parts, in order: issue time, the issuer's epoch, random bits; then the tag.
+/// 32 bytes in all, 64 hex characters, as nonces were before they carried an epoch. A
+/// 96-bit tag leaves forging to 2^96 online guesses; a 32-bit epoch makes two processes
+/// sharing one a 1-in-4-billion chance.
 const TIME_BYTES: usize = 8;
-const EPOCH_BYTES: usize = 8;
+const EPOCH_BYTES: usize = 4;
 const RANDOM_BYTES: usize = 8;
 const BODY_BYTES: usize = TIME_BYTES + EPOCH_BYTES + RANDOM_BYTES;
-const TAG_BYTES: usize = 16;
+const TAG_BYTES: usize = 12;
 
 impl NonceService {
     pub fn new(secret: Vec<u8>, lifetime_secs: i64) -> Self {
@@ -320,8 +323,8 @@ impl NonceService {
         tag
     }
 
-    /// A fresh nonce: 80 hex characters encoding issue time, this process's epoch, 64
-    /// random bits and a 128-bit tag.
+    /// A fresh nonce: 64 hex characters encoding issue time, this process's epoch, 64
+    /// random bits and a 96-bit tag.
     pub fn issue(&self, now: i64) -> String {
         let mut raw = [0u8; BODY_BYTES + TAG_BYTES];
         raw[..TIME_BYTES].copy_from_slice(&now.to_be_bytes());
