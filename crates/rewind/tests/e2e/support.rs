@@ -97,11 +97,6 @@ impl TestDatabase {
         }
     }
 
-    /// Whether the metadata lives on PostgreSQL rather than in the data directory.
-    pub fn is_postgres(&self) -> bool {
-        self.schema.is_some()
-    }
-
     /// `args` followed by the `--database-url` flag that selects this database, if any.
     pub fn with_args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
         let mut all = args.to_vec();
@@ -269,11 +264,6 @@ impl TestServer {
             data_dir,
             database,
         }
-    }
-
-    /// Whether this server keeps its metadata on PostgreSQL.
-    pub fn is_on_postgres(&self) -> bool {
-        self.database.is_postgres()
     }
 
     /// Kills a wrapped server (SIGKILL to the processes its wrapper started) and waits for
