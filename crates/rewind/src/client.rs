@@ -61,9 +61,17 @@ pub struct ApiClient {
 /// (an expired nonce is answered `stale=true`).
 const AUTH_ATTEMPTS: usize = 3;
 
+/// How long an idle connection is kept for the next request: well under the server's
+/// default idle limit, so a request never goes out on a connection the server has already
+/// closed (which fails as "connection closed before message completed" when the client
+/// had not yet read the server's close, as after a long pause between requests).
+const IDLE_CONNECTION_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(rewind_server::http::DEFAULT_HEADER_TIMEOUT.as_secs() / 2);
+
 impl ApiClient {
     pub fn new(creds: Credentials) -> Result<Self> {
         let http = reqwest::Client::builder()
+            .pool_idle_timeout(IDLE_CONNECTION_LIFETIME)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self::with_http(creds, http))

@@ -41,6 +41,47 @@ pub enum LogFormat {
     Json,
 }
 
+/// What one `rewind serve` node does. Nodes of one deployment share the metadata store and
+/// the block store; each may take a part of the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serves the HTTP APIs and runs no background work.
+    Api,
+    /// Runs the background work (restore preparation, retention sweeps, agent deadlines,
+    /// checkpoints) and serves only `/health` and `/metrics`.
+    Worker,
+    /// Both: the single-node default.
+    #[default]
+    All,
+}
+
+impl Role {
+    /// Whether this node answers the public and Rewind APIs and the download URLs.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    /// Whether this node runs the restore worker, the sweeper, the agent monitor and the
+    /// checkpointer.
+    pub fn runs_background_work(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        match text {
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            _ => Err(format!("{text:?} is not api, worker or all")),
+        }
+    }
+}
+
 /// Settings as they may appear in the TOML file (or on the command line): all optional.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +101,7 @@ pub struct Settings {
     pub agent_timeout_secs: Option<u64>,
     pub checkpoint_pass_secs: Option<u64>,
     pub header_timeout_secs: Option<u64>,
+    pub role: Option<Role>,
 }
 
 impl Settings {
@@ -91,6 +133,7 @@ impl Settings {
             agent_timeout_secs: self.agent_timeout_secs.or(lower.agent_timeout_secs),
             checkpoint_pass_secs: self.checkpoint_pass_secs.or(lower.checkpoint_pass_secs),
             header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
+            role: self.role.or(lower.role),
         }
     }
 }
@@ -118,6 +161,8 @@ pub struct ServerConfig {
     pub checkpoint_pass_interval: Duration,
     /// How long a client may take to send a request's line and headers.
     pub header_timeout: Duration,
+    /// Which part of the work this node does.
+    pub role: Role,
 }
 
 impl ServerConfig {
@@ -194,6 +239,7 @@ impl ServerConfig {
                     .unwrap_or(DEFAULT_HEADER_TIMEOUT.as_secs())
                     .max(1),
             ),
+            role: settings.role.unwrap_or_default(),
         })
     }
 }
@@ -247,6 +293,19 @@ mod tests {
         })
         .contains("database_url"));
         assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+        assert!(toml::from_str::<Settings>("role = \"leader\"").is_err());
+    }
+
+    #[test]
+    fn a_node_does_everything_unless_given_a_role() {
+        let config = ServerConfig::resolve(Settings::default()).unwrap();
+        assert_eq!(config.role, Role::All);
+        let file: Settings = toml::from_str("role = \"worker\"\n").unwrap();
+        let config = ServerConfig::resolve(file).unwrap();
+        assert!(config.role.runs_background_work() && !config.role.serves_api());
+        let api: Role = "api".parse().unwrap();
+        assert!(api.serves_api() && !api.runs_background_work());
+        assert!("leader".parse::<Role>().is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::config::ServerConfig;
 use crate::domain::{bootstrap, Clock, DomainError, Services, SystemClock};
 use crate::http::conventions::Links;
 use crate::http::digest::NonceService;
-use crate::http::{router, AppState};
+use crate::http::{router, worker_router, AppState};
 use crate::jobs::agent_monitor::AgentMonitor;
 use crate::jobs::checkpointer::Checkpointer;
 use crate::jobs::sweeper::Sweeper;
@@ -103,33 +103,35 @@ pub async fn bind(config: &ServerConfig, storage: &Storage) -> Result<BoundServe
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
     let state = app_state(config, storage, &public_url).await?;
+    let services = state.services.clone();
+    let app = if config.role.serves_api() {
+        router(state)
+    } else {
+        worker_router(state)
+    };
     Ok(BoundServer {
         listener,
         public_url,
-        services: state.services.clone(),
-        app: router(state),
+        services,
+        app,
         config: config.clone(),
     })
 }
 
 impl BoundServer {
     /// Serves until `shutdown` resolves; in-flight requests finish first. Background
-    /// tasks get the same signal and are awaited (within a deadline) before returning.
+    /// tasks (on a node whose role runs them) get the same signal and are awaited (within a
+    /// deadline) before returning.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let sweeper = Sweeper::new(self.services.clone(), self.config.gc_delay);
-        let sweeper = tokio::spawn(sweeper.run(self.config.sweep_interval, stopped.clone()));
-        let worker_name = format!("worker-{}", uuid::Uuid::new_v4());
-        let worker = RestoreWorker::new(self.services.clone(), worker_name);
-        let worker = tokio::spawn(worker.run(stopped.clone()));
-        let monitor = AgentMonitor::new(self.services.clone(), self.config.agent_timeout);
-        let monitor = tokio::spawn(monitor.run(stopped.clone()));
-        let checkpointer = Checkpointer::new(self.services.clone());
-        let checkpointer =
-            tokio::spawn(checkpointer.run(self.config.checkpoint_pass_interval, stopped.clone()));
+        let background_tasks = if self.config.role.runs_background_work() {
+            self.spawn_background_work(&stopped)
+        } else {
+            Vec::new()
+        };
         let header_timeout = self.config.header_timeout;
         let served = crate::http::serve(self.listener, self.app, header_timeout, async move {
             shutdown.await;
@@ -140,10 +142,9 @@ impl BoundServer {
         let background = async move {
             services.tasks.close();
             services.tasks.wait().await;
-            let _ = sweeper.await;
-            let _ = worker.await;
-            let _ = monitor.await;
-            let _ = checkpointer.await;
+            for task in background_tasks {
+                let _ = task.await;
+            }
         };
         if tokio::time::timeout(BACKGROUND_EXIT_DEADLINE, background)
             .await
@@ -152,5 +153,24 @@ impl BoundServer {
             tracing::warn!("background tasks did not stop in time");
         }
         served.map_err(ServerError::Serve)
+    }
+
+    /// Starts the restore worker, the retention sweeper, the agent monitor and the
+    /// checkpointer, each stopping when `stopped` turns true.
+    fn spawn_background_work(
+        &self,
+        stopped: &crate::jobs::Shutdown,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let sweeper = Sweeper::new(self.services.clone(), self.config.gc_delay);
+        let worker_name = format!("worker-{}", uuid::Uuid::new_v4());
+        let worker = RestoreWorker::new(self.services.clone(), worker_name);
+        let monitor = AgentMonitor::new(self.services.clone(), self.config.agent_timeout);
+        let checkpointer = Checkpointer::new(self.services.clone());
+        vec![
+            tokio::spawn(sweeper.run(self.config.sweep_interval, stopped.clone())),
+            tokio::spawn(worker.run(stopped.clone())),
+            tokio::spawn(monitor.run(stopped.clone())),
+            tokio::spawn(checkpointer.run(self.config.checkpoint_pass_interval, stopped.clone())),
+        ]
     }
 }

@@ -19,6 +19,12 @@ use crate::client::{describe_error, ApiClient};
 
 /// Attempts at a download before giving up; each retry resumes with `Range`.
 const DOWNLOAD_ATTEMPTS: u32 = 5;
+/// How long `download` waits for the archive's hash after the last byte: the server records
+/// it once it has sent that byte and committed the download, a moment after the client may
+/// have read it.
+const HASH_RECORDED_WITHIN: Duration = Duration::from_secs(10);
+/// How often `download` asks for the hash meanwhile.
+const HASH_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How often `download` polls a job that is still being prepared.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -303,6 +309,24 @@ async fn wait_until_ready(api: &ApiClient, path: &str) -> Result<RestoreJob> {
 
 /// Downloads the job's archive into `out`, resuming with `Range` after a broken transfer,
 /// and checks the SHA-1 against the one the server reports.
+/// The archive's SHA-1 as the job reports it, waiting up to [`HASH_RECORDED_WITHIN`] for it
+/// to appear; `None` if it does not.
+async fn reported_hash(api: &ApiClient, job_path: &str) -> Result<Option<String>> {
+    let deadline = tokio::time::Instant::now() + HASH_RECORDED_WITHIN;
+    loop {
+        let job: RestoreJob = api.get_json(job_path).await?;
+        let reported = job
+            .hashes
+            .as_ref()
+            .and_then(|h| h.first())
+            .map(|h| h.hash.clone());
+        if reported.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok(reported);
+        }
+        tokio::time::sleep(HASH_POLL_INTERVAL).await;
+    }
+}
+
 async fn download(api: &ApiClient, job_path: &str, out: &Path) -> Result<PathBuf> {
     let job = wait_until_ready(api, job_path).await?;
     let url = job.delivery.url.clone().unwrap_or_default();
@@ -386,13 +410,7 @@ async fn download(api: &ApiClient, job_path: &str, out: &Path) -> Result<PathBuf
     drop(file);
     progress.finish_and_clear();
     let local = hex::encode(hasher.finalize());
-    let job: RestoreJob = api.get_json(job_path).await?;
-    let reported = job
-        .hashes
-        .as_ref()
-        .and_then(|h| h.first())
-        .map(|h| h.hash.clone());
-    match reported {
+    match reported_hash(api, job_path).await? {
         Some(hash) if hash == local => {}
         Some(hash) => {
             tokio::fs::remove_file(&partial).await.ok();

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rewind_api_types::BootstrapCredentials;
-use rewind_server::config::{storage_config, LogFormat, ServerConfig, Settings, DEFAULT_DATA_DIR};
+use rewind_server::config::{
+    storage_config, LogFormat, Role, ServerConfig, Settings, DEFAULT_DATA_DIR,
+};
 use rewind_server::server;
 use rewind_server::storage::MetaConfig;
 
@@ -55,6 +57,10 @@ pub struct ServeArgs {
     /// stalls longer is closed (also the idle keep-alive limit) [default: 10]
     #[arg(long, env = "REWIND_HEADER_TIMEOUT_SECS")]
     header_timeout_secs: Option<u64>,
+    /// What this node does: api (the HTTP APIs, no background work), worker (the background
+    /// work; serves only /health and /metrics) or all [default: all].
+    #[arg(long, env = "REWIND_ROLE")]
+    role: Option<Role>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -126,6 +132,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         agent_timeout_secs: args.agent_timeout_secs,
         checkpoint_pass_secs: args.checkpoint_pass_secs,
         header_timeout_secs: args.header_timeout_secs,
+        role: args.role,
     };
     let file = match &args.config {
         Some(path) => Settings::from_file(path)?,
@@ -140,7 +147,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         print_bootstrap(creds, &bound.public_url);
     }
     println!("Rewind listening on {}", bound.public_url);
-    tracing::info!(data_dir = %config.data_dir.display(), public_url = %bound.public_url, "server started");
+    tracing::info!(data_dir = %config.data_dir.display(), public_url = %bound.public_url, role = ?config.role, "server started");
     bound.run(shutdown_signal()).await?;
     tracing::info!("server stopped");
     Ok(())

@@ -9,14 +9,20 @@ use crate::support::*;
 #[tokio::test]
 async fn init_prints_credentials_once_and_refuses_a_second_run() {
     let dir = tempfile::tempdir().unwrap();
-    let boot = init_data_dir(dir.path());
+    let database = TestDatabase::fresh();
+    let boot = init_data_dir(dir.path(), &database);
     assert_eq!(boot.group_id.len(), 24);
     assert_eq!(boot.org_id.len(), 24);
     assert_eq!(boot.public_key.len(), 8);
     assert!(boot.public_key.bytes().all(|b| b.is_ascii_lowercase()));
     assert_eq!(boot.private_key.len(), 36, "a UUID");
 
-    let again = run_rewind(&["init", "--data-dir", dir.path().to_str().unwrap(), "--json"]);
+    let again = run_rewind(&database.with_args(&[
+        "init",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]));
     assert!(!again.status.success());
     assert!(again.stdout.is_empty(), "no credentials the second time");
     let stderr = String::from_utf8_lossy(&again.stderr);

@@ -9,6 +9,7 @@ mod errors;
 mod fixtures;
 mod foundation;
 mod limits;
+mod nodes;
 mod oplog;
 mod pit;
 mod restore;

@@ -341,6 +341,9 @@ fn is_wal(path: &[u8]) -> bool {
 
 #[tokio::test]
 async fn objects_are_synced_before_the_commit_that_references_them() {
+    if needs_embedded_store("the trace finds each commit in the embedded store's write-ahead log") {
+        return;
+    }
     let probe = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "true"])
         .output();

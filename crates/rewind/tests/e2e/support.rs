@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
@@ -41,15 +42,119 @@ pub fn run_rewind(args: &[&str]) -> std::process::Output {
         .expect("the rewind binary runs")
 }
 
-/// `rewind init --json` on `dir`.
-pub fn init_data_dir(dir: &Path) -> Bootstrap {
-    let out = run_rewind(&["init", "--data-dir", dir.to_str().unwrap(), "--json"]);
+/// `rewind init --json` on `dir`, with its metadata in `database`.
+pub fn init_data_dir(dir: &Path, database: &TestDatabase) -> Bootstrap {
+    let out =
+        run_rewind(&database.with_args(&["init", "--data-dir", dir.to_str().unwrap(), "--json"]));
     assert!(
         out.status.success(),
         "init failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("init --json prints the credentials")
+}
+
+/// Names the PostgreSQL server the tests keep their metadata on, as for the metadata store's
+/// conformance suite. Unset (or naming no `postgres` URL), every server keeps its metadata in
+/// SQLite inside its data directory.
+pub const DATABASE_URL_VAR: &str = "REWIND_TEST_DATABASE_URL";
+
+/// Where one test server keeps its metadata: SQLite in its data directory, or a schema of its
+/// own on the PostgreSQL server [`DATABASE_URL_VAR`] names, dropped when this is dropped.
+pub struct TestDatabase {
+    schema: Option<TestSchema>,
+}
+
+/// A test's schema on the PostgreSQL server.
+struct TestSchema {
+    /// The server's URL, as the variable gives it (the admin connection's).
+    server_url: String,
+    name: String,
+    /// The URL that puts the store in this schema.
+    url: String,
+}
+
+impl TestDatabase {
+    /// A database no other server uses: a fresh schema when the tests run on PostgreSQL.
+    pub fn fresh() -> TestDatabase {
+        let server_url = match std::env::var(DATABASE_URL_VAR) {
+            Ok(url) if url.starts_with("postgres") => url,
+            _ => return TestDatabase { schema: None },
+        };
+        let name = format!("rewind_e2e_{:016x}", rand::random::<u64>());
+        if let Err(err) = run_admin_sql(&server_url, format!("CREATE SCHEMA {name}")) {
+            panic!("cannot create the test's schema on {DATABASE_URL_VAR}: {err}");
+        }
+        // The store takes its schema from the connection's options (`-c search_path=…`).
+        let separator = if server_url.contains('?') { '&' } else { '?' };
+        let url = format!("{server_url}{separator}options=-c%20search_path%3D{name}");
+        TestDatabase {
+            schema: Some(TestSchema {
+                server_url,
+                name,
+                url,
+            }),
+        }
+    }
+
+    /// `args` followed by the `--database-url` flag that selects this database, if any.
+    pub fn with_args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        if let Some(schema) = &self.schema {
+            all.extend(["--database-url", schema.url.as_str()]);
+        }
+        all
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        // Not a panic: this may run while a failed test unwinds.
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        if let Err(err) = run_admin_sql(&self.server_url, sql) {
+            eprintln!("cannot drop the test's schema {}: {err}", self.name);
+        }
+    }
+}
+
+/// Whether the tests run on the PostgreSQL server [`DATABASE_URL_VAR`] names.
+pub fn runs_on_postgres() -> bool {
+    std::env::var(DATABASE_URL_VAR).is_ok_and(|url| url.starts_with("postgres"))
+}
+
+/// True, after saying why, when a test that needs the embedded SQLite store cannot run
+/// because the tests run on PostgreSQL.
+pub fn needs_embedded_store(why: &str) -> bool {
+    let skip = runs_on_postgres();
+    if skip {
+        println!("skipped on PostgreSQL: {why}");
+    }
+    skip
+}
+
+/// Runs `sql` on a connection of its own to `server_url`, on a runtime of its own: the
+/// harness is synchronous and may be called inside a test's runtime.
+fn run_admin_sql(server_url: &str, sql: String) -> Result<(), String> {
+    use sqlx::{Connection, Executor};
+    let url = server_url.to_owned();
+    let admin = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.execute(sqlx::raw_sql(&sql))
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.close().await.map_err(|e| e.to_string())
+        })
+    });
+    admin
+        .join()
+        .unwrap_or_else(|_| Err("the admin thread panicked".to_owned()))
 }
 
 /// A `rewind serve` child process on a free loopback port; killed when dropped.
@@ -65,8 +170,10 @@ pub struct TestServer {
     log_filter: String,
     /// The command `rewind serve` runs under (a tracer), empty to run it directly.
     wrapper: Vec<String>,
-    /// Removed, with the server's log, when the server is dropped.
-    data_dir: tempfile::TempDir,
+    /// Removed, with the server's log, when the last node on it is dropped.
+    data_dir: Arc<tempfile::TempDir>,
+    /// Where the metadata lives; dropped with the last node on it.
+    database: Arc<TestDatabase>,
 }
 
 impl TestServer {
@@ -100,10 +207,52 @@ impl TestServer {
         extra: &[&str],
         log_filter: &str,
     ) -> TestServer {
-        let boot = init_data_dir(data_dir.path());
+        let database = Arc::new(TestDatabase::fresh());
+        let boot = init_data_dir(data_dir.path(), &database);
+        TestServer::spawn_node(
+            Arc::new(data_dir),
+            database,
+            boot,
+            wrapper,
+            listen,
+            extra,
+            log_filter,
+        )
+    }
+
+    /// Starts another node of `other`'s deployment: the same data directory (block store and
+    /// log) and the same metadata, with its own `serve` flags.
+    pub fn start_node_of(other: &TestServer, extra: &[&str]) -> TestServer {
+        TestServer::spawn_node(
+            other.data_dir.clone(),
+            other.database.clone(),
+            other.boot.clone(),
+            &[],
+            "127.0.0.1:0",
+            extra,
+            &other.log_filter,
+        )
+    }
+
+    fn spawn_node(
+        data_dir: Arc<tempfile::TempDir>,
+        database: Arc<TestDatabase>,
+        boot: Bootstrap,
+        wrapper: &[&str],
+        listen: &str,
+        extra: &[&str],
+        log_filter: &str,
+    ) -> TestServer {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let wrapper: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_server(data_dir.path(), listen, &extra, log_filter, &wrapper);
+        let (child, url) = spawn_server(
+            data_dir.path(),
+            &database,
+            listen,
+            &extra,
+            log_filter,
+            &wrapper,
+        );
         TestServer {
             child,
             url,
@@ -113,6 +262,7 @@ impl TestServer {
             log_filter: log_filter.to_owned(),
             wrapper,
             data_dir,
+            database,
         }
     }
 
@@ -166,6 +316,7 @@ impl TestServer {
     fn respawn(&mut self) {
         let (child, url) = spawn_server(
             self.data_dir.path(),
+            &self.database,
             &self.listen,
             &self.extra,
             &self.log_filter,
@@ -238,6 +389,7 @@ const DEFAULT_LOG_FILTER: &str = "warn";
 
 fn spawn_server(
     dir: &Path,
+    database: &TestDatabase,
     listen: &str,
     extra: &[String],
     log_filter: &str,
@@ -258,8 +410,7 @@ fn spawn_server(
         None => Command::new(binary),
     };
     let mut child = command
-        .arg("serve")
-        .args(["--data-dir", dir.to_str().unwrap()])
+        .args(database.with_args(&["serve", "--data-dir", dir.to_str().unwrap()]))
         .args(["--listen", listen])
         .args(extra)
         .env("RUST_LOG", log_filter)

@@ -56,6 +56,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a `worker` node serves: `/health` and `/metrics`, for its supervisor and its
+/// scraper. Every other path answers `404 RESOURCE_NOT_FOUND` with the API's error body and
+/// a detail naming the node's role: a request sent here was routed to the wrong node, and a
+/// 404 (not a 503) keeps a load balancer from retrying it as if the node were unhealthy.
+pub fn worker_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(telemetry::render_metrics))
+        .fallback(not_served_by_worker)
+        .layer(from_fn(telemetry::track_requests))
+        .with_state(state)
+}
+
 /// Longest request target (path and query) accepted, in bytes. A Digest client repeats the
 /// target in its `Authorization` header, which may hold at most
 /// [`digest::MAX_AUTHORIZATION_BYTES`]; this leaves room for the other directives, so a
@@ -92,6 +105,17 @@ async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         ErrorCode::ResourceNotFound,
         format!("Cannot find resource {path}."),
+        vec![path],
+    )
+}
+
+async fn not_served_by_worker(req: Request) -> ApiError {
+    let path = req.uri().path().to_owned();
+    ApiError::new(
+        ErrorCode::ResourceNotFound,
+        format!(
+            "Cannot find resource {path}: this node's role is worker, which serves only /health and /metrics."
+        ),
         vec![path],
     )
 }
