@@ -21,9 +21,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::ids::{ApiKeyId, ClusterId, GroupId, JobId, OrgId, SnapshotId};
-use crate::meta::{
-    BootstrapRecords, MetaError, MetaStore, PostgresMetaStore, SqliteMetaStore,
-};
+use crate::meta::{BootstrapRecords, MetaError, MetaStore, PostgresMetaStore, SqliteMetaStore};
 use crate::model::{
     ApiKeyRecord, ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus, GroupRecord,
     JobStatus, OplogTs, OrgRecord, PageRequest, RestoreJobRecord, Role, RoleGrant,
