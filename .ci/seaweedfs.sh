@@ -27,9 +27,11 @@ case "${1:-}" in
     "$dir/venv/bin/weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -bucket=rewind -admin.ui=false -webdav=false >"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
-    # Ready once S3 answers: any HTTP status (an unsigned request is refused with 403).
+    # Ready once a signed listing of the bucket succeeds: S3 is up, the keys are in force
+    # and the bucket exists.
     for _ in $(seq $((START_TIMEOUT_SECS * 5))); do
-      if curl --silent --output /dev/null "http://127.0.0.1:$S3_PORT/"; then
+      if curl --silent --fail --output /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "http://127.0.0.1:$S3_PORT/rewind"; then
         exit 0
       fi
       if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
