@@ -129,8 +129,10 @@ impl Services {
     ///
     /// The listing runs without the GC lock; the index is checked and the objects deleted
     /// under it, held exclusively. An upload holds that lock shared from writing its pack
-    /// until indexing it, and writing renews the object's time, so a pack being written
-    /// again right now is either indexed before the check or written after the deletion.
+    /// until indexing it, so a pack being written again right now (renewed on a local
+    /// store, found in place on a write-once one) is either indexed before the check or
+    /// written after the deletion. That holds on one node; see `docs/decisions.md` for
+    /// nodes sharing a bucket.
     pub async fn delete_orphan_packs(&self, written_before: UnixSeconds) -> DomainResult<usize> {
         let old: Vec<PackId> = self
             .blocks
