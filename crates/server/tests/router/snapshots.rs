@@ -201,7 +201,11 @@ async fn error_shapes() {
                 .split('"')
                 .next()
                 .unwrap();
-            assert_eq!(nonce.len(), 64, "a signed nonce");
+            assert_eq!(
+                nonce.len(),
+                80,
+                "a signed nonce (issue time, epoch, random bits, tag)"
+            );
             Content::from(text.replace(nonce, "[nonce]"))
         }),
     );
