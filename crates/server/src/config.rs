@@ -8,13 +8,14 @@ use serde::Deserialize;
 
 use std::time::Duration;
 
+use crate::blocks::{S3Config, S3Credentials};
 use crate::domain::agents::DEFAULT_AGENT_TIMEOUT;
 use crate::domain::garbage::DEFAULT_GC_DELAY;
 use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
 use crate::http::DEFAULT_HEADER_TIMEOUT;
 use crate::jobs::checkpointer::DEFAULT_CHECKPOINT_PASS_INTERVAL;
 use crate::jobs::sweeper::DEFAULT_SWEEP_INTERVAL;
-use crate::storage::StorageConfig;
+use crate::storage::{BlocksConfig, StorageConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./rewind-data";
@@ -91,6 +92,16 @@ pub struct Settings {
     /// A PostgreSQL database for the metadata store, in place of SQLite in the data
     /// directory (which keeps the blocks either way).
     pub database_url: Option<String>,
+    /// `s3://BUCKET[/PREFIX]`: the block store in a bucket, in place of the data directory.
+    pub blocks_url: Option<String>,
+    /// Base URL of a self-hosted S3-compatible server (addressed path-style).
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    /// Whether an `http://` endpoint is accepted (a loopback test server).
+    pub s3_allow_http: Option<bool>,
+    /// A static access key; without one, the standard `AWS_*` variables.
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
     pub public_url: Option<String>,
     pub trusted_proxy: Option<String>,
     pub require_access_list: Option<bool>,
@@ -123,6 +134,12 @@ impl Settings {
             listen: self.listen.or(lower.listen),
             data_dir: self.data_dir.or(lower.data_dir),
             database_url: self.database_url.or(lower.database_url),
+            blocks_url: self.blocks_url.or(lower.blocks_url),
+            s3_endpoint: self.s3_endpoint.or(lower.s3_endpoint),
+            s3_region: self.s3_region.or(lower.s3_region),
+            s3_allow_http: self.s3_allow_http.or(lower.s3_allow_http),
+            s3_access_key_id: self.s3_access_key_id.or(lower.s3_access_key_id),
+            s3_secret_access_key: self.s3_secret_access_key.or(lower.s3_secret_access_key),
             public_url: self.public_url.or(lower.public_url),
             trusted_proxy: self.trusted_proxy.or(lower.trusted_proxy),
             require_access_list: self.require_access_list.or(lower.require_access_list),
@@ -167,6 +184,11 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn resolve(settings: Settings) -> Result<ServerConfig, ConfigError> {
+        let data_dir = settings
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let storage = storage_config(&data_dir, &settings)?;
         let listen_text = settings.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
             name: "listen",
@@ -196,10 +218,6 @@ impl ServerConfig {
                 message: "must be between 1 and 86400".into(),
             });
         }
-        let data_dir = settings
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let storage = storage_config(&data_dir, settings.database_url.as_deref())?;
         Ok(ServerConfig {
             listen,
             storage,
@@ -245,15 +263,74 @@ impl ServerConfig {
 }
 
 /// Where a deployment's data lives: the data directory, with the metadata in the database
-/// `database_url` names when it is set.
-pub fn storage_config(
-    data_dir: &Path,
-    database_url: Option<&str>,
-) -> Result<StorageConfig, ConfigError> {
-    StorageConfig::with_database(data_dir, database_url).map_err(|err| ConfigError::Invalid {
-        name: "database_url",
-        message: err.to_string(),
-    })
+/// `database_url` names and the blocks in the bucket `blocks_url` names, when they are set.
+pub fn storage_config(data_dir: &Path, settings: &Settings) -> Result<StorageConfig, ConfigError> {
+    let mut config = StorageConfig::with_database(data_dir, settings.database_url.as_deref())
+        .map_err(|err| ConfigError::Invalid {
+            name: "database_url",
+            message: err.to_string(),
+        })?;
+    if let Some(blocks) = blocks_config(settings)? {
+        config.blocks = blocks;
+    }
+    Ok(config)
+}
+
+/// The block store `blocks_url` and the `s3_*` settings name; `None` for the data directory.
+fn blocks_config(settings: &Settings) -> Result<Option<BlocksConfig>, ConfigError> {
+    let invalid = |name, message: &str| ConfigError::Invalid {
+        name,
+        message: message.to_owned(),
+    };
+    let Some(url) = &settings.blocks_url else {
+        let s3_settings = [
+            ("s3_endpoint", settings.s3_endpoint.is_some()),
+            ("s3_region", settings.s3_region.is_some()),
+            ("s3_allow_http", settings.s3_allow_http.is_some()),
+            ("s3_access_key_id", settings.s3_access_key_id.is_some()),
+            (
+                "s3_secret_access_key",
+                settings.s3_secret_access_key.is_some(),
+            ),
+        ];
+        return match s3_settings.iter().find(|(_, set)| *set) {
+            Some((name, _)) => Err(invalid(name, "needs blocks_url = s3://BUCKET[/PREFIX]")),
+            None => Ok(None),
+        };
+    };
+    let mut s3 = S3Config::from_url(url).map_err(|e| invalid("blocks_url", &e.to_string()))?;
+    s3.allow_http = settings.s3_allow_http.unwrap_or(false);
+    if let Some(endpoint) = &settings.s3_endpoint {
+        let endpoint = endpoint.trim_end_matches('/');
+        if endpoint.starts_with("http://") && !s3.allow_http {
+            return Err(invalid(
+                "s3_endpoint",
+                "is plain http; set s3_allow_http = true to accept it",
+            ));
+        }
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(invalid(
+                "s3_endpoint",
+                "must start with https:// or http://",
+            ));
+        }
+        s3.endpoint = Some(endpoint.to_owned());
+    }
+    s3.region = settings.s3_region.clone();
+    s3.credentials = match (&settings.s3_access_key_id, &settings.s3_secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
+            access_key_id: access_key_id.clone(),
+            secret_access_key: secret_access_key.clone(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(invalid(
+                "s3_access_key_id",
+                "and s3_secret_access_key are set together or not at all",
+            ))
+        }
+    };
+    Ok(Some(BlocksConfig::S3(s3)))
 }
 
 #[cfg(test)]
@@ -306,6 +383,49 @@ mod tests {
         let api: Role = "api".parse().unwrap();
         assert!(api.serves_api() && !api.runs_background_work());
         assert!("leader".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn a_blocks_url_moves_only_the_blocks_into_the_bucket() {
+        let file: Settings = toml::from_str(
+            "blocks_url = \"s3://rewind/site-a\"\ns3_endpoint = \"http://127.0.0.1:8333/\"\n\
+             s3_allow_http = true\ns3_region = \"eu-west-1\"\n",
+        )
+        .unwrap();
+        let config = ServerConfig::resolve(file).unwrap();
+        let BlocksConfig::S3(s3) = &config.storage.blocks else {
+            panic!("not S3: {:?}", config.storage.blocks);
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("rewind", "site-a")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        assert!(s3.allow_http && s3.credentials.is_none());
+        assert_eq!(
+            config.storage.meta,
+            StorageConfig::embedded(Path::new(DEFAULT_DATA_DIR)).meta
+        );
+    }
+
+    #[test]
+    fn s3_settings_that_do_not_fit_are_refused_with_their_name() {
+        let s3 = |extra: &str| format!("blocks_url = \"s3://rewind\"\n{extra}");
+        for (text, name) in [
+            ("s3_endpoint = \"http://x:1\"\n".to_owned(), "s3_endpoint"),
+            ("blocks_url = \"file:///x\"\n".to_owned(), "blocks_url"),
+            (s3("s3_endpoint = \"http://x:1\"\n"), "s3_endpoint"),
+            (
+                s3("s3_endpoint = \"x:1\"\ns3_allow_http = true\n"),
+                "s3_endpoint",
+            ),
+            (s3("s3_access_key_id = \"AKID\"\n"), "s3_access_key_id"),
+        ] {
+            let settings: Settings = toml::from_str(&text).unwrap();
+            let err = ServerConfig::resolve(settings).unwrap_err().to_string();
+            assert!(err.contains(name), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::blocks::{BlockStore, ObjectBlockStore};
+use crate::blocks::{BlockStore, ObjectBlockStore, S3Config};
 use crate::meta::{MetaError, MetaStore, PostgresMetaStore, SqliteMetaStore};
 
 /// Name of the metadata database inside the data directory.
@@ -90,6 +90,9 @@ impl MetaConfig {
 pub enum BlocksConfig {
     /// A local directory (created if missing).
     Local { dir: PathBuf },
+    /// A bucket (and prefix) on S3 or an S3-compatible server, which several nodes may
+    /// share; nothing is created there.
+    S3(S3Config),
 }
 
 /// The storage of one deployment: its metadata store and its block store.
@@ -175,6 +178,12 @@ impl BlocksConfig {
             BlocksConfig::Local { dir } => {
                 create_dir(dir)?;
                 let store = ObjectBlockStore::local(dir)
+                    .map_err(|e| StorageError::Blocks(e.to_string()))?;
+                Ok(Arc::new(store))
+            }
+            BlocksConfig::S3(config) => {
+                let store = config
+                    .open()
                     .map_err(|e| StorageError::Blocks(e.to_string()))?;
                 Ok(Arc::new(store))
             }

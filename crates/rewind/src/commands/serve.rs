@@ -26,6 +26,8 @@ pub struct ServeArgs {
     data_dir: Option<PathBuf>,
     #[command(flatten)]
     database: DatabaseArg,
+    #[command(flatten)]
+    blocks: BlocksArgs,
     /// Base URL clients use to reach this server; used in every link and download URL.
     #[arg(long, env = "REWIND_PUBLIC_URL")]
     public_url: Option<String>,
@@ -80,12 +82,53 @@ struct DatabaseArg {
     database_url: Option<String>,
 }
 
+/// Where the block store lives when not in the data directory.
+#[derive(Args, Debug)]
+struct BlocksArgs {
+    /// Block store in a bucket, s3://BUCKET[/PREFIX] [default: the data directory].
+    #[arg(long, env = "REWIND_BLOCKS_URL")]
+    blocks_url: Option<String>,
+    /// Base URL of a self-hosted S3-compatible server, addressed path-style [default: AWS].
+    #[arg(long, env = "REWIND_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_DEFAULT_REGION, else us-east-1].
+    #[arg(long, env = "REWIND_S3_REGION")]
+    s3_region: Option<String>,
+    /// Accept a plain http:// S3 endpoint [default: false].
+    #[arg(long, env = "REWIND_S3_ALLOW_HTTP")]
+    s3_allow_http: Option<bool>,
+    /// S3 access key id [default: AWS_ACCESS_KEY_ID, or an instance role].
+    #[arg(long, env = "REWIND_S3_ACCESS_KEY_ID")]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
+    #[arg(long, env = "REWIND_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    s3_secret_access_key: Option<String>,
+}
+
+impl BlocksArgs {
+    /// These flags as settings, everything else unset.
+    fn into_settings(self, database: DatabaseArg) -> Settings {
+        Settings {
+            database_url: database.database_url,
+            blocks_url: self.blocks_url,
+            s3_endpoint: self.s3_endpoint,
+            s3_region: self.s3_region,
+            s3_allow_http: self.s3_allow_http,
+            s3_access_key_id: self.s3_access_key_id,
+            s3_secret_access_key: self.s3_secret_access_key,
+            ..Settings::default()
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct InitArgs {
     #[command(flatten)]
     data_dir: DataDirArg,
     #[command(flatten)]
     database: DatabaseArg,
+    #[command(flatten)]
+    blocks: BlocksArgs,
     /// Print the credentials as JSON: {"orgId","groupId","publicKey","privateKey"}.
     #[arg(long)]
     json: bool,
@@ -121,7 +164,6 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let flags = Settings {
         listen: args.listen,
         data_dir: args.data_dir,
-        database_url: args.database.database_url,
         public_url: args.public_url,
         trusted_proxy: args.trusted_proxy,
         require_access_list: args.require_access_list,
@@ -133,6 +175,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         checkpoint_pass_secs: args.checkpoint_pass_secs,
         header_timeout_secs: args.header_timeout_secs,
         role: args.role,
+        ..args.blocks.into_settings(args.database)
     };
     let file = match &args.config {
         Some(path) => Settings::from_file(path)?,
@@ -183,7 +226,7 @@ pub async fn init(args: InitArgs) -> Result<()> {
         .data_dir
         .data_dir
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let config = storage_config(&dir, args.database.database_url.as_deref())?;
+    let config = storage_config(&dir, &args.blocks.into_settings(args.database))?;
     let storage = config
         .open()
         .await

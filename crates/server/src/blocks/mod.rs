@@ -20,11 +20,13 @@ pub mod chunk;
 mod durable;
 pub mod gzip;
 pub mod pack;
+pub mod s3;
 pub mod store;
 
 pub use chunk::{encode_chunk, EncodedChunk, Encoding};
 pub use pack::{ChunkLocation, Pack, PackBuilder, PackId, Placement};
 pub use rewind_formats::{ChunkId, MAX_CHUNK_BYTES};
+pub use s3::{S3Config, S3Credentials};
 pub use store::{BlockStore, ListedPack, ObjectBlockStore, ObjectKey};
 
 /// Errors of the block store. Backend details are flattened to text: callers decide on the

@@ -131,9 +131,11 @@ pub struct ListedPack {
 /// against its id, and a corrupt chunk is never returned.
 #[async_trait]
 pub trait BlockStore: Send + Sync + 'static {
-    /// Writes the pack's object. Writing an existing pack again rewrites the same bytes and
-    /// renews its modification time, which is what keeps an unindexed pack that a writer is
-    /// about to index safe from the orphan sweep.
+    /// Writes the pack's object. Writing an existing pack again succeeds and leaves one
+    /// complete copy: a local store rewrites the same bytes (renewing the modification
+    /// time), a store several nodes share keeps the first copy (a write-once put). What
+    /// keeps a pack a writer is about to index safe from the orphan sweep is the GC
+    /// protocol (`domain::garbage`), not the object's time.
     async fn put_pack(&self, pack: &Pack) -> BlockResult<()>;
 
     /// The chunk at `at`, its `check` verified; [`BlockError::NotFound`] if its object (or
@@ -175,6 +177,18 @@ pub struct ObjectBlockStore {
     inner: Arc<dyn ObjectStore>,
     /// The directory of a local store, for reading many chunks in one blocking task.
     local_root: Option<std::path::PathBuf>,
+    /// How packs are written.
+    pack_writes: PackWrites,
+}
+
+/// How a backend writes a pack object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PackWrites {
+    /// A plain put, which rewrites an existing pack (a local staging file renamed into place).
+    Overwrite,
+    /// A conditional put that leaves an existing pack alone ([`super::s3::put_once`]): what
+    /// several writers sharing one bucket use.
+    Once,
 }
 
 impl ObjectBlockStore {
@@ -182,6 +196,16 @@ impl ObjectBlockStore {
         Self {
             inner,
             local_root: None,
+            pack_writes: PackWrites::Overwrite,
+        }
+    }
+
+    /// A store whose packs are written once, by conditional puts: for object stores several
+    /// nodes share.
+    pub fn write_once(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            pack_writes: PackWrites::Once,
+            ..Self::new(inner)
         }
     }
 
@@ -190,8 +214,8 @@ impl ObjectBlockStore {
         super::durable::create_dir_durably(dir)?;
         let fs = LocalFileSystem::new_with_prefix(dir)?;
         Ok(Self {
-            inner: Arc::new(fs),
             local_root: Some(dir.to_owned()),
+            ..Self::new(Arc::new(fs))
         })
     }
 
@@ -495,11 +519,14 @@ fn listed_pack(meta: object_store::Result<ObjectMeta>) -> Option<BlockResult<Lis
 #[async_trait]
 impl BlockStore for ObjectBlockStore {
     async fn put_pack(&self, pack: &Pack) -> BlockResult<()> {
+        let path = pack_path(&pack.id());
+        if self.pack_writes == PackWrites::Once {
+            return super::s3::put_once(self.inner.as_ref(), &path, pack.bytes().clone()).await;
+        }
         // A plain put (staging file renamed into place) rather than a conditional one: the
         // bytes are named by their hash, so racing writers of one pack write the same bytes,
         // and the rewrite renews the modification time the orphan sweep goes by.
-        self.put_bytes(&pack_path(&pack.id()), pack.bytes().clone())
-            .await
+        self.put_bytes(&path, pack.bytes().clone()).await
     }
 
     async fn get(&self, at: &ChunkLocation) -> BlockResult<EncodedChunk> {
@@ -657,6 +684,94 @@ pub(crate) async fn conformance(store: &dyn BlockStore) {
     );
 
     object_conformance(store, other_pack.id()).await;
+    creators_of_one_pack_at_once_all_succeed(store).await;
+    a_grace_period_sweep_spares_packs_written_while_it_runs(store).await;
+}
+
+/// Writers racing to create the same pack (two nodes storing the same batch) all succeed,
+/// and the one object they leave reads back intact.
+#[cfg(test)]
+async fn creators_of_one_pack_at_once_all_succeed(store: &dyn BlockStore) {
+    use futures::TryStreamExt;
+
+    use super::encode_chunk;
+    use super::test_data::random_bytes;
+
+    const WRITERS: usize = 8;
+    let chunks: Vec<EncodedChunk> = (0..4)
+        .map(|seed| encode_chunk(&random_bytes(100 + seed, 64 * 1024)).expect("encode"))
+        .collect();
+    let pack = pack_of(&chunks.iter().collect::<Vec<_>>());
+    let writes = futures::future::join_all((0..WRITERS).map(|_| store.put_pack(&pack))).await;
+    for (writer, result) in writes.into_iter().enumerate() {
+        result.unwrap_or_else(|e| panic!("writer {writer} of the same pack failed: {e}"));
+    }
+    for (chunk, result) in chunks.iter().zip(store.get_many(pack.chunks()).await) {
+        assert_eq!(&result.expect("a chunk of the raced pack"), chunk);
+    }
+    let listed: Vec<ListedPack> = store.list_packs().try_collect().await.expect("list");
+    let copies: Vec<&ListedPack> = listed.iter().filter(|p| p.id == pack.id()).collect();
+    assert_eq!(copies.len(), 1, "one object however many writers");
+    assert_eq!(copies[0].bytes, pack.bytes().len() as u64);
+}
+
+/// The block store's half of the orphan sweep's grace period: a sweep that deletes every
+/// listed pack last written before `now - grace` (here without any index, so every pack
+/// counts as an orphan), racing writers that store packs and read them back, deletes none
+/// of theirs. Backends must report a just-written object's time no earlier than the wall
+/// clock allows (a server clock behind ours by less than the grace period is fine).
+#[cfg(test)]
+async fn a_grace_period_sweep_spares_packs_written_while_it_runs(store: &dyn BlockStore) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::TryStreamExt;
+
+    use super::encode_chunk;
+    use super::test_data::random_bytes;
+
+    const GRACE_SECS: i64 = 60;
+    const PACKS: u8 = 12;
+    let written_before = chrono::Utc::now().timestamp() - GRACE_SECS;
+    let writing = AtomicBool::new(true);
+    let write = async {
+        let mut written = Vec::new();
+        for n in 0..PACKS {
+            let chunk = encode_chunk(&random_bytes(200 + u64::from(n), 4096)).expect("encode");
+            let pack = pack_of(&[&chunk]);
+            store.put_pack(&pack).await.expect("put pack");
+            assert_eq!(
+                store.get(&pack.chunks()[0]).await.expect("read back"),
+                chunk
+            );
+            written.push(pack);
+            tokio::task::yield_now().await;
+        }
+        writing.store(false, Ordering::SeqCst);
+        written
+    };
+    let sweep = async {
+        let mut deleted = Vec::new();
+        while writing.load(Ordering::SeqCst) {
+            let listed: Vec<ListedPack> = store.list_packs().try_collect().await.expect("list");
+            for old in listed.iter().filter(|p| p.last_modified < written_before) {
+                store
+                    .delete_object(&ObjectKey::Pack(old.id))
+                    .await
+                    .expect("delete");
+                deleted.push(old.id);
+            }
+            tokio::task::yield_now().await;
+        }
+        deleted
+    };
+    let (written, deleted) = futures::future::join(write, sweep).await;
+    for pack in &written {
+        assert!(
+            !deleted.contains(&pack.id()),
+            "the sweep deleted a pack just written"
+        );
+        assert!(store.get(&pack.chunks()[0]).await.is_ok());
+    }
 }
 
 #[cfg(test)]
@@ -742,6 +857,18 @@ mod tests {
     #[tokio::test]
     async fn in_memory_backend_conforms() {
         conformance(&in_memory()).await;
+    }
+
+    #[tokio::test]
+    async fn write_once_in_memory_backend_conforms() {
+        conformance(&ObjectBlockStore::write_once(Arc::new(InMemory::new()))).await;
+    }
+
+    #[tokio::test]
+    async fn s3_backend_conforms() {
+        if let Some(store) = crate::blocks::s3::test_store("s3_backend_conforms") {
+            conformance(&store).await;
+        }
     }
 
     #[tokio::test]
@@ -890,6 +1017,11 @@ mod tests {
         damaged_packs_are_refused_chunk_by_chunk(in_memory()).await;
         let (_dir, store) = local();
         damaged_packs_are_refused_chunk_by_chunk(store).await;
+        if let Some(store) =
+            crate::blocks::s3::test_store("damaged_packs_are_refused_chunk_by_chunk")
+        {
+            damaged_packs_are_refused_chunk_by_chunk(store).await;
+        }
     }
 
     /// Chunks stored one per object by earlier versions stay readable next to packed ones,
@@ -934,6 +1066,58 @@ mod tests {
         chunks_stored_alone_are_read_beside_packed_ones(in_memory()).await;
         let (_dir, store) = local();
         chunks_stored_alone_are_read_beside_packed_ones(store).await;
+        if let Some(store) =
+            crate::blocks::s3::test_store("chunks_stored_alone_are_read_beside_packed_ones")
+        {
+            chunks_stored_alone_are_read_beside_packed_ones(store).await;
+        }
+    }
+
+    /// On a write-once backend the second create of an object is refused by the store
+    /// itself (so racing writers really do not overwrite each other), a pack put again is
+    /// left as it was, and an object of the wrong size at a pack's name is replaced.
+    async fn write_once_puts_keep_an_intact_pack_and_replace_a_damaged_one(
+        store: ObjectBlockStore,
+    ) {
+        use object_store::{PutMode, PutOptions};
+
+        let chunk = encode_chunk(&random_bytes(77, 50_000)).expect("encode");
+        let pack = pack_of(&[&chunk]);
+        let path = pack_path(&pack.id());
+        store.put_pack(&pack).await.expect("put pack");
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let again = store
+            .inner
+            .put_opts(&path, Bytes::from_static(b"junk").into(), create)
+            .await;
+        assert!(
+            matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+            "the store must refuse a second create: {again:?}"
+        );
+        let first = store.inner.head(&path).await.expect("head");
+        store.put_pack(&pack).await.expect("put pack again");
+        let kept = store.inner.head(&path).await.expect("head");
+        assert_eq!(kept.e_tag, first.e_tag, "an intact pack is left alone");
+
+        write_raw(&store, &ObjectKey::Pack(pack.id()), b"truncated".to_vec()).await;
+        store
+            .put_pack(&pack)
+            .await
+            .expect("put over a damaged pack");
+        assert_eq!(store.get(&pack.chunks()[0]).await.expect("repaired"), chunk);
+    }
+
+    #[tokio::test]
+    async fn write_once_puts_keep_an_intact_pack_and_replace_a_damaged_one_on_every_backend() {
+        let in_memory = ObjectBlockStore::write_once(Arc::new(InMemory::new()));
+        write_once_puts_keep_an_intact_pack_and_replace_a_damaged_one(in_memory).await;
+        let test = "write_once_puts_keep_an_intact_pack_and_replace_a_damaged_one";
+        if let Some(store) = crate::blocks::s3::test_store(test) {
+            write_once_puts_keep_an_intact_pack_and_replace_a_damaged_one(store).await;
+        }
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use object_store::memory::InMemory;
 
 use super::clusters::ClusterSpec;
 use super::{bootstrap, Clock, Principal, Services};
-use crate::blocks::ObjectBlockStore;
+use crate::blocks::{BlockStore, ObjectBlockStore};
 use crate::ids::{ClusterId, GroupId};
 use crate::meta::{MetaStore, SqliteMetaStore};
 use crate::model::{OplogTs, Role, RoleGrant, SnapshotRecord, UnixSeconds};
@@ -45,14 +45,28 @@ pub struct TestProject {
 
 impl TestProject {
     pub async fn start(spec: ClusterSpec) -> TestProject {
+        let objects = Arc::new(InMemory::new());
+        let blocks = Arc::new(ObjectBlockStore::new(objects.clone()));
+        TestProject::start_over(spec, objects, blocks).await
+    }
+
+    /// A project whose block store is `blocks` (say, on S3); `objects` is then an empty
+    /// in-memory store nothing uses.
+    pub async fn start_on(spec: ClusterSpec, blocks: Arc<dyn BlockStore>) -> TestProject {
+        TestProject::start_over(spec, Arc::new(InMemory::new()), blocks).await
+    }
+
+    async fn start_over(
+        spec: ClusterSpec,
+        objects: Arc<InMemory>,
+        blocks: Arc<dyn BlockStore>,
+    ) -> TestProject {
         let dir = tempfile::tempdir().unwrap();
         let meta: Arc<dyn MetaStore> = Arc::new(
             SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
                 .await
                 .unwrap(),
         );
-        let objects = Arc::new(InMemory::new());
-        let blocks = Arc::new(ObjectBlockStore::new(objects.clone()));
         let clock = Arc::new(TestClock(AtomicI64::new(NOW)));
         let boot = bootstrap::bootstrap(meta.as_ref(), clock.as_ref())
             .await
