@@ -15,6 +15,7 @@ use crate::http::digest::DEFAULT_NONCE_LIFETIME_SECS;
 use crate::http::DEFAULT_HEADER_TIMEOUT;
 use crate::jobs::checkpointer::DEFAULT_CHECKPOINT_PASS_INTERVAL;
 use crate::jobs::sweeper::DEFAULT_SWEEP_INTERVAL;
+use crate::jobs::{DEFAULT_LEASE, MAX_LEASE, MIN_LEASE};
 use crate::storage::{BlocksConfig, StorageConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -113,6 +114,8 @@ pub struct Settings {
     pub checkpoint_pass_secs: Option<u64>,
     pub header_timeout_secs: Option<u64>,
     pub role: Option<Role>,
+    /// Seconds a node's lease on a restore job or a background task lasts unrenewed.
+    pub lease_secs: Option<u64>,
 }
 
 impl Settings {
@@ -151,6 +154,7 @@ impl Settings {
             checkpoint_pass_secs: self.checkpoint_pass_secs.or(lower.checkpoint_pass_secs),
             header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
             role: self.role.or(lower.role),
+            lease_secs: self.lease_secs.or(lower.lease_secs),
         }
     }
 }
@@ -180,6 +184,9 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Which part of the work this node does.
     pub role: Role,
+    /// How long a node's lease on a restore job or a background task lasts unrenewed (it
+    /// renews every third of it): how long work waits after its node died.
+    pub lease: Duration,
 }
 
 impl ServerConfig {
@@ -258,8 +265,26 @@ impl ServerConfig {
                     .max(1),
             ),
             role: settings.role.unwrap_or_default(),
+            lease: lease(settings.lease_secs)?,
         })
     }
+}
+
+/// The lease duration: whole seconds, at least [`MIN_LEASE`] so that renewing every third
+/// of it still leaves a second's slack.
+fn lease(secs: Option<u64>) -> Result<Duration, ConfigError> {
+    let lease = secs.map_or(DEFAULT_LEASE, Duration::from_secs);
+    if !(MIN_LEASE..=MAX_LEASE).contains(&lease) {
+        return Err(ConfigError::Invalid {
+            name: "lease_secs",
+            message: format!(
+                "must be between {} and {}",
+                MIN_LEASE.as_secs(),
+                MAX_LEASE.as_secs()
+            ),
+        });
+    }
+    Ok(lease)
 }
 
 /// Where a deployment's data lives: the data directory, with the metadata in the database

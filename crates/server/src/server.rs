@@ -163,7 +163,7 @@ impl BoundServer {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let sweeper = Sweeper::new(self.services.clone(), self.config.gc_delay);
         let worker_name = format!("worker-{}", uuid::Uuid::new_v4());
-        let worker = RestoreWorker::new(self.services.clone(), worker_name);
+        let worker = RestoreWorker::new(self.services.clone(), worker_name, self.config.lease);
         let monitor = AgentMonitor::new(self.services.clone(), self.config.agent_timeout);
         let checkpointer = Checkpointer::new(self.services.clone());
         vec![

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// work; serves only /health and /metrics) or all [default: all].
     #[arg(long, env = "REWIND_ROLE")]
     role: Option<Role>,
+    /// Seconds a node's lease on a restore job or a background task lasts without renewal:
+    /// how long work waits after its node died before another node takes it over [default: 15]
+    #[arg(long, env = "REWIND_LEASE_SECS")]
+    lease_secs: Option<u64>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -175,6 +179,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         checkpoint_pass_secs: args.checkpoint_pass_secs,
         header_timeout_secs: args.header_timeout_secs,
         role: args.role,
+        lease_secs: args.lease_secs,
         ..args.blocks.into_settings(args.database)
     };
     let file = match &args.config {

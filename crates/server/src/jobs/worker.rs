@@ -1,19 +1,22 @@
 //! The restore worker: claims jobs waiting for preparation, holds their leases while the
 //! domain prepares them (`domain::restore::preparation`), and hands the outcomes back to
 //! be recorded. It decides nothing about a job; it only schedules.
+//!
+//! Every claim carries a fencing token, and every write the worker makes for a job names
+//! it: a worker that stalled past its lease (and whose job another node claimed) finds its
+//! renewals and its outcome refused, drops the job and says so in the log.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 
 use super::{sleep_or_shutdown, Shutdown};
-use crate::domain::restore::preparation::PREPARATION_LEASE;
 use crate::domain::{DomainError, Services};
 use crate::ids::JobId;
+use crate::meta::restore::{ClaimedJob, JobLease};
 
-/// How often a lease is renewed while preparing (well within [`PREPARATION_LEASE`]).
-const LEASE_RENEWAL: Duration = Duration::from_secs(PREPARATION_LEASE.as_secs() / 3);
 /// How often the worker looks for jobs when nothing wakes it.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Jobs claimed at once.
@@ -24,11 +27,17 @@ const PREPARED_AT_ONCE: usize = 4;
 pub struct RestoreWorker {
     services: Arc<Services>,
     name: String,
+    /// How long a claim lasts without renewal; renewed every third of it.
+    lease: Duration,
 }
 
 impl RestoreWorker {
-    pub fn new(services: Arc<Services>, name: String) -> Self {
-        RestoreWorker { services, name }
+    pub fn new(services: Arc<Services>, name: String, lease: Duration) -> Self {
+        RestoreWorker {
+            services,
+            name,
+            lease,
+        }
     }
 
     pub async fn run(self, mut shutdown: Shutdown) {
@@ -54,16 +63,17 @@ impl RestoreWorker {
     pub async fn run_once(&self) -> Result<bool, DomainError> {
         let jobs = self
             .services
-            .claim_preparations(&self.name, CLAIM_BATCH)
+            .claim_preparations(&self.name, self.lease, CLAIM_BATCH)
             .await?;
         if jobs.is_empty() {
             return Ok(false);
         }
-        let ids: Vec<_> = jobs.iter().map(|job| job.id).collect();
+        let held = Mutex::new(jobs.iter().map(ClaimedJob::lease).collect::<HashSet<_>>());
         let mut prepared = futures::stream::iter(jobs)
-            .map(|job| async move {
-                let result = self.services.prepare_archive(&job).await;
-                (job, result)
+            .filter(|claimed| std::future::ready(is_held(&held, &claimed.lease())))
+            .map(|claimed| async move {
+                let result = self.services.prepare_archive(&claimed.job).await;
+                (claimed, result)
             })
             .buffer_unordered(PREPARED_AT_ONCE);
         let work = async {
@@ -72,30 +82,69 @@ impl RestoreWorker {
                 while let Some(Some(more)) = prepared.next().now_or_never() {
                     done.push(more);
                 }
+                // A job whose renewal was refused is another node's now: nothing to write.
+                done.retain(|(claimed, _)| is_held(&held, &claimed.lease()));
+                for (claimed, _) in &done {
+                    release(&held, &claimed.lease());
+                }
                 self.services.finish_preparations(&self.name, done).await?;
             }
             Ok::<_, DomainError>(())
         };
         tokio::select! {
             result = work => result?,
-            () = self.keep_leases(&ids) => tracing::warn!("lost the leases of a batch of restore jobs; they will be prepared again"),
+            () = self.keep_leases(&held) => tracing::warn!("stopped a batch of restore jobs whose leases could not be renewed; they will be prepared again"),
         }
         Ok(true)
     }
 
-    /// Renews the leases of a claimed batch until dropped; returns when none is held any
-    /// more (or the store fails), which stops the batch.
-    async fn keep_leases(&self, ids: &[JobId]) {
+    /// Renews the leases still `held` until dropped, forgetting those the store refused.
+    /// Returns only when the store fails, which stops the batch: its leases run out and
+    /// the jobs are claimed again. (Once none is held it just waits: outcomes being recorded
+    /// must not be cut off.)
+    async fn keep_leases(&self, held: &Mutex<HashSet<JobLease>>) {
         loop {
-            tokio::time::sleep(LEASE_RENEWAL).await;
-            match self
+            tokio::time::sleep(self.lease / 3).await;
+            let leases: Vec<JobLease> = lock(held).iter().copied().collect();
+            if leases.is_empty() {
+                // Every outcome is being recorded: nothing left to keep, wait for the batch.
+                std::future::pending::<()>().await;
+            }
+            let renewed = match self
                 .services
-                .renew_preparation_leases(ids, &self.name)
+                .renew_preparation_leases(&leases, &self.name, self.lease)
                 .await
             {
-                Ok(held) if held > 0 => {}
-                _ => return,
+                Ok(renewed) => renewed.into_iter().collect::<HashSet<JobId>>(),
+                Err(err) => {
+                    tracing::error!(error = %err, "could not renew the leases of restore jobs");
+                    return;
+                }
+            };
+            let mut held = lock(held);
+            for lost in leases.iter().filter(|l| !renewed.contains(&l.job)) {
+                // Still in `held` means its outcome is not recorded yet: it was claimed again.
+                if held.remove(lost) {
+                    tracing::warn!(
+                        job.id = %lost.job,
+                        lease.token = lost.token.0,
+                        "lost the lease of a restore job (claimed again elsewhere); dropping it"
+                    );
+                }
             }
         }
     }
+}
+
+fn lock(held: &Mutex<HashSet<JobLease>>) -> std::sync::MutexGuard<'_, HashSet<JobLease>> {
+    held.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn is_held(held: &Mutex<HashSet<JobLease>>, lease: &JobLease) -> bool {
+    lock(held).contains(lease)
+}
+
+fn release(held: &Mutex<HashSet<JobLease>>, lease: &JobLease) {
+    lock(held).remove(lease);
 }

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod checkpoints;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod leases;
 pub mod oplog;
 mod postgres;
 pub mod restore;
@@ -17,6 +18,7 @@ mod sqlite;
 pub use accounts::AccountMeta;
 pub use agents::AgentMeta;
 pub use checkpoints::CheckpointMeta;
+pub use leases::{LeaseToken, TaskLeaseMeta};
 pub use oplog::OplogMeta;
 pub use postgres::PostgresMetaStore;
 pub use restore::RestoreMeta;
@@ -62,11 +64,18 @@ pub struct BootstrapRecords {
 
 /// The whole metadata store: one backend implements every area's trait.
 pub trait MetaStore:
-    AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta
+    AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta + TaskLeaseMeta
 {
 }
 
-impl<T: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta> MetaStore
-    for T
+impl<
+        T: AccountMeta
+            + SnapshotMeta
+            + RestoreMeta
+            + AgentMeta
+            + OplogMeta
+            + CheckpointMeta
+            + TaskLeaseMeta,
+    > MetaStore for T
 {
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::MetaResult;
+use super::{LeaseToken, MetaResult};
 use crate::ids::{ClusterId, GroupId, JobId, SnapshotId};
 use crate::model::{
     DeliveryLedger, DeliveryStatus, JobStatus, PageOf, PageRequest, RestoreJobRecord, UnixSeconds,
@@ -35,29 +35,32 @@ pub trait RestoreMeta: Send + Sync + 'static {
     /// claim the same job. Claiming in batches keeps the worker to a few writes per batch
     /// rather than per job, which matters on a store with one write lock.
     /// Each claim counts one more attempt (`attempts`), which bounds retries of a job
-    /// that keeps failing.
+    /// that keeps failing, and stores and hands out a larger fencing token, which every
+    /// later write of the claim's holder carries.
     async fn claim_jobs(
         &self,
         worker: &str,
         now: UnixSeconds,
         lease_until: UnixSeconds,
         limit: u32,
-    ) -> MetaResult<Vec<RestoreJobRecord>>;
-    /// Extends the leases of `ids` still held by `worker`; returns how many were.
+    ) -> MetaResult<Vec<ClaimedJob>>;
+    /// Extends the leases of `leases` still held by `worker` under their token; returns the
+    /// jobs whose lease was (in no particular order). A job claimed again since is not.
     async fn renew_leases(
         &self,
-        ids: &[JobId],
+        leases: &[JobLease],
         worker: &str,
         lease_until: UnixSeconds,
-    ) -> MetaResult<u64>;
+    ) -> MetaResult<Vec<JobId>>;
     /// Records prepared archives and the jobs' new statuses, releasing their leases, all in
-    /// one transaction. One flag per outcome: `false` when `worker` had lost that lease.
+    /// one transaction. One flag per outcome: `false` when `worker` had lost that lease
+    /// (its token is no longer the job's, or the job left `IN_PROGRESS`).
     /// A link expiry given at creation stays; the outcome's `expires` fills only a missing
     /// one.
     async fn finish_preparations(
         &self,
         worker: &str,
-        outcomes: &[(JobId, PreparedOutcome)],
+        outcomes: &[(JobLease, PreparedOutcome)],
     ) -> MetaResult<Vec<bool>>;
 
     /// Replaces a job's download accounting with `next` if it still equals `expected`;
@@ -93,6 +96,29 @@ pub trait RestoreMeta: Send + Sync + 'static {
         snapshot: SnapshotId,
         now: UnixSeconds,
     ) -> MetaResult<bool>;
+}
+
+/// A job as its claim left it, with the claim's fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub job: RestoreJobRecord,
+    pub token: LeaseToken,
+}
+
+impl ClaimedJob {
+    pub fn lease(&self) -> JobLease {
+        JobLease {
+            job: self.job.id,
+            token: self.token,
+        }
+    }
+}
+
+/// One claim of one job: what a holder's conditional writes name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobLease {
+    pub job: JobId,
+    pub token: LeaseToken,
 }
 
 /// The result of preparing a job.

@@ -12,7 +12,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
 use super::agents::{MemberState, RestoreMemberRecord};
 use super::oplog::CollectableSlice;
-use super::{MetaError, MetaResult};
+use super::restore::ClaimedJob;
+use super::{LeaseToken, MetaError, MetaResult};
 use crate::blocks::{ChunkId, PackId, Placement};
 use crate::ids::SnapshotId;
 use crate::ids::{ApiKeyId, BatchId, CheckpointId, ClusterId, GroupId, JobId, OplogSliceId, OrgId};
@@ -399,6 +400,46 @@ pub(crate) fn job_from_row(row: &impl Columns) -> MetaResult<RestoreJobRecord> {
         failure: row.opt_text("failure")?,
         attempts: row.small("attempts")?,
     })
+}
+
+/// Grants or renews a task's lease (`$1` task, `$2` holder, `$3` until, `$4` now): the
+/// holder's own lease or one that ran out is taken, under the next token; nothing returns
+/// while another holder's lease lasts. One statement, atomic in both backends (SQLite's
+/// write lock; PostgreSQL's row lock, under which a racing grant checks the row again).
+/// Numbered placeholders in the order they first appear read alike in both.
+pub(crate) const HOLD_TASK_LEASE: &str = "INSERT INTO task_leases (task, holder, token, until) \
+     VALUES ($1, $2, 1, $3) \
+     ON CONFLICT (task) DO UPDATE SET holder = excluded.holder, until = excluded.until, \
+     token = task_leases.token + 1 \
+     WHERE task_leases.holder = excluded.holder OR task_leases.until < $4 \
+     RETURNING token";
+
+/// Ends a grant of a task's lease (`$1` task, `$2` holder, `$3` token): it ran out at the
+/// epoch, so anyone may take it, and the token goes on growing.
+pub(crate) const RELEASE_TASK_LEASE: &str =
+    "UPDATE task_leases SET until = 0 WHERE task = $1 AND holder = $2 AND token = $3";
+
+/// A job id read back from a statement's `RETURNING id`.
+pub(crate) fn parse_job_id(text: &str) -> MetaResult<JobId> {
+    JobId::parse(text).ok_or_else(|| corrupt("restore job id", text))
+}
+
+/// A job a claim returned, with the fencing token the claim stored.
+pub(crate) fn claimed_job_from_row(row: &impl Columns) -> MetaResult<ClaimedJob> {
+    Ok(ClaimedJob {
+        job: job_from_row(row)?,
+        token: LeaseToken(row.int("lease_token")?),
+    })
+}
+
+/// Claimed jobs, oldest first (as a claim picks them: `RETURNING` follows no order).
+pub(crate) fn claimed_jobs_from_rows<R: Columns>(rows: &[R]) -> MetaResult<Vec<ClaimedJob>> {
+    let mut jobs = rows
+        .iter()
+        .map(claimed_job_from_row)
+        .collect::<MetaResult<Vec<_>>>()?;
+    jobs.sort_by_key(|claimed| (claimed.job.created, claimed.job.id.to_hex()));
+    Ok(jobs)
 }
 
 /// One value of a new row, bound alike by every backend.

@@ -179,7 +179,11 @@ async fn restore_job_shapes_follow_the_seed_examples() {
     );
     settings().bind(|| assert_json_snapshot!("restore_job_created", body(&created)));
 
-    let worker = RestoreWorker::new(app.services.clone(), "test-worker".into());
+    let worker = RestoreWorker::new(
+        app.services.clone(),
+        "test-worker".into(),
+        rewind_server::jobs::DEFAULT_LEASE,
+    );
     assert!(
         worker.run_once().await.unwrap(),
         "the worker prepares the job"

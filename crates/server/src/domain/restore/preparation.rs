@@ -18,12 +18,9 @@ use sha1::{Digest, Sha1};
 use super::super::{DomainError, DomainResult, Services};
 use crate::blocks::BlockError;
 use crate::ids::JobId;
-use crate::meta::restore::PreparedOutcome;
+use crate::meta::restore::{ClaimedJob, JobLease, PreparedOutcome};
 use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus, RestoreJobRecord};
 
-/// How long a claim lasts without renewal: also how long a job waits after the worker
-/// preparing it died before another worker (or the restarted server) takes it over.
-pub const PREPARATION_LEASE: Duration = Duration::from_secs(15);
 /// Attempts after which a job that keeps failing for passing reasons is declared BROKEN.
 pub const MAX_PREPARATION_ATTEMPTS: u32 = 5;
 
@@ -50,27 +47,34 @@ impl From<DomainError> for PreparationError {
 }
 
 /// One job's preparation, as the worker hands it back.
-pub type Preparation = (RestoreJobRecord, Result<PreparedArchive, PreparationError>);
+pub type Preparation = (ClaimedJob, Result<PreparedArchive, PreparationError>);
 
 impl Services {
-    /// Claims up to `limit` jobs waiting for preparation for `worker`, leased for
-    /// [`PREPARATION_LEASE`]; each claim counts one more attempt.
+    /// Claims up to `limit` jobs waiting for preparation for `worker`, leased for `lease`;
+    /// each claim counts one more attempt and carries a fencing token.
     pub async fn claim_preparations(
         &self,
         worker: &str,
+        lease: Duration,
         limit: u32,
-    ) -> DomainResult<Vec<RestoreJobRecord>> {
+    ) -> DomainResult<Vec<ClaimedJob>> {
         let now = self.clock.now();
         Ok(self
             .meta
-            .claim_jobs(worker, now, lease_end(now), limit)
+            .claim_jobs(worker, now, lease_end(now, lease), limit)
             .await?)
     }
 
-    /// Extends `worker`'s leases on `ids` by [`PREPARATION_LEASE`]; how many it still held.
-    pub async fn renew_preparation_leases(&self, ids: &[JobId], worker: &str) -> DomainResult<u64> {
-        let until = lease_end(self.clock.now());
-        Ok(self.meta.renew_leases(ids, worker, until).await?)
+    /// Extends `worker`'s `leases` by `lease`; the jobs whose claim it still held (a job
+    /// claimed again meanwhile, by any node, is not among them).
+    pub async fn renew_preparation_leases(
+        &self,
+        leases: &[JobLease],
+        worker: &str,
+        lease: Duration,
+    ) -> DomainResult<Vec<JobId>> {
+        let until = lease_end(self.clock.now(), lease);
+        Ok(self.meta.renew_leases(leases, worker, until).await?)
     }
 
     /// Reads the whole archive of `job` once: every chunk verified, size and SHA-1 computed.
@@ -112,30 +116,41 @@ impl Services {
         })
     }
 
-    /// Records the outcomes of prepared jobs in one write, on `worker`'s leases. Jobs that
-    /// failed for a passing reason, within their attempts, are left alone: their lease runs
-    /// out and they are claimed again.
+    /// Records the outcomes of prepared jobs in one write, each conditional on its claim's
+    /// fencing token. Jobs that failed for a passing reason, within their attempts, are left
+    /// alone: their lease runs out and they are claimed again. An outcome whose claim was
+    /// lost (the lease lapsed and the job was claimed again) is dropped: the newer holder's
+    /// state stands.
     pub async fn finish_preparations(
         &self,
         worker: &str,
         done: Vec<Preparation>,
     ) -> DomainResult<()> {
-        let outcomes: Vec<(JobId, PreparedOutcome)> = done
+        let outcomes: Vec<(JobLease, PreparedOutcome)> = done
             .into_iter()
-            .filter_map(|(job, result)| Some((job.id, self.preparation_outcome(&job, result)?)))
+            .filter_map(|(claimed, result)| {
+                Some((
+                    claimed.lease(),
+                    self.preparation_outcome(&claimed.job, result)?,
+                ))
+            })
             .collect();
         if outcomes.is_empty() {
             return Ok(());
         }
         let finished = self.meta.finish_preparations(worker, &outcomes).await?;
         self.agent_news.notify_waiters();
-        for ((id, outcome), finished) in outcomes.iter().zip(finished) {
+        for ((lease, outcome), finished) in outcomes.iter().zip(finished) {
             if !finished {
-                tracing::warn!(job.id = %id, "lost the lease of a restore job before finishing it");
+                tracing::warn!(
+                    job.id = %lease.job,
+                    lease.token = lease.token.0,
+                    "lost the lease of a restore job before finishing it; dropped its outcome"
+                );
             } else if let Some(reason) = &outcome.failure {
-                tracing::error!(job.id = %id, reason, "restore job broken");
+                tracing::error!(job.id = %lease.job, reason, "restore job broken");
             } else {
-                tracing::info!(job.id = %id, size_bytes = outcome.archive_bytes, "restore job ready");
+                tracing::info!(job.id = %lease.job, size_bytes = outcome.archive_bytes, "restore job ready");
             }
         }
         Ok(())
@@ -170,8 +185,8 @@ impl Services {
     }
 }
 
-fn lease_end(now: i64) -> i64 {
-    now + PREPARATION_LEASE.as_secs() as i64
+fn lease_end(now: i64, lease: Duration) -> i64 {
+    now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A prepared job: READY; an HTTP job is also FINISHED and its link's lifetime starts now,

@@ -58,6 +58,7 @@ mod accounts;
 mod agents;
 mod checkpoints;
 mod downloads;
+mod leases;
 mod oplog;
 mod restore;
 mod snapshots;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::{http_job, page, race, seed_cluster, seed_replica_set, seed_snapshot, ALL};
 use crate::ids::{BatchId, ClusterId, GroupId, JobId};
-use crate::meta::restore::PreparedOutcome;
+use crate::meta::restore::{ClaimedJob, JobLease, PreparedOutcome};
+use crate::meta::LeaseToken;
 use crate::meta::MetaStore;
 use crate::model::{DeliveryStatus, JobStatus, RestoreJobRecord, SnapshotRecord, UnixSeconds};
 
@@ -39,6 +40,10 @@ fn ids(jobs: &[RestoreJobRecord]) -> Vec<JobId> {
     jobs.iter().map(|j| j.id).collect()
 }
 
+fn claimed_ids(claimed: &[ClaimedJob]) -> Vec<JobId> {
+    claimed.iter().map(|c| c.job.id).collect()
+}
+
 async fn claim(
     meta: &dyn MetaStore,
     worker: &str,
@@ -46,10 +51,40 @@ async fn claim(
     lease_until: UnixSeconds,
     limit: u32,
 ) -> Vec<JobId> {
-    ids(&meta
-        .claim_jobs(worker, now, lease_until, limit)
+    claimed_ids(&claim_leases(meta, worker, now, lease_until, limit).await)
+}
+
+async fn claim_leases(
+    meta: &dyn MetaStore,
+    worker: &str,
+    now: UnixSeconds,
+    lease_until: UnixSeconds,
+    limit: u32,
+) -> Vec<ClaimedJob> {
+    meta.claim_jobs(worker, now, lease_until, limit)
         .await
-        .unwrap())
+        .unwrap()
+}
+
+fn leases(claimed: &[ClaimedJob]) -> Vec<JobLease> {
+    claimed.iter().map(ClaimedJob::lease).collect()
+}
+
+/// Renews `leases` for `worker`; the jobs renewed, sorted.
+async fn renew(
+    meta: &dyn MetaStore,
+    leases: &[JobLease],
+    worker: &str,
+    until: UnixSeconds,
+) -> Vec<JobId> {
+    let mut renewed = meta.renew_leases(leases, worker, until).await.unwrap();
+    renewed.sort_by_key(JobId::to_hex);
+    renewed
+}
+
+fn sorted(mut ids: Vec<JobId>) -> Vec<JobId> {
+    ids.sort_by_key(JobId::to_hex);
+    ids
 }
 
 fn ready(now: UnixSeconds) -> PreparedOutcome {
@@ -263,8 +298,12 @@ pub async fn workers_claim_the_oldest_waiting_jobs_first(meta: &dyn MetaStore) {
     ];
     meta.insert_jobs(&done).await.unwrap();
 
-    let first = meta.claim_jobs("w1", 10, 100, 2).await.unwrap();
-    assert_eq!(ids(&first), [jobs[1].id, jobs[2].id], "oldest first");
+    let first = claim_leases(meta, "w1", 10, 100, 2).await;
+    assert_eq!(
+        claimed_ids(&first),
+        [jobs[1].id, jobs[2].id],
+        "oldest first"
+    );
     assert_eq!(claim(meta, "w2", 10, 100, 5).await, [jobs[0].id]);
     assert!(
         claim(meta, "w3", 10, 100, 5).await.is_empty(),
@@ -272,66 +311,106 @@ pub async fn workers_claim_the_oldest_waiting_jobs_first(meta: &dyn MetaStore) {
     );
 }
 
-pub async fn a_lapsed_lease_is_claimed_again(meta: &dyn MetaStore) {
+pub async fn a_lapsed_lease_is_claimed_again_under_a_larger_token(meta: &dyn MetaStore) {
     let snapshot = seed_snapshot_of_a_cluster(meta).await;
     let job = seed_jobs(meta, &snapshot, &[1]).await.remove(0);
-    let first = meta.claim_jobs("w1", 10, 100, 1).await.unwrap();
-    assert_eq!(ids(&first), [job.id]);
+    let first = claim_leases(meta, "w1", 10, 100, 1).await;
+    assert_eq!(claimed_ids(&first), [job.id]);
     assert!(
         claim(meta, "w2", 50, 150, 1).await.is_empty(),
         "still leased"
     );
-    let again = meta.claim_jobs("w2", 101, 200, 1).await.unwrap();
-    assert_eq!(ids(&again), [job.id]);
+    let again = claim_leases(meta, "w2", 101, 200, 1).await;
+    assert_eq!(claimed_ids(&again), [job.id]);
     // The worker gives up on a job after so many attempts: each claim is one.
-    assert_eq!((first[0].attempts, again[0].attempts), (1, 2));
+    assert_eq!((first[0].job.attempts, again[0].job.attempts), (1, 2));
     assert_eq!(by_id(meta, job.id).await.attempts, 2);
+    assert!(
+        again[0].token > first[0].token,
+        "each claim hands out a larger fencing token: {:?} then {:?}",
+        first[0].token,
+        again[0].token
+    );
 }
 
 pub async fn only_the_lease_holder_renews_it(meta: &dyn MetaStore) {
     let snapshot = seed_snapshot_of_a_cluster(meta).await;
     let jobs = seed_jobs(meta, &snapshot, &[1, 2, 3]).await;
-    assert_eq!(claim(meta, "w1", 10, 100, 2).await, ids(&jobs[..2]));
-    assert_eq!(claim(meta, "w2", 10, 100, 1).await, [jobs[2].id]);
-    let all = ids(&jobs);
-    assert_eq!(meta.renew_leases(&all, "w1", 500).await.unwrap(), 2);
+    let of_w1 = claim_leases(meta, "w1", 10, 100, 2).await;
+    assert_eq!(claimed_ids(&of_w1), ids(&jobs[..2]));
+    let of_w2 = claim_leases(meta, "w2", 10, 100, 1).await;
+    assert_eq!(claimed_ids(&of_w2), [jobs[2].id]);
+    let all: Vec<JobLease> = leases(&of_w1).into_iter().chain(leases(&of_w2)).collect();
+    assert_eq!(
+        renew(meta, &all, "w1", 500).await,
+        sorted(ids(&jobs[..2])),
+        "only the leases w1 holds"
+    );
     assert_eq!(
         claim(meta, "w3", 200, 300, 5).await,
         [jobs[2].id],
         "only the lease w1 did not hold lapsed"
     );
-    assert_eq!(meta.renew_leases(&[], "w1", 600).await.unwrap(), 0);
-    assert_eq!(
-        meta.renew_leases(&[JobId::generate()], "w1", 600)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        meta.renew_leases(&all, "w2", 600).await.unwrap(),
-        0,
+    assert!(renew(meta, &[], "w1", 600).await.is_empty());
+    let unknown = JobLease {
+        job: JobId::generate(),
+        token: of_w1[0].token,
+    };
+    assert!(renew(meta, &[unknown], "w1", 600).await.is_empty());
+    assert!(
+        renew(meta, &all, "w2", 600).await.is_empty(),
         "w2 lost its lease"
+    );
+}
+
+pub async fn a_stale_token_renews_nothing_after_the_job_is_claimed_again(meta: &dyn MetaStore) {
+    let snapshot = seed_snapshot_of_a_cluster(meta).await;
+    let job = seed_jobs(meta, &snapshot, &[1]).await.remove(0);
+    // One worker name claims twice (a node that stalled past its lease, then claimed the
+    // job again): the name alone cannot tell the two claims apart, the token does.
+    let stale = claim_leases(meta, "w1", 10, 100, 1).await.remove(0);
+    let fresh = claim_leases(meta, "w1", 150, 250, 1).await.remove(0);
+    assert_eq!(fresh.job.id, job.id);
+    assert!(
+        renew(meta, &[stale.lease()], "w1", 1_000).await.is_empty(),
+        "the first claim's token is stale"
+    );
+    assert!(
+        claim(meta, "w2", 260, 360, 1).await.contains(&job.id),
+        "the stale renewal did not extend the lease"
     );
 }
 
 pub async fn a_preparation_is_finished_only_by_the_lease_holder(meta: &dyn MetaStore) {
     let snapshot = seed_snapshot_of_a_cluster(meta).await;
     let job = seed_jobs(meta, &snapshot, &[1]).await.remove(0);
-    assert_eq!(claim(meta, "w1", 10, 100, 1).await, [job.id]);
-    assert_eq!(claim(meta, "w2", 150, 250, 1).await, [job.id]);
+    let of_w1 = claim_leases(meta, "w1", 10, 100, 1).await.remove(0);
+    let of_w2 = claim_leases(meta, "w2", 150, 250, 1).await.remove(0);
+    assert_eq!((of_w1.job.id, of_w2.job.id), (job.id, job.id));
 
     assert_eq!(
-        meta.finish_preparations("w1", &[(job.id, ready(160))])
+        meta.finish_preparations("w1", &[(of_w1.lease(), ready(160))])
             .await
             .unwrap(),
         [false],
         "w1 lost its lease"
     );
     assert_eq!(by_id(meta, job.id).await.status, JobStatus::InProgress);
+    let forged = JobLease {
+        token: of_w2.token,
+        ..of_w1.lease()
+    };
+    assert_eq!(
+        meta.finish_preparations("w1", &[(forged, ready(160))])
+            .await
+            .unwrap(),
+        [false],
+        "the current token under another worker's name"
+    );
 
     let outcome = ready(170);
     assert_eq!(
-        meta.finish_preparations("w2", &[(job.id, outcome.clone())])
+        meta.finish_preparations("w2", &[(of_w2.lease(), outcome.clone())])
             .await
             .unwrap(),
         [true]
@@ -362,7 +441,7 @@ pub async fn a_preparation_is_finished_only_by_the_lease_holder(meta: &dyn MetaS
         "no longer waiting"
     );
     assert_eq!(
-        meta.finish_preparations("w2", &[(job.id, broken(180))])
+        meta.finish_preparations("w2", &[(of_w2.lease(), broken(180))])
             .await
             .unwrap(),
         [false],
@@ -371,12 +450,50 @@ pub async fn a_preparation_is_finished_only_by_the_lease_holder(meta: &dyn MetaS
     assert_eq!(by_id(meta, job.id).await.status, JobStatus::Finished);
 }
 
+pub async fn a_stale_token_finishes_nothing_after_the_job_is_claimed_again(meta: &dyn MetaStore) {
+    let snapshot = seed_snapshot_of_a_cluster(meta).await;
+    let job = seed_jobs(meta, &snapshot, &[1]).await.remove(0);
+    let stale = claim_leases(meta, "w1", 10, 100, 1).await.remove(0);
+    let fresh = claim_leases(meta, "w1", 150, 250, 1).await.remove(0);
+    assert_eq!(
+        meta.finish_preparations("w1", &[(stale.lease(), broken(160))])
+            .await
+            .unwrap(),
+        [false],
+        "a write under the lapsed claim's token is refused"
+    );
+    let now = by_id(meta, job.id).await;
+    assert_eq!((now.status, now.failure), (JobStatus::InProgress, None));
+    assert_eq!(
+        meta.finish_preparations("w1", &[(fresh.lease(), ready(170))])
+            .await
+            .unwrap(),
+        [true],
+        "the current claim's write lands"
+    );
+    assert_eq!(by_id(meta, job.id).await.status, JobStatus::Finished);
+    let never = JobLease {
+        token: LeaseToken(fresh.token.0 + 1),
+        ..fresh.lease()
+    };
+    assert_eq!(
+        meta.finish_preparations("w1", &[(never, broken(180))])
+            .await
+            .unwrap(),
+        [false]
+    );
+}
+
 pub async fn finishing_reports_each_outcome_on_its_own(meta: &dyn MetaStore) {
     let snapshot = seed_snapshot_of_a_cluster(meta).await;
     let jobs = seed_jobs(meta, &snapshot, &[1, 2]).await;
-    assert_eq!(claim(meta, "w1", 10, 100, 2).await, ids(&jobs));
+    let of_w1 = claim_leases(meta, "w1", 10, 100, 2).await;
+    assert_eq!(claimed_ids(&of_w1), ids(&jobs));
     assert_eq!(claim(meta, "w2", 150, 250, 1).await, [jobs[0].id]);
-    let outcomes = [(jobs[0].id, ready(160)), (jobs[1].id, broken(160))];
+    let outcomes = [
+        (of_w1[0].lease(), ready(160)),
+        (of_w1[1].lease(), broken(160)),
+    ];
     assert_eq!(
         meta.finish_preparations("w1", &outcomes).await.unwrap(),
         [false, true]
@@ -401,12 +518,16 @@ pub async fn a_link_expiry_given_at_creation_outlives_the_preparation(meta: &dyn
     meta.insert_jobs(&[given.clone(), computed.clone()])
         .await
         .unwrap();
-    assert_eq!(claim(meta, "w1", 10, 100, 2).await, [given.id, computed.id]);
+    let claimed = claim_leases(meta, "w1", 10, 100, 2).await;
+    assert_eq!(claimed_ids(&claimed), [given.id, computed.id]);
     let without_expiry = PreparedOutcome {
         expires: None,
         ..ready(20)
     };
-    let outcomes = [(given.id, without_expiry), (computed.id, ready(20))];
+    let outcomes = [
+        (claimed[0].lease(), without_expiry),
+        (claimed[1].lease(), ready(20)),
+    ];
     assert_eq!(
         meta.finish_preparations("w1", &outcomes).await.unwrap(),
         [true, true]
@@ -431,15 +552,15 @@ pub async fn racing_workers_never_claim_the_same_job(meta: Arc<dyn MetaStore>) {
         }
     })
     .await;
-    let all: Vec<&RestoreJobRecord> = claimed.iter().flatten().collect();
-    let distinct: BTreeSet<JobId> = all.iter().map(|j| j.id).collect();
+    let all: Vec<&ClaimedJob> = claimed.iter().flatten().collect();
+    let distinct: BTreeSet<JobId> = all.iter().map(|c| c.job.id).collect();
     assert_eq!(distinct.len(), all.len(), "a job was claimed twice");
     assert_eq!(
         distinct,
         ids(&jobs).into_iter().collect(),
         "every job was claimed"
     );
-    assert!(all.iter().all(|j| j.attempts == 1), "each claimed once");
+    assert!(all.iter().all(|c| c.job.attempts == 1), "each claimed once");
 }
 
 pub async fn oplog_reads_of_restores_in_flight_start_at_their_oldest_snapshot(
@@ -608,9 +729,11 @@ mod tests {
         a_batch_of_jobs_is_inserted_whole_or_not_at_all,
         a_clusters_jobs_are_listed_newest_first_by_batch_in_pages,
         workers_claim_the_oldest_waiting_jobs_first,
-        a_lapsed_lease_is_claimed_again,
+        a_lapsed_lease_is_claimed_again_under_a_larger_token,
         only_the_lease_holder_renews_it,
+        a_stale_token_renews_nothing_after_the_job_is_claimed_again,
         a_preparation_is_finished_only_by_the_lease_holder,
+        a_stale_token_finishes_nothing_after_the_job_is_claimed_again,
         finishing_reports_each_outcome_on_its_own,
         a_link_expiry_given_at_creation_outlives_the_preparation,
         oplog_reads_of_restores_in_flight_start_at_their_oldest_snapshot,

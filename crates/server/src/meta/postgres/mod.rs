@@ -19,6 +19,7 @@ use sqlx::{ConnectOptions, Connection, Executor, PgPool};
 mod accounts;
 mod agents;
 mod checkpoints;
+mod leases;
 mod oplog;
 mod restore;
 mod snapshots;
@@ -50,6 +51,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../../../migrations/postgres/0006_checkpoints.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../../../migrations/postgres/0007_lease_tokens.sql"),
     ),
 ];
 

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 
 use super::PostgresMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
-use crate::meta::restore::{PreparedOutcome, RestoreMeta};
+use crate::meta::restore::{ClaimedJob, JobLease, PreparedOutcome, RestoreMeta};
 use crate::meta::rows::{
-    build_insert, byte_col, job_from_row, job_row, page_limit, Columns, JOB_COLUMNS, JOB_INSERT,
-    LIVE_DELIVERY,
+    build_insert, byte_col, claimed_jobs_from_rows, job_from_row, job_row, page_limit,
+    parse_job_id, Columns, JOB_COLUMNS, JOB_INSERT, LIVE_DELIVERY,
 };
 use crate::meta::MetaResult;
 use crate::model::{
@@ -100,14 +100,14 @@ impl RestoreMeta for PostgresMetaStore {
         now: UnixSeconds,
         lease_until: UnixSeconds,
         limit: u32,
-    ) -> MetaResult<Vec<RestoreJobRecord>> {
+    ) -> MetaResult<Vec<ClaimedJob>> {
         // One statement, so one short transaction. The inner select locks the jobs it
         // picks and passes over those another claim has locked (SKIP LOCKED) instead of
         // waiting for them; a job another claim leased and committed meanwhile is checked
         // again in its new state, and is no longer free.
         let rows = sqlx::query(
             "UPDATE restore_jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
-             delivery_status = 'IN_PROGRESS' \
+             lease_token = lease_token + 1, delivery_status = 'IN_PROGRESS' \
              WHERE id IN (SELECT id FROM restore_jobs WHERE status = 'IN_PROGRESS' \
                           AND delivery_status IN ('NOT_STARTED', 'IN_PROGRESS') \
                           AND (lease_until IS NULL OR lease_until < $3) ORDER BY created, id LIMIT $4 \
@@ -120,45 +120,42 @@ impl RestoreMeta for PostgresMetaStore {
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
-        let mut jobs = rows
-            .iter()
-            .map(job_from_row)
-            .collect::<MetaResult<Vec<_>>>()?;
-        // RETURNING follows no particular order.
-        jobs.sort_by_key(|job| (job.created, job.id.to_hex()));
-        Ok(jobs)
+        claimed_jobs_from_rows(&rows)
     }
 
     async fn renew_leases(
         &self,
-        ids: &[JobId],
+        leases: &[JobLease],
         worker: &str,
         lease_until: UnixSeconds,
-    ) -> MetaResult<u64> {
-        let ids: Vec<String> = ids.iter().map(JobId::to_hex).collect();
-        let done = sqlx::query(
-            "UPDATE restore_jobs SET lease_until = $1 WHERE lease_owner = $2 AND id = ANY($3)",
+    ) -> MetaResult<Vec<JobId>> {
+        let ids: Vec<String> = leases.iter().map(|l| l.job.to_hex()).collect();
+        let tokens: Vec<i64> = leases.iter().map(|l| l.token.0).collect();
+        let renewed: Vec<String> = sqlx::query_scalar(
+            "UPDATE restore_jobs SET lease_until = $1 WHERE lease_owner = $2 \
+             AND (id, lease_token) IN (SELECT * FROM UNNEST($3::TEXT[], $4::BIGINT[])) RETURNING id",
         )
         .bind(lease_until)
         .bind(worker)
         .bind(ids)
-        .execute(self.pool())
+        .bind(tokens)
+        .fetch_all(self.pool())
         .await?;
-        Ok(done.rows_affected())
+        renewed.iter().map(|id| parse_job_id(id)).collect()
     }
 
     async fn finish_preparations(
         &self,
         worker: &str,
-        outcomes: &[(JobId, PreparedOutcome)],
+        outcomes: &[(JobLease, PreparedOutcome)],
     ) -> MetaResult<Vec<bool>> {
         let mut tx = self.pool().begin().await?;
         let mut finished = Vec::with_capacity(outcomes.len());
-        for (id, o) in outcomes {
+        for (lease, o) in outcomes {
             let done = sqlx::query(
                 "UPDATE restore_jobs SET status = $1, delivery_status = $2, archive_bytes = $3, archive_sha1 = $4, \
                  expires = COALESCE(expires, $5), finished_at = $6, failure = $7, lease_owner = NULL, lease_until = NULL \
-                 WHERE id = $8 AND lease_owner = $9 AND status = 'IN_PROGRESS'",
+                 WHERE id = $8 AND lease_owner = $9 AND lease_token = $10 AND status = 'IN_PROGRESS'",
             )
             .bind(o.status.as_str())
             .bind(o.delivery_status.as_str())
@@ -167,8 +164,9 @@ impl RestoreMeta for PostgresMetaStore {
             .bind(o.expires)
             .bind(o.finished_at)
             .bind(&o.failure)
-            .bind(id.to_hex())
+            .bind(lease.job.to_hex())
             .bind(worker)
+            .bind(lease.token.0)
             .execute(&mut *tx)
             .await?;
             finished.push(done.rows_affected() > 0);

@@ -21,6 +21,7 @@ mod accounts;
 mod agents;
 mod checkpoints;
 mod group_commit;
+mod leases;
 mod oplog;
 mod restore;
 mod snapshots;
@@ -68,6 +69,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         11,
         include_str!("../../../../../migrations/sqlite/0011_download_resume.sql"),
+    ),
+    (
+        12,
+        include_str!("../../../../../migrations/sqlite/0012_lease_tokens.sql"),
     ),
 ];
 

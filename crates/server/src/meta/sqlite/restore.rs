@@ -6,9 +6,10 @@ use sqlx::SqlitePool;
 use super::group_commit::MAX_ROWS_PER_STATEMENT;
 use super::SqliteMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
-use crate::meta::restore::{PreparedOutcome, RestoreMeta};
+use crate::meta::restore::{ClaimedJob, JobLease, PreparedOutcome, RestoreMeta};
 use crate::meta::rows::{
-    build_insert, byte_col, job_from_row, job_row, page_limit, Columns, JOB_INSERT, LIVE_DELIVERY,
+    build_insert, byte_col, claimed_jobs_from_rows, job_from_row, job_row, page_limit,
+    parse_job_id, Columns, JOB_INSERT, LIVE_DELIVERY,
 };
 use crate::meta::MetaResult;
 use crate::model::{
@@ -89,12 +90,12 @@ impl RestoreMeta for SqliteMetaStore {
         now: UnixSeconds,
         lease_until: UnixSeconds,
         limit: u32,
-    ) -> MetaResult<Vec<RestoreJobRecord>> {
+    ) -> MetaResult<Vec<ClaimedJob>> {
         // One statement: the sub-select and the update run under SQLite's write lock, so
         // two workers cannot both see the same job as free.
         let rows = sqlx::query(
             "UPDATE restore_jobs SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, \
-             delivery_status = 'IN_PROGRESS' \
+             lease_token = lease_token + 1, delivery_status = 'IN_PROGRESS' \
              WHERE id IN (SELECT id FROM restore_jobs WHERE status = 'IN_PROGRESS' \
                           AND delivery_status IN ('NOT_STARTED', 'IN_PROGRESS') \
                           AND (lease_until IS NULL OR lease_until < ?) ORDER BY created, id LIMIT ?) \
@@ -106,50 +107,49 @@ impl RestoreMeta for SqliteMetaStore {
         .bind(i64::from(limit))
         .fetch_all(self.writer())
         .await?;
-        let mut jobs = rows
-            .iter()
-            .map(job_from_row)
-            .collect::<MetaResult<Vec<_>>>()?;
-        // RETURNING follows no particular order.
-        jobs.sort_by_key(|job| (job.created, job.id.to_hex()));
-        Ok(jobs)
+        claimed_jobs_from_rows(&rows)
     }
 
     async fn renew_leases(
         &self,
-        ids: &[JobId],
+        leases: &[JobLease],
         worker: &str,
         lease_until: UnixSeconds,
-    ) -> MetaResult<u64> {
-        if ids.is_empty() {
-            return Ok(0);
+    ) -> MetaResult<Vec<JobId>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
         }
         let mut update =
             sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE restore_jobs SET lease_until = ");
         update.push_bind(lease_until);
         update.push(" WHERE lease_owner = ");
         update.push_bind(worker);
-        update.push(" AND id IN (");
+        update.push(" AND (id, lease_token) IN (VALUES ");
         let mut list = update.separated(", ");
-        for id in ids {
-            list.push_bind(id.to_hex());
+        for lease in leases {
+            list.push("(");
+            list.push_bind_unseparated(lease.job.to_hex());
+            list.push_unseparated(", ");
+            list.push_bind_unseparated(lease.token.0);
+            list.push_unseparated(")");
         }
-        update.push(")");
-        Ok(update.build().execute(self.writer()).await?.rows_affected())
+        update.push(") RETURNING id");
+        let renewed: Vec<String> = update.build_query_scalar().fetch_all(self.writer()).await?;
+        renewed.iter().map(|id| parse_job_id(id)).collect()
     }
 
     async fn finish_preparations(
         &self,
         worker: &str,
-        outcomes: &[(JobId, PreparedOutcome)],
+        outcomes: &[(JobLease, PreparedOutcome)],
     ) -> MetaResult<Vec<bool>> {
         let mut tx = self.begin_write().await?;
         let mut finished = Vec::with_capacity(outcomes.len());
-        for (id, o) in outcomes {
+        for (lease, o) in outcomes {
             let done = sqlx::query(
                 "UPDATE restore_jobs SET status = ?, delivery_status = ?, archive_bytes = ?, archive_sha1 = ?, \
                  expires = COALESCE(expires, ?), finished_at = ?, failure = ?, lease_owner = NULL, lease_until = NULL \
-                 WHERE id = ? AND lease_owner = ? AND status = 'IN_PROGRESS'",
+                 WHERE id = ? AND lease_owner = ? AND lease_token = ? AND status = 'IN_PROGRESS'",
             )
             .bind(o.status.as_str())
             .bind(o.delivery_status.as_str())
@@ -158,8 +158,9 @@ impl RestoreMeta for SqliteMetaStore {
             .bind(o.expires)
             .bind(o.finished_at)
             .bind(&o.failure)
-            .bind(id.to_hex())
+            .bind(lease.job.to_hex())
             .bind(worker)
+            .bind(lease.token.0)
             .execute(&mut *tx)
             .await?;
             finished.push(done.rows_affected() > 0);
