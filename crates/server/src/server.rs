@@ -7,12 +7,14 @@ use rand::RngCore;
 use rewind_api_types::BootstrapCredentials;
 
 use crate::config::ServerConfig;
+use crate::domain::leases::Task;
 use crate::domain::{bootstrap, Clock, DomainError, Services, SystemClock};
 use crate::http::conventions::Links;
 use crate::http::digest::NonceService;
 use crate::http::{router, worker_router, AppState};
 use crate::jobs::agent_monitor::AgentMonitor;
 use crate::jobs::checkpointer::Checkpointer;
+use crate::jobs::lease::TaskLease;
 use crate::jobs::sweeper::Sweeper;
 use crate::jobs::worker::RestoreWorker;
 use crate::meta::MetaError;
@@ -156,21 +158,34 @@ impl BoundServer {
     }
 
     /// Starts the restore worker, the retention sweeper, the agent monitor and the
-    /// checkpointer, each stopping when `stopped` turns true.
+    /// checkpointer, each stopping when `stopped` turns true. The last three run their
+    /// passes only while this node holds their task's lease, so that every node of a
+    /// deployment may run them.
     fn spawn_background_work(
         &self,
         stopped: &crate::jobs::Shutdown,
     ) -> Vec<tokio::task::JoinHandle<()>> {
+        // This process's name in leases and claims: a restarted node is a new holder.
+        let node = format!("node-{}", uuid::Uuid::new_v4());
+        let lease =
+            |task| TaskLease::new(self.services.clone(), task, node.clone(), self.config.lease);
         let sweeper = Sweeper::new(self.services.clone(), self.config.gc_delay);
-        let worker_name = format!("worker-{}", uuid::Uuid::new_v4());
-        let worker = RestoreWorker::new(self.services.clone(), worker_name, self.config.lease);
+        let worker = RestoreWorker::new(self.services.clone(), node.clone(), self.config.lease);
         let monitor = AgentMonitor::new(self.services.clone(), self.config.agent_timeout);
         let checkpointer = Checkpointer::new(self.services.clone());
         vec![
-            tokio::spawn(sweeper.run(self.config.sweep_interval, stopped.clone())),
+            tokio::spawn(sweeper.run(
+                self.config.sweep_interval,
+                lease(Task::Sweeper),
+                stopped.clone(),
+            )),
             tokio::spawn(worker.run(stopped.clone())),
-            tokio::spawn(monitor.run(stopped.clone())),
-            tokio::spawn(checkpointer.run(self.config.checkpoint_pass_interval, stopped.clone())),
+            tokio::spawn(monitor.run(lease(Task::AgentMonitor), stopped.clone())),
+            tokio::spawn(checkpointer.run(
+                self.config.checkpoint_pass_interval,
+                lease(Task::Checkpointer),
+                stopped.clone(),
+            )),
         ]
     }
 }

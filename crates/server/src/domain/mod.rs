@@ -8,6 +8,7 @@ pub mod clusters;
 mod error;
 pub mod garbage;
 pub mod keys;
+pub mod leases;
 pub mod oplog;
 pub mod projects;
 pub mod restore;

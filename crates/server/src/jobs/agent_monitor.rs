@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lease::TaskLease;
 use super::{sleep_or_shutdown, Shutdown};
 use crate::domain::Services;
 
@@ -22,14 +23,17 @@ impl AgentMonitor {
         AgentMonitor { services, timeout }
     }
 
-    /// Checks every quarter of the timeout (1 to 10 s) until shutdown.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    /// Checks every quarter of the timeout (1 to 10 s) until shutdown, while `lease` is
+    /// held: one node of several breaks jobs at a time.
+    pub async fn run(self, mut lease: TaskLease, mut shutdown: Shutdown) {
         let tick = (self.timeout / 4).clamp(MIN_TICK, MAX_TICK);
         loop {
-            if let Err(err) = self.services.break_silent_agent_jobs(self.timeout).await {
+            let pass = self.services.break_silent_agent_jobs(self.timeout);
+            if let Some(Err(err)) = lease.run(pass).await {
                 tracing::error!(error = %err, "agent monitor pass failed");
             }
             if !sleep_or_shutdown(tick, &mut shutdown).await {
+                lease.release().await;
                 return;
             }
         }

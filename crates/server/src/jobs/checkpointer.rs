@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lease::TaskLease;
 use super::{sleep_or_shutdown, Shutdown};
 use crate::domain::Services;
 
@@ -30,14 +31,19 @@ impl Checkpointer {
         Checkpointer { services }
     }
 
-    /// Runs a pass every `interval`, or sooner after a push, until shutdown. A failing
-    /// pass is logged and retried.
-    pub async fn run(self, interval: Duration, mut shutdown: Shutdown) {
+    /// Runs a pass every `interval`, or sooner after a push, until shutdown, while `lease`
+    /// is held. A failing pass is logged and retried.
+    ///
+    /// A push on a node that does not hold the lease wakes only that node's checkpointer,
+    /// which finds the lease held elsewhere: the holder records the checkpoint on its next
+    /// pass, within `interval`.
+    pub async fn run(self, interval: Duration, mut lease: TaskLease, mut shutdown: Shutdown) {
         let pause = MIN_PAUSE.min(interval);
         loop {
             let now = self.services.clock.now();
-            match self.services.record_checkpoints(now).await {
-                Ok(pass) => {
+            match lease.run(self.services.record_checkpoints(now)).await {
+                None => {}
+                Some(Ok(pass)) => {
                     if pass.recorded + pass.deleted > 0 {
                         tracing::info!(
                             checkpoints_recorded = pass.recorded,
@@ -49,15 +55,19 @@ impl Checkpointer {
                     // passes run even when they find nothing to do.
                     tracing::debug!("{PASS_FINISHED}");
                 }
-                Err(err) => tracing::error!(error = %err, "checkpoint pass failed"),
+                Some(Err(err)) => tracing::error!(error = %err, "checkpoint pass failed"),
             }
             if !sleep_or_shutdown(pause, &mut shutdown).await {
+                lease.release().await;
                 return;
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval.saturating_sub(pause)) => {}
                 _ = self.services.oplog_stored.notified() => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    lease.release().await;
+                    return;
+                }
             }
         }
     }

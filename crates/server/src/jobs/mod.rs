@@ -3,6 +3,7 @@
 
 pub mod agent_monitor;
 pub mod checkpointer;
+pub mod lease;
 pub mod sweeper;
 pub mod worker;
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::lease::TaskLease;
 use super::{sleep_or_shutdown, Shutdown};
 use crate::domain::{DomainResult, Services};
 use crate::model::UnixSeconds;
@@ -50,11 +51,13 @@ impl Sweeper {
         }
     }
 
-    /// Runs passes every `interval` until shutdown. A failing pass is logged and retried.
-    pub async fn run(self, interval: Duration, mut shutdown: Shutdown) {
+    /// Runs passes every `interval` until shutdown, while `lease` is held: one node of
+    /// several sweeps and collects at a time. A failing pass is logged and retried.
+    pub async fn run(self, interval: Duration, mut lease: TaskLease, mut shutdown: Shutdown) {
         loop {
-            match self.sweep_once().await {
-                Ok(report) if report != SweepReport::default() => {
+            match lease.run(self.sweep_once()).await {
+                None => {}
+                Some(Ok(report)) if report != SweepReport::default() => {
                     tracing::info!(
                         snapshots_deleted = report.snapshots_deleted,
                         snapshots_released = report.snapshots_released,
@@ -67,10 +70,11 @@ impl Sweeper {
                         "sweeper pass"
                     );
                 }
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = %err, "sweeper pass failed"),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => tracing::error!(error = %err, "sweeper pass failed"),
             }
             if !sleep_or_shutdown(interval, &mut shutdown).await {
+                lease.release().await;
                 return;
             }
         }
