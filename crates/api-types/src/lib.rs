@@ -97,6 +97,17 @@ pub struct Group {
     pub org_id: String,
 }
 
+/// An organization (`GET /orgs`, `GET /orgs/{ORG-ID}`), as the Go client's fixtures show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    #[serde(rename = "isDeleted", skip_serializing_if = "Option::is_none", default)]
+    pub is_deleted: Option<bool>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    pub name: String,
+}
+
 /// One role held by an API key: org-wide (`orgId`) or on one project (`groupId`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleAssignment {

@@ -9,6 +9,7 @@ mod error;
 pub mod garbage;
 pub mod keys;
 pub mod oplog;
+pub mod organizations;
 pub mod projects;
 pub mod restore;
 pub mod settings;

@@ -11,8 +11,17 @@ use crate::http::AppState;
 use crate::ids::{ClusterId, GroupId};
 use crate::model::{
     AccessEntry, ApiKeyRecord, ClusterRecord, DeliveryMethod, DeliveryStatus, GroupRecord,
-    OplogStreamSummary, OplogTs, RestoreJobRecord, SnapshotRecord,
+    OplogStreamSummary, OplogTs, OrgRecord, RestoreJobRecord, SnapshotRecord,
 };
+
+pub fn organization(links: &Links, o: &OrgRecord) -> wire::Organization {
+    wire::Organization {
+        id: o.id.to_hex(),
+        is_deleted: None,
+        links: links.self_link(&format!("/orgs/{}", o.id)),
+        name: o.name.clone(),
+    }
+}
 
 pub fn group(links: &Links, g: &GroupRecord) -> wire::Group {
     wire::Group {
