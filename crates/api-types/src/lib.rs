@@ -97,6 +97,17 @@ pub struct Group {
     pub org_id: String,
 }
 
+/// An organization (`GET /orgs`, `GET /orgs/{ORG-ID}`), as the Go client's fixtures show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    #[serde(rename = "isDeleted", skip_serializing_if = "Option::is_none", default)]
+    pub is_deleted: Option<bool>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    pub name: String,
+}
+
 /// One role held by an API key: org-wide (`orgId`) or on one project (`groupId`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleAssignment {
@@ -272,6 +283,13 @@ pub struct Snapshot {
     #[serde(rename = "groupId")]
     pub group_id: String,
     pub id: String,
+    /// Present on sharded clusters' snapshots only.
+    #[serde(
+        rename = "isPossiblyInconsistent",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub is_possibly_inconsistent: Option<bool>,
     #[serde(
         rename = "lastOplogAppliedTimestamp",
         skip_serializing_if = "Option::is_none",
@@ -512,8 +530,17 @@ pub struct ArchiveHash {
 pub struct RestoreJob {
     #[serde(rename = "batchId", skip_serializing_if = "Option::is_none", default)]
     pub batch_id: Option<String>,
+    /// The replica set the job's archive holds: a sharded batch's jobs each name their
+    /// shard or config server here.
     #[serde(rename = "clusterId")]
     pub cluster_id: String,
+    /// The name of the cluster restored (for a shard, its sharded cluster's).
+    #[serde(
+        rename = "clusterName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub cluster_name: Option<String>,
     pub created: String,
     pub delivery: RestoreDelivery,
     #[serde(rename = "encryptionEnabled")]

@@ -6,6 +6,7 @@ mod checkpoints;
 mod curl;
 mod delivery;
 mod errors;
+mod fidelity;
 mod fixtures;
 mod foundation;
 mod limits;

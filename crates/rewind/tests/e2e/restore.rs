@@ -187,7 +187,10 @@ async fn a_sharded_cluster_restores_as_one_job_per_replica_set_in_one_batch() {
     let batch = jobs[0]["batchId"].as_str().expect("a batch id").to_owned();
     for job in &jobs {
         assert_eq!(job["batchId"], batch.as_str());
-        assert_eq!(job["clusterId"], cluster, "jobs name the sharded cluster");
+        assert_eq!(
+            job["clusterName"], "ledger",
+            "jobs name the sharded cluster"
+        );
     }
     let other = create_jobs(&client, &jobs_path, body).await;
     assert_ne!(

@@ -40,6 +40,7 @@ error_codes! {
     InvalidJobId => "INVALID_JOB_ID",
     InvalidApiKeyId => "INVALID_API_KEY_ID",
     GroupNotFound => "GROUP_NOT_FOUND",
+    OrgNotFound => "ORG_NOT_FOUND",
     ClusterNotFound => "CLUSTER_NOT_FOUND",
     SnapshotNotFound => "SNAPSHOT_NOT_FOUND",
     CheckpointNotFound => "CHECKPOINT_NOT_FOUND",
@@ -76,6 +77,17 @@ error_codes! {
     InsufficientStorage => "INSUFFICIENT_STORAGE",
     StorageRefused => "STORAGE_REFUSED",
     UnexpectedError => "UNEXPECTED_ERROR",
+    GroupMismatch => "GROUP_MISMATCH",
+    InvalidSnapshotInterval => "INVALID_SNAPSHOT_INTERVAL",
+    InvalidSnapshotRetentionPeriod => "INVALID_SNAPSHOT_RETENTION_PERIOD",
+    InvalidDailySnapshotRetentionPeriod => "INVALID_DAILY_SNAPSHOT_RETENTION_PERIOD",
+    InvalidWeeklySnapshotRetentionPeriod => "INVALID_WEEKLY_SNAPSHOT_RETENTION_PERIOD",
+    InvalidMonthlySnapshotRetentionPeriod => "INVALID_MONTHLY_SNAPSHOT_RETENTION_PERIOD",
+    InvalidReferenceHourOfDay => "INVALID_REFERENCE_HOUR_OF_DAY",
+    InvalidReferenceMinuteOfHour => "INVALID_REFERENCE_MINUTE_OF_HOUR",
+    InvalidReferenceTimezoneOffset => "INVALID_REFERENCE_TIMEZONE_OFFSET",
+    InvalidClusterCheckpointInterval => "INVALID_CLUSTER_CHECKPOINT_INTERVAL",
+    CannotSetClusterCheckpointIntervalForReplicaSet => "CANNOT_SET_CLUSTER_CHECKPOINT_INTERVAL_FOR_REPLICA_SET",
 }
 
 /// Why a domain operation did not happen.

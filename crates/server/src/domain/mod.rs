@@ -10,6 +10,7 @@ pub mod garbage;
 pub mod keys;
 pub mod leases;
 pub mod oplog;
+pub mod organizations;
 pub mod projects;
 pub mod restore;
 pub mod settings;

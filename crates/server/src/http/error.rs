@@ -31,7 +31,18 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ChunkHashMismatch
         | InvalidOplogEntry
         | InvalidRange
-        | OplogEntriesOutOfOrder => StatusCode::BAD_REQUEST,
+        | OplogEntriesOutOfOrder
+        | GroupMismatch
+        | InvalidSnapshotInterval
+        | InvalidSnapshotRetentionPeriod
+        | InvalidDailySnapshotRetentionPeriod
+        | InvalidWeeklySnapshotRetentionPeriod
+        | InvalidMonthlySnapshotRetentionPeriod
+        | InvalidReferenceHourOfDay
+        | InvalidReferenceMinuteOfHour
+        | InvalidReferenceTimezoneOffset
+        | InvalidClusterCheckpointInterval
+        | CannotSetClusterCheckpointIntervalForReplicaSet => StatusCode::BAD_REQUEST,
         UserUnauthorized | NotInGroup => StatusCode::UNAUTHORIZED,
         IpAddressNotOnAccessList => StatusCode::FORBIDDEN,
         InvalidOrgId
@@ -42,6 +53,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidJobId
         | InvalidApiKeyId
         | GroupNotFound
+        | OrgNotFound
         | ClusterNotFound
         | SnapshotNotFound
         | CheckpointNotFound

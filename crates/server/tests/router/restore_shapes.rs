@@ -99,6 +99,11 @@ async fn replica_set(app: &App, name: &str) -> String {
 
 /// Imports one small file as a complete snapshot taken at the seed's example time.
 async fn snapshot(app: &App, cluster: &str) -> String {
+    snapshot_of(app, cluster, &["rs0"]).await
+}
+
+/// As `snapshot`, with the file committed as each of `parts` (the replica sets).
+async fn snapshot_of(app: &App, cluster: &str, parts: &[&str]) -> String {
     let group = &app.boot.group_id;
     let base = format!("{REWIND}/groups/{group}/clusters/{cluster}/snapshots");
     let created = app
@@ -127,14 +132,16 @@ async fn snapshot(app: &App, cluster: &str) -> String {
         "chunks": [[chunk.to_hex(), data.len()]], "mode": 384, "mtime": 1_537_026_780,
         "path": "collection-0-1.wt", "size": data.len()
     }]});
-    let committed = app
-        .call(
-            Method::PUT,
-            &format!("{base}/{id}/parts/{name}", name = "rs0"),
-            Some(&manifest),
-        )
-        .await;
-    assert_eq!(committed.status, StatusCode::OK, "{}", committed.text());
+    for name in parts {
+        let committed = app
+            .call(
+                Method::PUT,
+                &format!("{base}/{id}/parts/{name}"),
+                Some(&manifest),
+            )
+            .await;
+        assert_eq!(committed.status, StatusCode::OK, "{}", committed.text());
+    }
     id
 }
 
@@ -262,4 +269,45 @@ async fn checkpoint_shapes_follow_the_go_client_fixture() {
     let one = app.get(&format!("{list_path}/{}", record.id)).await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.text());
     assert_eq!(body(&one), list.json()["results"][0]);
+}
+
+/// The Go client's sharded fixtures: one job per shard and config server, sharing `batchId`
+/// and `clusterName`, each naming its part in `clusterId`; the snapshot says
+/// `isPossiblyInconsistent`.
+#[tokio::test]
+async fn sharded_shapes_follow_the_go_client_fixtures() {
+    let app = App::new().await;
+    let group = app.boot.group_id.clone();
+    let registered = app
+        .post(
+            &format!("{REWIND}/groups/{group}/clusters"),
+            &json!({"clusterName": "Cluster0", "shards": 1}),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    let cluster = registered.json()["members"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let snapshot = snapshot_of(&app, &cluster, &["Cluster0-shard-0", "Cluster0-config-0"]).await;
+    let one = app
+        .get(&format!(
+            "{API}/groups/{group}/clusters/{cluster}/snapshots/{snapshot}"
+        ))
+        .await;
+    settings().bind(|| assert_json_snapshot!("sharded_snapshot", body(&one)));
+    let jobs = format!("{API}/groups/{group}/clusters/{cluster}/restoreJobs");
+    let created = app
+        .post(
+            &jobs,
+            &json!({"delivery": {"methodName": "HTTP"}, "snapshotId": snapshot}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    settings().bind(|| assert_json_snapshot!("sharded_restore_jobs_created", body(&created)));
 }

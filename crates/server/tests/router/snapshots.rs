@@ -207,3 +207,18 @@ async fn error_shapes() {
     );
     settings.bind(|| assert_json_snapshot!("error_unauthenticated", shown));
 }
+
+/// The Go client's `Organizations.List` and `Get` fixtures: `id`, `links`, `name`.
+#[tokio::test]
+async fn organization_shapes_follow_the_go_client_fixture() {
+    let app = App::new().await;
+    let list = app.get(&format!("{API}/orgs")).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+    settings().bind(|| assert_json_snapshot!("organization_list", body(&list)));
+    let org = &app.boot.org_id;
+    let one = app.get(&format!("{API}/orgs/{org}")).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text());
+    assert_eq!(body(&one), list.json()["results"][0]);
+    let missing = app.get(&format!("{API}/orgs/{}", app.boot.group_id)).await;
+    settings().bind(|| assert_json_snapshot!("error_org_not_found", body(&missing)));
+}

@@ -209,9 +209,17 @@ fn is_past_expiry(job: &RestoreJobRecord, now: UnixSeconds) -> bool {
     job.expires.is_some_and(|expires| expires <= now)
 }
 
-/// A job's delivery status as of `now`: a live link reads `EXPIRED` from the moment it
-/// expires, not only once the sweeper has recorded it.
+/// A job's delivery status as of `now`, as clients read it. It follows the job: a
+/// `BROKEN` job's delivery is `FAILED` and a `KILLED` one's `INTERRUPTED`, whatever the link
+/// had reached (an automated job's delivery is `READY` while its agents pull it); a live
+/// link reads `EXPIRED` from the moment it expires, not only once the sweeper has recorded
+/// it.
 pub fn delivery_status_at(job: &RestoreJobRecord, now: UnixSeconds) -> DeliveryStatus {
+    match job.status {
+        JobStatus::Broken => return DeliveryStatus::Failed,
+        JobStatus::Killed => return DeliveryStatus::Interrupted,
+        JobStatus::InProgress | JobStatus::Finished => {}
+    }
     let is_http = matches!(job.method, DeliveryMethod::Http { .. });
     if is_http && LIVE_LINK.contains(&job.delivery_status) && is_past_expiry(job, now) {
         DeliveryStatus::Expired
@@ -781,6 +789,23 @@ mod tests {
             delivery_status_at(&job, NOW),
             DeliveryStatus::MaxDownloadsExceeded
         );
+    }
+
+    #[test]
+    fn the_delivery_status_follows_a_job_that_broke_or_was_cancelled() {
+        let mut job = link(3);
+        job.status = JobStatus::Broken;
+        assert_eq!(delivery_status_at(&job, NOW), DeliveryStatus::Failed);
+        job.status = JobStatus::Killed;
+        assert_eq!(delivery_status_at(&job, NOW), DeliveryStatus::Interrupted);
+        job.expires = Some(NOW);
+        assert_eq!(
+            delivery_status_at(&job, NOW),
+            DeliveryStatus::Interrupted,
+            "a cancelled job's link does not come back as merely expired"
+        );
+        job.status = JobStatus::Finished;
+        assert_eq!(delivery_status_at(&job, NOW), DeliveryStatus::Expired);
     }
 
     #[test]

@@ -92,6 +92,29 @@ fn job_not_found(id: JobId, cluster: ClusterId) -> DomainError {
     )
 }
 
+/// How the jobs of one cluster name themselves, as the Go client's fixtures show: every job
+/// carries the cluster's name (`clusterName`), and its `clusterId` is the replica set its
+/// archive holds (a sharded batch's jobs each name their shard or config server; a replica
+/// set's job, the replica set itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobNaming {
+    pub cluster_name: String,
+    cluster: ClusterId,
+    /// The cluster's replica sets by name, with their own cluster rows.
+    parts: Vec<(String, ClusterId)>,
+}
+
+impl JobNaming {
+    /// The cluster row of the replica set `job` restores (the cluster itself when it names
+    /// no known part).
+    pub fn part_of(&self, job: &RestoreJobRecord) -> ClusterId {
+        self.parts
+            .iter()
+            .find(|(name, _)| *name == job.replica_set_name)
+            .map_or(self.cluster, |(_, id)| *id)
+    }
+}
+
 /// Caches archive plans by job, so repeated and ranged downloads do not re-read manifests.
 #[derive(Default)]
 pub struct PlanCache {
@@ -430,6 +453,26 @@ impl Services {
                 pit::describe_stretches(&stretches)
             ),
         ))
+    }
+
+    /// How the jobs of `cluster` (the cluster their restore was requested for) name
+    /// themselves; for a caller already authorized to read them.
+    pub async fn job_naming(&self, group: GroupId, cluster: ClusterId) -> DomainResult<JobNaming> {
+        let members = self.members_of(group, cluster).await?;
+        let cluster_name = members
+            .first()
+            .map(|c| c.cluster_name.clone())
+            .unwrap_or_default();
+        let parts = members
+            .into_iter()
+            .filter(|m| m.type_name != ClusterType::ShardedReplicaSet)
+            .filter_map(|m| m.replica_set_name.map(|rs| (rs, m.id)))
+            .collect();
+        Ok(JobNaming {
+            cluster_name,
+            cluster,
+            parts,
+        })
     }
 
     pub async fn list_restores(

@@ -133,9 +133,10 @@ async fn cancel(
         .services
         .cancel_restore(&principal, group, cluster, job)
         .await?;
+    let naming = state.services.job_naming(group, cluster).await?;
     Ok(json_response(
         StatusCode::OK,
-        &views::restore_job(&state, &record),
+        &views::restore_job(&state, &naming, &record),
     ))
 }
 

@@ -8,6 +8,7 @@ mod delivery;
 mod groups;
 mod keys;
 mod oplog;
+mod orgs;
 mod restore;
 mod snapshots;
 mod views;
@@ -33,6 +34,7 @@ pub fn api_routes() -> Router<AppState> {
         .merge(restore::routes())
         .merge(agents::routes())
         .merge(oplog::routes())
+        .merge(orgs::routes())
 }
 
 /// Routes that authenticate by other means (download tokens) or not at all.

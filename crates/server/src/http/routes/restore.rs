@@ -283,7 +283,11 @@ async fn create(
         .services
         .create_restore(&principal, group, cluster, request)
         .await?;
-    let items: Vec<_> = jobs.iter().map(|j| views::restore_job(&state, j)).collect();
+    let naming = state.services.job_naming(group, cluster).await?;
+    let items: Vec<_> = jobs
+        .iter()
+        .map(|j| views::restore_job(&state, &naming, j))
+        .collect();
     Ok(paging.respond_from_all(items))
 }
 
@@ -308,10 +312,11 @@ async fn list_jobs(
         .services
         .list_restores(&principal, group, cluster, batch, paging.request())
         .await?;
+    let naming = state.services.job_naming(group, cluster).await?;
     let items = page
         .items
         .iter()
-        .map(|j| views::restore_job(&state, j))
+        .map(|j| views::restore_job(&state, &naming, j))
         .collect();
     Ok(paging.respond(items, page.total))
 }
@@ -325,8 +330,9 @@ async fn get_one(
         .services
         .get_restore(&principal, group, cluster, job)
         .await?;
+    let naming = state.services.job_naming(group, cluster).await?;
     Ok(crate::http::conventions::json_response(
         StatusCode::OK,
-        &views::restore_job(&state, &record),
+        &views::restore_job(&state, &naming, &record),
     ))
 }

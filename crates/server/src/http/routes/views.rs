@@ -5,14 +5,25 @@ use rewind_api_types::iso_seconds::format_iso;
 
 use crate::domain::checkpoints::CheckpointView;
 use crate::domain::oplog::PushOutcome;
+use crate::domain::restore::JobNaming;
 use crate::domain::settings::BackupSettings;
 use crate::http::conventions::Links;
 use crate::http::AppState;
 use crate::ids::{ClusterId, GroupId};
 use crate::model::{
-    AccessEntry, ApiKeyRecord, ClusterRecord, DeliveryMethod, DeliveryStatus, GroupRecord,
-    OplogStreamSummary, OplogTs, RestoreJobRecord, SnapshotRecord,
+    AccessEntry, ApiKeyRecord, ClusterRecord, ClusterType, DeliveryMethod, DeliveryStatus,
+    GroupRecord, JobStatus, OplogStreamSummary, OplogTs, OrgRecord, RestoreJobRecord,
+    SnapshotRecord,
 };
+
+pub fn organization(links: &Links, o: &OrgRecord) -> wire::Organization {
+    wire::Organization {
+        id: o.id.to_hex(),
+        is_deleted: None,
+        links: links.self_link(&format!("/orgs/{}", o.id)),
+        name: o.name.clone(),
+    }
+}
 
 pub fn group(links: &Links, g: &GroupRecord) -> wire::Group {
     wire::Group {
@@ -83,6 +94,13 @@ pub fn bson_ts(ts: OplogTs) -> wire::BsonTimestamp {
     }
 }
 
+/// Whether a snapshot is a sharded cluster's: it has a config server's part.
+fn is_sharded(s: &SnapshotRecord) -> bool {
+    s.parts
+        .iter()
+        .any(|p| p.type_name == ClusterType::ConfigServerReplicaSet)
+}
+
 pub fn snapshot(links: &Links, s: &SnapshotRecord) -> wire::Snapshot {
     wire::Snapshot {
         cluster_id: s.cluster_id.to_hex(),
@@ -92,6 +110,9 @@ pub fn snapshot(links: &Links, s: &SnapshotRecord) -> wire::Snapshot {
         expires: s.expires.map(format_iso),
         group_id: s.group_id.to_hex(),
         id: s.id.to_hex(),
+        // Every part of an imported snapshot is stated to hold its replica set's data at the
+        // snapshot's one `created` timestamp, so a sharded snapshot is consistent as stated.
+        is_possibly_inconsistent: is_sharded(s).then_some(false),
         last_oplog_applied_timestamp: Some(bson_ts(s.last_oplog_applied.unwrap_or(s.created))),
         links: links.self_link(&format!(
             "/groups/{}/clusters/{}/snapshots/{}",
@@ -130,11 +151,13 @@ pub fn download_url(state: &AppState, job: &RestoreJobRecord) -> String {
     )
 }
 
-pub fn restore_job(state: &AppState, j: &RestoreJobRecord) -> wire::RestoreJob {
-    let prepared = !matches!(
-        j.delivery_status,
-        DeliveryStatus::NotStarted | DeliveryStatus::InProgress | DeliveryStatus::Failed
-    );
+pub fn restore_job(state: &AppState, naming: &JobNaming, j: &RestoreJobRecord) -> wire::RestoreJob {
+    // A cancelled job's delivery reads INTERRUPTED, but it has no link to resume.
+    let prepared = j.status != JobStatus::Killed
+        && !matches!(
+            j.delivery_status,
+            DeliveryStatus::NotStarted | DeliveryStatus::InProgress | DeliveryStatus::Failed
+        );
     let delivery = match &j.method {
         DeliveryMethod::Http {
             max_downloads,
@@ -173,7 +196,8 @@ pub fn restore_job(state: &AppState, j: &RestoreJobRecord) -> wire::RestoreJob {
     };
     wire::RestoreJob {
         batch_id: j.batch_id.map(|b| b.to_hex()),
-        cluster_id: j.cluster_id.to_hex(),
+        cluster_id: naming.part_of(j).to_hex(),
+        cluster_name: Some(naming.cluster_name.clone()),
         created: format_iso(j.created),
         delivery,
         encryption_enabled: false,

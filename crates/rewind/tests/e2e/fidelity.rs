@@ -1,0 +1,336 @@
+//! What Cloud Manager clients read beyond the restore calls, shaped as the official Go
+//! client's fixtures show it: organizations, the job fields a client reads, snapshot
+//! schedules and retention, and restorable time ranges. Every call goes through a real
+//! Digest client against the real binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::fixtures::*;
+use crate::support::*;
+
+/// `GET /orgs` as `mongocli om orgs list` reads it, and `GET /orgs/{ORG-ID}`.
+#[tokio::test]
+async fn organizations_list_and_read_as_the_go_client_expects() {
+    let server = TestServer::start();
+    let client = server.client();
+    let org = &server.boot.org_id;
+
+    let listed = get(&client, &format!("{API}/orgs")).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let listed = listed.json();
+    assert_eq!(listed["totalCount"], 1, "{listed}");
+    let self_href = listed["links"][0]["href"].as_str().unwrap();
+    assert!(
+        self_href.ends_with("/api/public/v1.0/orgs?pageNum=1&itemsPerPage=100"),
+        "{self_href}"
+    );
+    let one = &listed["results"][0];
+    assert_eq!(one["id"], org.as_str());
+    assert_eq!(one["name"], "Rewind");
+    assert_eq!(
+        one["links"],
+        json!([{"href": server.at(&format!("{API}/orgs/{org}")), "rel": "self"}])
+    );
+    let keys: Vec<&str> = one
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["id", "links", "name"],
+        "the fixture's fields, in order"
+    );
+
+    let read = get(&client, &format!("{API}/orgs/{org}")).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert_eq!(read.json(), *one);
+    let enveloped = get(&client, &format!("{API}/orgs/{org}?envelope=true")).await;
+    assert_eq!(enveloped.json(), json!({"content": one, "status": 200}));
+
+    let filtered = get(&client, &format!("{API}/orgs?name=rew")).await.json();
+    assert_eq!(
+        filtered["totalCount"], 1,
+        "a case-insensitive prefix matches"
+    );
+    let filtered = get(&client, &format!("{API}/orgs?name=other")).await.json();
+    assert_eq!(filtered["results"], json!([]));
+    assert_eq!(filtered["totalCount"], 0);
+    let paged = get(&client, &format!("{API}/orgs?pageNum=2&itemsPerPage=1"))
+        .await
+        .json();
+    assert_eq!(paged["results"], json!([]));
+    assert_eq!(paged["links"][0]["rel"], "previous");
+    let with_deleted = get(&client, &format!("{API}/orgs?includeDeletedOrgs=true")).await;
+    assert_eq!(
+        with_deleted.json()["totalCount"],
+        1,
+        "{}",
+        with_deleted.text
+    );
+}
+
+/// A malformed id, an unknown one and another organization's are told apart only by form:
+/// keys cannot probe for other organizations. Any key of the organization may read it.
+#[tokio::test]
+async fn organizations_answer_errors_as_cloud_manager_documents_them() {
+    let server = TestServer::start();
+    let owner = server.client();
+    let org = &server.boot.org_id;
+    let group = &server.boot.group_id;
+
+    get(&owner, &format!("{API}/orgs/not-an-id"))
+        .await
+        .assert_error(404, "INVALID_ORG_ID", &["not-an-id"]);
+    let unknown = "5f0000000000000000000001";
+    get(&owner, &format!("{API}/orgs/{unknown}"))
+        .await
+        .assert_error(404, "ORG_NOT_FOUND", &[unknown]);
+    get(&owner, &format!("{API}/orgs?includeDeletedOrgs=maybe"))
+        .await
+        .assert_error(400, "INVALID_QUERY_PARAMETER", &["includeDeletedOrgs"]);
+    get(&owner, &format!("{API}/orgs?itemsPerPage=501"))
+        .await
+        .assert_error(400, "INVALID_QUERY_PARAMETER", &["itemsPerPage"]);
+
+    let (id, public, private) = create_key(
+        &owner,
+        &format!("{API}/groups/{group}/apiKeys"),
+        "GROUP_READ_ONLY",
+    )
+    .await;
+    allow_loopback(&owner, org, &id).await;
+    let reader = server.client_for(&public, &private);
+    let seen = get(&reader, &format!("{API}/orgs")).await.json();
+    assert_eq!(seen["results"][0]["id"], org.as_str(), "{seen}");
+    let read = get(&reader, &format!("{API}/orgs/{org}")).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+
+    let unauthenticated = reqwest::get(server.at(&format!("{API}/orgs")))
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The cluster rows of a project by replica set name (the sharded cluster itself by its name).
+async fn cluster_ids(
+    client: &rewind_cli::client::ApiClient,
+    group: &str,
+) -> BTreeMap<String, String> {
+    let listed = get(client, &format!("{API}/groups/{group}/clusters"))
+        .await
+        .json();
+    listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let name = c["replicaSetName"].as_str().or(c["clusterName"].as_str());
+            (
+                name.unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// As the Go client's sharded fixtures: the jobs of one batch share `batchId` and
+/// `clusterName`, and each one's `clusterId` is the shard or config server its archive
+/// holds, which its file name repeats. A replica set's job names the replica set.
+#[tokio::test]
+async fn jobs_carry_the_cluster_name_and_a_sharded_batch_names_each_part() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let imported = ImportedShardedCluster::import(&server, 60_000, 141).await;
+    let ids = cluster_ids(&client, &group).await;
+    let jobs_path = restore_jobs_path(&group, &imported.cluster);
+    let body = json!({"delivery": {"methodName": "HTTP"}, "snapshotId": imported.snapshot});
+    let jobs = create_jobs(&client, &jobs_path, body).await;
+    let batch = jobs[0]["batchId"].as_str().expect("a batch id").to_owned();
+    let mut parts = BTreeSet::new();
+    for job in &jobs {
+        assert_eq!(job["batchId"], batch.as_str(), "{job}");
+        assert_eq!(job["clusterName"], "ledger", "{job}");
+        let ready = wait_for_job(&client, &jobs_path, job_id(job)).await;
+        assert_eq!(ready["clusterId"], job["clusterId"], "{ready}");
+        let part = job["clusterId"].as_str().unwrap();
+        let file = ready["delivery"]["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        let (name, _) = ids
+            .iter()
+            .find(|(_, id)| *id == part)
+            .expect("a part's row");
+        let expected_prefix = if name.ends_with("-config-0") {
+            format!("config-ledger-{name}-{}-", imported.cluster)
+        } else {
+            format!("{name}-")
+        };
+        assert!(
+            file.starts_with(&expected_prefix),
+            "{part} is {name}, archive {file}"
+        );
+        parts.insert(name.clone());
+    }
+    assert_eq!(
+        parts.into_iter().collect::<Vec<_>>(),
+        ["ledger-config-0", "ledger-shard-0", "ledger-shard-1"]
+    );
+    let listed = get(&client, &format!("{jobs_path}?batchId={batch}"))
+        .await
+        .json();
+    assert_eq!(listed["totalCount"], 3, "{listed}");
+    assert!(listed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["clusterName"] == "ledger"
+            && ids.values().any(|id| j["clusterId"] == id.as_str())));
+
+    let rs = register_replica_set(&client, &group, "orders").await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 40_000, 142);
+    let snapshot = import_dir(&server, &group, &rs, dir.path())["snapshotId"].clone();
+    let rs_jobs = restore_jobs_path(&group, &rs);
+    let body = json!({"delivery": {"methodName": "HTTP"}, "snapshotId": snapshot});
+    let job = &create_jobs(&client, &rs_jobs, body).await[0];
+    assert_eq!(job["clusterId"], rs.as_str(), "{job}");
+    assert_eq!(job["clusterName"], "orders", "{job}");
+    assert!(job.get("batchId").is_none(), "{job}");
+}
+
+/// `lastHeartbeat` shows on the replica set an agent serves and on its sharded cluster,
+/// and on nothing no agent has reported for.
+#[tokio::test]
+async fn clusters_show_the_last_heartbeat_of_their_agents() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let registered = register_cluster(
+        &client,
+        &group,
+        json!({"clusterName": "orbit", "shards": 2}),
+    )
+    .await;
+    let cluster = registered["members"][0]["id"].as_str().unwrap().to_owned();
+    for member in registered["members"].as_array().unwrap() {
+        assert!(member.get("lastHeartbeat").is_none(), "{member}");
+    }
+    let heartbeat = format!("{REWIND_API}/groups/{group}/clusters/{cluster}/agents/heartbeat");
+    let hello =
+        json!({"agentId": "h1", "members": ["h1:27018"], "replicaSetName": "orbit-shard-1"});
+    let acked = post(&client, &heartbeat, hello).await;
+    assert_eq!(acked.status, StatusCode::OK, "{}", acked.text);
+    let at = acked.json()["lastHeartbeat"].as_str().unwrap().to_owned();
+    let ids = cluster_ids(&client, &group).await;
+    let read = |name: &str| {
+        let path = format!("{API}/groups/{group}/clusters/{}", ids[name]);
+        let client = &client;
+        async move { get(client, &path).await.json() }
+    };
+    assert_eq!(read("orbit-shard-1").await["lastHeartbeat"], at.as_str());
+    assert_eq!(read("orbit").await["lastHeartbeat"], at.as_str());
+    assert!(read("orbit-shard-0").await.get("lastHeartbeat").is_none());
+    assert!(read("orbit-config-0").await.get("lastHeartbeat").is_none());
+}
+
+/// `delivery.statusName` follows the job: `FAILED` once it is `BROKEN`, `INTERRUPTED` once
+/// it is `KILLED`, where the link alone said `READY`.
+#[tokio::test]
+async fn the_delivery_status_follows_a_broken_or_cancelled_job() {
+    let server = TestServer::start_with(&["--agent-timeout-secs", "2"]);
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let source = register_replica_set(&client, &group, "source").await;
+    let target = register_replica_set(&client, &group, "target").await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 40_000, 143);
+    let snapshot = import_dir(&server, &group, &source, dir.path())["snapshotId"].clone();
+    let jobs_path = restore_jobs_path(&group, &source);
+    let body = json!({
+        "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": group, "targetClusterId": target},
+        "snapshotId": snapshot
+    });
+    let cancelled = create_jobs(&client, &jobs_path, body.clone()).await[0].clone();
+    let abandoned = create_jobs(&client, &jobs_path, body).await[0].clone();
+
+    let cancel = format!(
+        "{REWIND_API}/groups/{group}/clusters/{source}/restoreJobs/{}/cancel",
+        job_id(&cancelled)
+    );
+    let killed = post(&client, &cancel, json!({})).await;
+    assert_eq!(killed.status, StatusCode::OK, "{}", killed.text);
+    let killed = killed.json();
+    assert_eq!(killed["statusName"], "KILLED", "{killed}");
+    assert_eq!(killed["delivery"]["statusName"], "INTERRUPTED", "{killed}");
+    let read = get(&client, &format!("{jobs_path}/{}", job_id(&cancelled)))
+        .await
+        .json();
+    assert_eq!(read["delivery"]["statusName"], "INTERRUPTED", "{read}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let broken = loop {
+        let job = get(&client, &format!("{jobs_path}/{}", job_id(&abandoned)))
+            .await
+            .json();
+        if job["statusName"] != "IN_PROGRESS" {
+            break job;
+        }
+        assert_ne!(job["delivery"]["statusName"], "FAILED", "{job}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never broke: {job}"
+        );
+        pause(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(broken["statusName"], "BROKEN", "{broken}");
+    assert_eq!(broken["delivery"]["statusName"], "FAILED", "{broken}");
+}
+
+/// A sharded cluster's snapshot carries `isPossiblyInconsistent`; a replica set's does not.
+#[tokio::test]
+async fn sharded_snapshots_say_whether_they_may_be_inconsistent() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let imported = ImportedShardedCluster::import(&server, 30_000, 144).await;
+    let path = format!(
+        "{}/{}",
+        snapshots_path(&group, &imported.cluster),
+        imported.snapshot
+    );
+    let sharded = get(&client, &path).await.json();
+    assert_eq!(sharded["isPossiblyInconsistent"], false, "{sharded}");
+    let listed = get(&client, &snapshots_path(&group, &imported.cluster))
+        .await
+        .json();
+    assert_eq!(
+        listed["results"][0]["isPossiblyInconsistent"], false,
+        "{listed}"
+    );
+
+    let rs = register_replica_set(&client, &group, "plain").await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 20_000, 145);
+    let snapshot = import_dir(&server, &group, &rs, dir.path())["snapshotId"].clone();
+    let one = get(
+        &client,
+        &format!(
+            "{}/{}",
+            snapshots_path(&group, &rs),
+            snapshot.as_str().unwrap()
+        ),
+    )
+    .await
+    .json();
+    assert!(one.get("isPossiblyInconsistent").is_none(), "{one}");
+    assert!(one.get("expires").is_none(), "no retention is set: {one}");
+}
