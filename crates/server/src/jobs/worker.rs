@@ -62,7 +62,7 @@ impl RestoreWorker {
         let ids: Vec<_> = jobs.iter().map(|job| job.id).collect();
         let mut prepared = futures::stream::iter(jobs)
             .map(|job| async move {
-                let result = self.services.prepare_archive(&job).await;
+                let result = self.services.prepare_archive(&job, &self.name).await;
                 (job, result)
             })
             .buffer_unordered(PREPARED_AT_ONCE);

@@ -12,6 +12,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
 use super::agents::{MemberState, RestoreMemberRecord};
 use super::oplog::CollectableSlice;
+use super::restore::PreparationProgress;
 use super::{MetaError, MetaResult};
 use crate::blocks::{ChunkId, PackId, Placement};
 use crate::ids::SnapshotId;
@@ -398,6 +399,13 @@ pub(crate) fn job_from_row(row: &impl Columns) -> MetaResult<RestoreJobRecord> {
         finished_at: row.opt_int("finished_at")?,
         failure: row.opt_text("failure")?,
         attempts: row.small("attempts")?,
+    })
+}
+
+pub(crate) fn preparation_from_row(row: &impl Columns) -> MetaResult<PreparationProgress> {
+    Ok(PreparationProgress {
+        prepared_bytes: row.count("prepared_bytes")?,
+        planned_bytes: row.opt_bytes("planned_bytes")?,
     })
 }
 

@@ -26,6 +26,9 @@ use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus, RestoreJobRecord};
 pub const PREPARATION_LEASE: Duration = Duration::from_secs(15);
 /// Attempts after which a job that keeps failing for passing reasons is declared BROKEN.
 pub const MAX_PREPARATION_ATTEMPTS: u32 = 5;
+/// How often a preparation records how far it got: often enough for a live view, rarely
+/// enough that a store with one write lock does not notice.
+pub const PROGRESS_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A prepared archive's size and SHA-1 (hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,12 +77,18 @@ impl Services {
     }
 
     /// Reads the whole archive of `job` once: every chunk verified, size and SHA-1 computed.
+    /// Records how far it got for operators watching the job, on `worker`'s lease: at the
+    /// start and then at most every [`PROGRESS_RECORD_INTERVAL`].
     pub async fn prepare_archive(
         &self,
         job: &RestoreJobRecord,
+        worker: &str,
     ) -> Result<PreparedArchive, PreparationError> {
         let plan = self.archive_plan(job).await?;
         let expected = plan.len();
+        self.record_preparation_progress(job, worker, 0, expected)
+            .await;
+        let mut last_record = tokio::time::Instant::now();
         let mut stream = plan.stream(self.blocks.clone(), 0, expected);
         let mut hasher = Sha1::new();
         let mut bytes = 0u64;
@@ -88,6 +97,11 @@ impl Services {
                 Ok(data) => {
                     bytes += data.len() as u64;
                     hasher.update(&data);
+                    if last_record.elapsed() >= PROGRESS_RECORD_INTERVAL {
+                        self.record_preparation_progress(job, worker, bytes, expected)
+                            .await;
+                        last_record = tokio::time::Instant::now();
+                    }
                 }
                 Err(err @ (BlockError::NotFound(_) | BlockError::Corrupt { .. })) => {
                     return Err(PreparationError::Damaged(format!(
@@ -110,6 +124,24 @@ impl Services {
             bytes,
             sha1: hex::encode(hasher.finalize()),
         })
+    }
+
+    /// Progress figures are advisory: failing to record them never stops a preparation
+    /// (a lost lease stops it through the worker's renewals).
+    async fn record_preparation_progress(
+        &self,
+        job: &RestoreJobRecord,
+        worker: &str,
+        prepared: u64,
+        planned: u64,
+    ) {
+        let recorded = self
+            .meta
+            .record_preparation_progress(job.id, worker, prepared, planned)
+            .await;
+        if let Err(err) = recorded {
+            tracing::warn!(job.id = %job.id, error = %err, "could not record preparation progress");
+        }
     }
 
     /// Records the outcomes of prepared jobs in one write, on `worker`'s leases. Jobs that
