@@ -8,7 +8,9 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 
 use super::{sleep_or_shutdown, Shutdown};
-use crate::domain::restore::preparation::PREPARATION_LEASE;
+use crate::domain::restore::preparation::{
+    PreparationMeter, PREPARATION_LEASE, PROGRESS_RECORD_INTERVAL,
+};
 use crate::domain::{DomainError, Services};
 use crate::ids::JobId;
 
@@ -60,9 +62,11 @@ impl RestoreWorker {
             return Ok(false);
         }
         let ids: Vec<_> = jobs.iter().map(|job| job.id).collect();
-        let mut prepared = futures::stream::iter(jobs)
-            .map(|job| async move {
-                let result = self.services.prepare_archive(&job, &self.name).await;
+        let meters: Vec<(JobId, Arc<PreparationMeter>)> =
+            ids.iter().map(|id| (*id, Arc::default())).collect();
+        let mut prepared = futures::stream::iter(jobs.into_iter().zip(meters.clone()))
+            .map(|(job, (_, meter))| async move {
+                let result = self.services.prepare_archive(&job, &meter).await;
                 (job, result)
             })
             .buffer_unordered(PREPARED_AT_ONCE);
@@ -79,8 +83,19 @@ impl RestoreWorker {
         tokio::select! {
             result = work => result?,
             () = self.keep_leases(&ids) => tracing::warn!("lost the leases of a batch of restore jobs; they will be prepared again"),
+            () = self.record_progress(&meters) => {}
         }
         Ok(true)
+    }
+
+    /// Writes out how far the batch's preparations got, until dropped.
+    async fn record_progress(&self, meters: &[(JobId, Arc<PreparationMeter>)]) {
+        loop {
+            self.services
+                .record_preparation_progress(&self.name, meters)
+                .await;
+            tokio::time::sleep(PROGRESS_RECORD_INTERVAL).await;
+        }
     }
 
     /// Renews the leases of a claimed batch until dropped; returns when none is held any

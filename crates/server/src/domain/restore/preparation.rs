@@ -10,6 +10,8 @@
 //! Jobs are leased, not locked: a worker that dies leaves a lease that runs out, and the
 //! job is claimed again. Preparation only reads, so running it twice is harmless.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -52,6 +54,17 @@ impl From<DomainError> for PreparationError {
     }
 }
 
+/// How far one preparation got: set by [`Services::prepare_archive`], written out by
+/// [`Services::record_preparation_progress`].
+#[derive(Debug, Default)]
+pub struct PreparationMeter {
+    prepared: AtomicU64,
+    /// The archive's size once laid out (0 before).
+    planned: AtomicU64,
+    /// `prepared + 1` as last written (0: never).
+    recorded: AtomicU64,
+}
+
 /// One job's preparation, as the worker hands it back.
 pub type Preparation = (RestoreJobRecord, Result<PreparedArchive, PreparationError>);
 
@@ -77,18 +90,16 @@ impl Services {
     }
 
     /// Reads the whole archive of `job` once: every chunk verified, size and SHA-1 computed.
-    /// Records how far it got for operators watching the job, on `worker`'s lease: at the
-    /// start and then at most every [`PROGRESS_RECORD_INTERVAL`].
+    /// Counts how far it got on `meter`, which [`Services::record_preparation_progress`]
+    /// writes out beside it.
     pub async fn prepare_archive(
         &self,
         job: &RestoreJobRecord,
-        worker: &str,
+        meter: &PreparationMeter,
     ) -> Result<PreparedArchive, PreparationError> {
         let plan = self.archive_plan(job).await?;
         let expected = plan.len();
-        self.record_preparation_progress(job, worker, 0, expected)
-            .await;
-        let mut last_record = tokio::time::Instant::now();
+        meter.planned.store(expected, Ordering::Relaxed);
         let mut stream = plan.stream(self.blocks.clone(), 0, expected);
         let mut hasher = Sha1::new();
         let mut bytes = 0u64;
@@ -97,11 +108,7 @@ impl Services {
                 Ok(data) => {
                     bytes += data.len() as u64;
                     hasher.update(&data);
-                    if last_record.elapsed() >= PROGRESS_RECORD_INTERVAL {
-                        self.record_preparation_progress(job, worker, bytes, expected)
-                            .await;
-                        last_record = tokio::time::Instant::now();
-                    }
+                    meter.prepared.store(bytes, Ordering::Relaxed);
                 }
                 Err(err @ (BlockError::NotFound(_) | BlockError::Corrupt { .. })) => {
                     return Err(PreparationError::Damaged(format!(
@@ -126,21 +133,32 @@ impl Services {
         })
     }
 
-    /// Progress figures are advisory: failing to record them never stops a preparation
-    /// (a lost lease stops it through the worker's renewals).
-    async fn record_preparation_progress(
+    /// Writes out the meters of `worker`'s preparations that moved since their last
+    /// record. Figures are advisory: a failure is logged and the preparations go on (a
+    /// lost lease stops them through the worker's renewals, and writes nothing here).
+    ///
+    /// Run beside the preparations, not inside them: a preparation's future waits, not
+    /// polled, while the worker records another's outcome, and must not hold a store
+    /// connection meanwhile.
+    pub async fn record_preparation_progress(
         &self,
-        job: &RestoreJobRecord,
         worker: &str,
-        prepared: u64,
-        planned: u64,
+        meters: &[(JobId, Arc<PreparationMeter>)],
     ) {
-        let recorded = self
-            .meta
-            .record_preparation_progress(job.id, worker, prepared, planned)
-            .await;
-        if let Err(err) = recorded {
-            tracing::warn!(job.id = %job.id, error = %err, "could not record preparation progress");
+        for (id, meter) in meters {
+            let planned = meter.planned.load(Ordering::Relaxed);
+            let prepared = meter.prepared.load(Ordering::Relaxed);
+            if planned == 0 || meter.recorded.swap(prepared + 1, Ordering::Relaxed) == prepared + 1
+            {
+                continue;
+            }
+            let recorded = self
+                .meta
+                .record_preparation_progress(*id, worker, prepared, planned)
+                .await;
+            if let Err(err) = recorded {
+                tracing::warn!(job.id = %id, error = %err, "could not record preparation progress");
+            }
         }
     }
 
