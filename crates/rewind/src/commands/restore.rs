@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -497,7 +497,9 @@ async fn download(api: &ApiClient, job_path: &str, out: &Path) -> Result<PathBuf
     Ok(target)
 }
 
-/// Extracts a `.tar.gz` beside itself, into a directory named after it.
+/// Extracts a `.tar.gz` beside itself, into a directory named after it, as GNU tar would:
+/// modes kept, and each directory's modification time set once everything is written into
+/// it (the `tar` crate sets no directory times itself).
 fn extract_archive(path: &Path) -> Result<PathBuf> {
     let name = path
         .file_name()
@@ -510,8 +512,27 @@ fn extract_archive(path: &Path) -> Result<PathBuf> {
         std::io::BufReader::new(file),
     ));
     archive.set_preserve_permissions(true);
-    archive
-        .unpack(&dir)
-        .with_context(|| format!("cannot extract {}", path.display()))?;
+    let cannot = || format!("cannot extract {}", path.display());
+    let mut dir_times = Vec::new();
+    for entry in archive.entries().with_context(cannot)? {
+        let mut entry = entry.with_context(cannot)?;
+        if entry.header().entry_type().is_dir() {
+            let mtime = entry.header().mtime().unwrap_or(0);
+            let at = dir.join(entry.path().with_context(cannot)?);
+            dir_times.push((at, UNIX_EPOCH + Duration::from_secs(mtime)));
+        }
+        if !entry.unpack_in(&dir).with_context(cannot)? {
+            bail!(
+                "{}: an entry would land outside {}",
+                cannot(),
+                dir.display()
+            );
+        }
+    }
+    for (at, mtime) in dir_times {
+        std::fs::File::open(&at)
+            .and_then(|d| d.set_modified(mtime))
+            .with_context(|| format!("cannot set the time of {}", at.display()))?;
+    }
     Ok(dir)
 }

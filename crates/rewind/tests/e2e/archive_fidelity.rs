@@ -190,6 +190,36 @@ async fn an_http_restore_extracted_by_gnu_tar_is_the_imported_directory_times_an
     let info = restored.remove("restoreInfo.txt").expect("restoreInfo.txt");
     assert!(String::from_utf8_lossy(&info.3).contains(&snapshot));
     assert_eq!(restored, before, "GNU tar extracts the very same tree");
+
+    let fetched = work.path().join("fetched");
+    let out = rewind_as_client(
+        &server,
+        &[
+            "restore",
+            "download",
+            job_id(&jobs[0]),
+            "--group",
+            &group,
+            "--cluster",
+            &cluster,
+            "--out",
+            fetched.to_str().unwrap(),
+            "--extract",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "download failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let extracted = std::fs::read_dir(&fetched)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("an extracted directory");
+    let mut extracted = tree_meta(&extracted);
+    extracted.remove("restoreInfo.txt");
+    assert_eq!(extracted, before, "rewind restore download --extract too");
 }
 
 #[tokio::test]
