@@ -414,9 +414,24 @@ pub struct ManifestFile {
     pub size: u64,
 }
 
+/// One directory of a part manifest (any directory below the data directory, empty or
+/// not), so that restores bring back empty directories and every directory's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDirectory {
+    pub mode: u32,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+    /// Relative path with `/` separators, no `.` or `..` components, no trailing `/`.
+    pub path: String,
+}
+
 /// Body of `PUT …/snapshots/{S}/parts/{replicaSetName}`: commits one replica set's files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartManifest {
+    /// Absent from manifests of clients that list only files: their directories are then
+    /// implied by the files' paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directories: Vec<ManifestDirectory>,
     pub files: Vec<ManifestFile>,
 }
 
@@ -705,6 +720,16 @@ pub mod agent {
     pub struct MemberStatus {
         #[serde(rename = "agentId", skip_serializing_if = "Option::is_none", default)]
         pub agent_id: Option<String>,
+        /// Archive bytes its agent downloaded (as last reported; zero once rolled back).
+        #[serde(rename = "bytesDelivered", default)]
+        pub bytes_delivered: u64,
+        /// The archive's size, once known.
+        #[serde(
+            rename = "bytesExpected",
+            skip_serializing_if = "Option::is_none",
+            default
+        )]
+        pub bytes_expected: Option<u64>,
         #[serde(
             rename = "failureReason",
             skip_serializing_if = "Option::is_none",
@@ -718,6 +743,42 @@ pub mod agent {
         pub state: MemberState,
         /// When its agent last claimed, reported or polled for it (ISO-8601).
         pub updated: String,
+    }
+
+    /// `GET /api/rewind/v1/groups/{G}/clusters/{C}/restoreJobs/{JOB}/members`: where a
+    /// restore job stands, for operators watching it (`rewind restore watch`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RestoreProgress {
+        /// Archive bytes the members' agents downloaded, in all (automated restores only).
+        #[serde(
+            rename = "bytesDelivered",
+            skip_serializing_if = "Option::is_none",
+            default
+        )]
+        pub bytes_delivered: Option<u64>,
+        /// The archive's size: exact once prepared, as laid out while being prepared.
+        #[serde(
+            rename = "bytesExpected",
+            skip_serializing_if = "Option::is_none",
+            default
+        )]
+        pub bytes_expected: Option<u64>,
+        /// Archive bytes read and verified by the preparation.
+        #[serde(rename = "bytesPrepared", default)]
+        pub bytes_prepared: u64,
+        #[serde(
+            rename = "failureReason",
+            skip_serializing_if = "Option::is_none",
+            default
+        )]
+        pub failure_reason: Option<String>,
+        #[serde(rename = "jobId")]
+        pub job_id: String,
+        /// The members of an automated restore, in name order (none for HTTP delivery).
+        pub results: Vec<MemberStatus>,
+        /// The job's `statusName`: `IN_PROGRESS`, `FINISHED`, `BROKEN` or `KILLED`.
+        #[serde(rename = "statusName")]
+        pub status_name: String,
     }
 
     /// Answer to a report: the job's `statusName`, so an agent learns of a cancel at once.

@@ -17,8 +17,8 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use rewind_api_types::{
-    BsonTimestamp, ChunkQuery, ChunkUploadSummary, ImportSummary, ManifestFile, MissingChunks,
-    PartManifest, RegisteredCluster, Snapshot, SnapshotCreate,
+    BsonTimestamp, ChunkQuery, ChunkUploadSummary, ImportSummary, ManifestDirectory, ManifestFile,
+    MissingChunks, PartManifest, RegisteredCluster, Snapshot, SnapshotCreate,
 };
 use rewind_formats::frames::encode_frame;
 use rewind_formats::{ChunkId, FileChunker};
@@ -49,15 +49,26 @@ struct SourceFile {
     mtime: i64,
 }
 
+/// What a part's directory holds: its files and every directory below it (empty ones
+/// too), each sorted by relative path.
+#[derive(Debug, Clone, Default)]
+struct SourceTree {
+    files: Vec<SourceFile>,
+    dirs: Vec<ManifestDirectory>,
+}
+
 /// Walks `root`, refusing symlinks, devices and other special files, and non-UTF-8 names.
 /// Files come back sorted by relative path, so repeated imports read in the same order.
-fn scan_dir(root: &Path) -> Result<Vec<SourceFile>> {
+/// Directories are listed with their mode and modification time, read before the walk
+/// lists them (listing a directory does not change its time).
+fn scan_dir(root: &Path) -> Result<SourceTree> {
     let meta =
         fs::symlink_metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
     if !meta.is_dir() {
         bail!("{} is not a directory", root.display());
     }
     let mut files = Vec::new();
+    let mut dirs = Vec::new();
     let mut pending = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = pending.pop() {
         for entry in fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
@@ -76,6 +87,11 @@ fn scan_dir(root: &Path) -> Result<Vec<SourceFile>> {
             if kind.is_symlink() {
                 bail!("refusing {}: symbolic links are not imported (copy the target into the directory)", path.display());
             } else if kind.is_dir() {
+                dirs.push(ManifestDirectory {
+                    mode: file_mode(&meta),
+                    mtime: mtime_secs(&meta),
+                    path: relative.clone(),
+                });
                 pending.push((path, relative));
             } else if kind.is_file() {
                 files.push(SourceFile {
@@ -94,7 +110,8 @@ fn scan_dir(root: &Path) -> Result<Vec<SourceFile>> {
         }
     }
     files.sort_by(|a, b| a.relative.cmp(&b.relative));
-    Ok(files)
+    dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(SourceTree { files, dirs })
 }
 
 #[cfg(unix)]
@@ -131,7 +148,7 @@ struct Counters {
 /// Reads every file of every part, sending batches of not-yet-seen chunks to `tx`, and
 /// returns the manifests. Runs on a blocking thread.
 fn chunk_parts(
-    parts: Vec<(String, Vec<SourceFile>)>,
+    parts: Vec<(String, SourceTree)>,
     tx: tokio::sync::mpsc::Sender<Batch>,
     progress: ProgressBar,
     counters: Arc<Counters>,
@@ -140,9 +157,12 @@ fn chunk_parts(
     let mut batch = Batch { chunks: Vec::new() };
     let mut batch_bytes = 0usize;
     let mut manifests = Vec::new();
-    for (replica_set, files) in parts {
-        let mut manifest = PartManifest { files: Vec::new() };
-        for file in files {
+    for (replica_set, tree) in parts {
+        let mut manifest = PartManifest {
+            directories: tree.dirs,
+            files: Vec::new(),
+        };
+        for file in tree.files {
             let reader = File::open(&file.absolute)
                 .with_context(|| format!("cannot open {}", file.absolute.display()))?;
             let mut chunks = Vec::new();
@@ -300,7 +320,7 @@ pub async fn import(api: &ApiClient, req: ImportRequest) -> Result<ImportSummary
     }
     let total: u64 = scanned
         .iter()
-        .flat_map(|(_, files)| files.iter().map(|f| f.size))
+        .flat_map(|(_, tree)| tree.files.iter().map(|f| f.size))
         .sum();
     let version = req
         .mongod_version
@@ -436,9 +456,15 @@ mod tests {
         fs::create_dir(dir.path().join("journal")).unwrap();
         fs::write(dir.path().join("journal/WiredTigerLog.1"), b"x").unwrap();
         fs::write(dir.path().join("WiredTiger"), b"y").unwrap();
-        let files = scan_dir(dir.path()).unwrap();
-        let names: Vec<_> = files.iter().map(|f| f.relative.as_str()).collect();
+        fs::create_dir_all(dir.path().join("diagnostic.data/empty")).unwrap();
+        let tree = scan_dir(dir.path()).unwrap();
+        let names: Vec<_> = tree.files.iter().map(|f| f.relative.as_str()).collect();
         assert_eq!(names, ["WiredTiger", "journal/WiredTigerLog.1"]);
+        let dirs: Vec<_> = tree.dirs.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            dirs,
+            ["diagnostic.data", "diagnostic.data/empty", "journal"]
+        );
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("escape")).unwrap();
         let err = scan_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("symbolic links"), "{err}");

@@ -6,3 +6,4 @@ pub mod client;
 pub mod commands;
 pub mod import;
 pub mod oplog;
+pub mod watch;

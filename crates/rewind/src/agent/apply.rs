@@ -4,7 +4,11 @@
 //! `journal.json` (the step reached, written before each irreversible step),
 //! `download.tar.gz` (the archive, kept across restarts for `Range` resume), `staging/`
 //! (the extracted archive), `previous/` (the data directory before the restore, kept until
-//! the job finishes) and `info/` (`restoreInfo.txt` and `oplog.bson` of the last restore).
+//! the job finishes), `info/` (`restoreInfo.txt` and `oplog.bson` of the restore whose data
+//! the directory holds), `staged-info/` (those of the archive in `staging/`) and
+//! `previous-info/` (`info/` before the swap, kept until the job finishes). `info/` moves
+//! with the data: a rolled-back restore puts the previous `info/` back (or none, when there
+//! was none), so it never names a snapshot that is not in place.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,6 +70,8 @@ struct Paths {
     staging: PathBuf,
     previous: PathBuf,
     info: PathBuf,
+    staged_info: PathBuf,
+    previous_info: PathBuf,
 }
 
 impl Paths {
@@ -82,6 +88,8 @@ impl Paths {
             staging: beside("staging"),
             previous: beside("previous"),
             info: beside("info"),
+            staged_info: beside("staged-info"),
+            previous_info: beside("previous-info"),
         }
     }
 }
@@ -237,7 +245,14 @@ async fn fresh_start(member: &MemberConfig, task: &AgentTask, paths: &Paths) -> 
             paths.previous.display()
         );
     }
-    for leftover in [&paths.staging, &paths.download] {
+    // Info directories hold no data: one left without a journal describes nothing.
+    let leftovers = [
+        &paths.staging,
+        &paths.download,
+        &paths.staged_info,
+        &paths.previous_info,
+    ];
+    for leftover in leftovers {
         remove_any(leftover).with_context(|| format!("cannot clear {}", leftover.display()))?;
     }
     run_command("stop", &member.stop_command).await?;
@@ -319,7 +334,7 @@ impl Sink {
     fn start(paths: &Paths) -> Sink {
         let target = Target {
             staging: paths.staging.clone(),
-            info: paths.info.clone(),
+            info: paths.staged_info.clone(),
         };
         Sink {
             hasher: Sha1::new(),
@@ -497,7 +512,7 @@ async fn extract(paths: &Paths) -> Result<()> {
     let archive = paths.download.clone();
     let target = Target {
         staging: paths.staging.clone(),
-        info: paths.info.clone(),
+        info: paths.staged_info.clone(),
     };
     tokio::task::spawn_blocking(move || -> Result<()> {
         let file = std::fs::File::open(&archive)?;
@@ -529,7 +544,36 @@ fn swap(paths: &Paths, had_data: bool) -> Result<()> {
         std::fs::rename(&paths.staging, &paths.dbpath)
             .context("cannot move the restored data into place")?;
     }
+    swap_info(paths)?;
     sync_parent(&paths.dbpath);
+    Ok(())
+}
+
+/// `info` → `previous-info`, then `staged-info` → `info`, so the info beside the data
+/// directory describes what it holds. Idempotent like [`swap`].
+fn swap_info(paths: &Paths) -> Result<()> {
+    if !paths.staged_info.exists() {
+        return Ok(());
+    }
+    if paths.info.exists() && !paths.previous_info.exists() {
+        std::fs::rename(&paths.info, &paths.previous_info)
+            .context("cannot move the previous restore info aside")?;
+    }
+    std::fs::rename(&paths.staged_info, &paths.info)
+        .context("cannot move the restore info into place")
+}
+
+/// Undoes [`swap_info`] from wherever it stopped: the previous info back in place, or no
+/// info when there was none before.
+fn unswap_info(paths: &Paths) -> Result<()> {
+    if !paths.staged_info.exists() {
+        // The archive's info reached `info/`.
+        remove_any(&paths.info).context("cannot remove the rolled-back restore info")?;
+    }
+    if paths.previous_info.exists() && !paths.info.exists() {
+        std::fs::rename(&paths.previous_info, &paths.info)
+            .context("cannot put the previous restore info back")?;
+    }
     Ok(())
 }
 
@@ -558,9 +602,11 @@ async fn roll_back(member: &MemberConfig, paths: &Paths) -> Result<()> {
             std::fs::rename(&paths.previous, &paths.dbpath)
                 .context("cannot put the previous data directory back")?;
         }
+        unswap_info(paths)?;
         sync_parent(&paths.dbpath);
     }
     remove_any(&paths.staging)?;
+    remove_any(&paths.staged_info)?;
     remove_any(&paths.download)?;
     remove_any(&paths.journal)?;
     sync_parent(&paths.journal);
@@ -575,6 +621,7 @@ pub async fn commit(link: &AgentLink, member: &MemberConfig, task: &AgentTask) {
         return;
     }
     let removed = remove_any(&paths.previous)
+        .and_then(|()| remove_any(&paths.previous_info))
         .and_then(|()| remove_any(&paths.download))
         .and_then(|()| remove_any(&paths.journal));
     match removed {
@@ -706,6 +753,65 @@ mod tests {
         assert!(!paths.previous.exists());
     }
 
+    #[tokio::test]
+    async fn the_restore_info_moves_with_the_data_and_back_on_a_roll_back() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = member_at(
+            root.path(),
+            Step::Swapping,
+            [(|p| &p.dbpath, "old"), (|p| &p.staging, "new")],
+        );
+        put(&paths.info, "old info");
+        put(&paths.staged_info, "new info");
+        swap(&paths, true).unwrap();
+        assert_eq!(
+            content(&paths.info),
+            "new info",
+            "info describes the data in place"
+        );
+        assert_eq!(content(&paths.previous_info), "old info");
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        assert_eq!(
+            content(&paths.info),
+            "old info",
+            "the previous info is back"
+        );
+        assert!(!paths.previous_info.exists() && !paths.staged_info.exists());
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_first_restore_leaves_no_info_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = member_at(
+            root.path(),
+            Step::Started,
+            [(|p| &p.dbpath, "new"), (|p| &p.previous, "old")],
+        );
+        put(&paths.info, "new info");
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.dbpath), "old");
+        assert!(
+            !paths.info.exists(),
+            "no info names the rolled-back snapshot"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_roll_back_between_the_info_renames_puts_the_previous_info_back() {
+        let root = tempfile::tempdir().unwrap();
+        let (m, paths) = member_at(
+            root.path(),
+            Step::Swapping,
+            [(|p| &p.dbpath, "new"), (|p| &p.previous, "old")],
+        );
+        put(&paths.previous_info, "old info");
+        put(&paths.staged_info, "new info");
+        roll_back(&m, &paths).await.unwrap();
+        assert_eq!(content(&paths.info), "old info");
+        assert!(!paths.staged_info.exists());
+    }
+
     /// A tar.gz of `files` (name, content), gzip members split as the server's are.
     fn archive_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
@@ -766,7 +872,7 @@ mod tests {
         );
         assert!(!paths.staging.join("restoreInfo.txt").exists());
         assert_eq!(
-            std::fs::read(paths.info.join("restoreInfo.txt")).unwrap(),
+            std::fs::read(paths.staged_info.join("restoreInfo.txt")).unwrap(),
             b"info"
         );
     }

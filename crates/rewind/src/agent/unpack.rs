@@ -8,6 +8,7 @@
 
 use std::io::BufRead;
 use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, Bytes};
@@ -37,12 +38,14 @@ pub fn remove_any(path: &Path) -> std::io::Result<()> {
 
 /// Unpacks the tar.gz read from `source` into a fresh staging directory, refusing entries
 /// that would land outside it and anything but plain files and directories; moves the
-/// [`INFO_FILES`] to `info/`. Returns once every restored file and directory is on disk.
+/// [`INFO_FILES`] to `info/`. Directories get their archived modification times once
+/// everything is written into them. Returns once every restored file and directory is on
+/// disk.
 pub fn unpack(source: impl BufRead, target: &Target) -> Result<()> {
     remove_any(&target.staging)?;
     std::fs::create_dir_all(&target.staging)?;
     let (to_sync, queue) = std::sync::mpsc::channel::<PathBuf>();
-    std::thread::scope(|scope| -> Result<()> {
+    let dir_times = std::thread::scope(|scope| -> Result<Vec<(PathBuf, SystemTime)>> {
         // fsync blocks on the disk, not the CPU: done beside the unpacking, it costs
         // little; done after it (one file after the other) it took a large share of a
         // restore.
@@ -57,9 +60,9 @@ pub fn unpack(source: impl BufRead, target: &Target) -> Result<()> {
         let synced = syncer
             .join()
             .map_err(|_| anyhow!("the thread flushing restored files panicked"))?;
-        unpacked?;
+        let dir_times = unpacked?;
         synced.context("cannot flush a restored file to disk")?;
-        Ok(())
+        Ok(dir_times)
     })?;
     remove_any(&target.info)?;
     std::fs::create_dir_all(&target.info)?;
@@ -69,15 +72,24 @@ pub fn unpack(source: impl BufRead, target: &Target) -> Result<()> {
             std::fs::rename(&from, target.info.join(name))?;
         }
     }
+    // Writing into a directory sets its time to now, so the archived times go on last;
+    // setting a directory's time changes nothing of its parent's.
+    for (dir, mtime) in dir_times {
+        std::fs::File::open(&dir)
+            .and_then(|d| d.set_modified(mtime))
+            .with_context(|| format!("cannot set the time of {}", dir.display()))?;
+    }
     sync_dirs(&target.staging)?;
     Ok(())
 }
 
+/// Unpacks every entry; returns the directories the archive lists, with their times.
 fn unpack_entries(
     source: impl BufRead,
     staging: &Path,
     to_sync: &std::sync::mpsc::Sender<PathBuf>,
-) -> Result<()> {
+) -> Result<Vec<(PathBuf, SystemTime)>> {
+    let mut dir_times = Vec::new();
     let mut tar = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(source));
     tar.set_preserve_permissions(true);
     tar.set_preserve_mtime(true);
@@ -100,6 +112,13 @@ fn unpack_entries(
                 path.display()
             );
         }
+        if kind.is_dir() {
+            let mtime = entry.header().mtime().unwrap_or(0);
+            dir_times.push((
+                staging.join(&path),
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(mtime),
+            ));
+        }
         let info_file = INFO_FILES.iter().any(|name| path == Path::new(name));
         if kind.is_file() && !info_file {
             // A failed flush stops the syncer, which drops its end; its error is reported
@@ -107,7 +126,7 @@ fn unpack_entries(
             let _ = to_sync.send(staging.join(&path));
         }
     }
-    Ok(())
+    Ok(dir_times)
 }
 
 /// Flushes every directory of a tree (their entries; the files are flushed already).

@@ -1,8 +1,8 @@
-//! `rewind restore start|list|get|download`.
+//! `rewind restore start|list|get|watch|cancel|download`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{print_json, ClientArgs};
 use crate::client::{describe_error, ApiClient};
+use crate::watch::{watch, Display};
 
 /// Attempts at a download before giving up; each retry resumes with `Range`.
 const DOWNLOAD_ATTEMPTS: u32 = 5;
@@ -30,8 +31,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Subcommand, Debug)]
 pub enum RestoreCommand {
-    /// Start an HTTP restore of a snapshot, or of a moment between snapshots (a sharded
-    /// cluster yields one job per replica set).
+    /// Start a restore of a snapshot, or of a moment between snapshots (a sharded cluster
+    /// yields one job per replica set): an HTTP download, or with --target-group and
+    /// --target-cluster an automated restore applied by the target's agents.
     #[command(group(clap::ArgGroup::new("target").required(true)))]
     Start {
         #[command(flatten)]
@@ -59,6 +61,30 @@ pub enum RestoreCommand {
         /// Absolute expiry of the link (ISO-8601).
         #[arg(long)]
         expires: Option<String>,
+        /// The project of the cluster to restore into, automatically (AUTOMATED_RESTORE).
+        #[arg(long, requires = "target_cluster")]
+        target_group: Option<String>,
+        /// The cluster to restore into, automatically, by the agents of its hosts.
+        #[arg(long, requires = "target_group")]
+        target_cluster: Option<String>,
+        /// Watch the job(s) until they end, as `restore watch` does (with --json: only
+        /// the watch lines, which name each job).
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a restore job until it ends: status, each member's state, bytes, speed and
+    /// time left. Exits 0 when it finishes, 1 with the reason when it breaks or is killed.
+    Watch {
+        #[command(flatten)]
+        client: ClientArgs,
+        job: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        cluster: String,
+        /// One JSON object per line, each time the job changes.
         #[arg(long)]
         json: bool,
     },
@@ -166,9 +192,19 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
             max_downloads,
             expiration_hours,
             expires,
+            target_group,
+            target_cluster,
+            wait,
             json,
         } => {
-            let mut delivery = serde_json::json!({ "methodName": "HTTP" });
+            let mut delivery = match (target_group, target_cluster) {
+                (Some(group), Some(cluster)) => serde_json::json!({
+                    "methodName": "AUTOMATED_RESTORE",
+                    "targetGroupId": group,
+                    "targetClusterId": cluster,
+                }),
+                _ => serde_json::json!({ "methodName": "HTTP" }),
+            };
             if let Some(n) = max_downloads {
                 delivery["maxDownloads"] = n.into();
             }
@@ -197,12 +233,36 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
                     &body,
                 )
                 .await?;
-            if json {
+            if wait && json {
+                // The watch lines name each job.
+            } else if json {
                 print_json(&page)?;
             } else {
                 println!("Created restore job(s):");
                 print_jobs(&page.results);
             }
+            if wait {
+                let display = watch_display(json);
+                let mut broken = Vec::new();
+                for job in &page.results {
+                    if let Err(err) = watch(&api, &group, &cluster, &job.id, display).await {
+                        broken.push(format!("{err:#}"));
+                    }
+                }
+                if !broken.is_empty() {
+                    bail!("{}", broken.join("; "));
+                }
+            }
+        }
+        RestoreCommand::Watch {
+            client,
+            job,
+            group,
+            cluster,
+            json,
+        } => {
+            let api = client.client()?;
+            watch(&api, &group, &cluster, &job, watch_display(json)).await?;
         }
         RestoreCommand::Cancel {
             client,
@@ -281,6 +341,17 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bars on a terminal, else a line per change (JSON with `--json`).
+fn watch_display(json: bool) -> Display {
+    if json {
+        Display::Json
+    } else if std::io::stderr().is_terminal() {
+        Display::Bars
+    } else {
+        Display::Lines
+    }
 }
 
 /// Polls the job until its archive is ready; fails when the job broke or the link is gone.
@@ -426,7 +497,9 @@ async fn download(api: &ApiClient, job_path: &str, out: &Path) -> Result<PathBuf
     Ok(target)
 }
 
-/// Extracts a `.tar.gz` beside itself, into a directory named after it.
+/// Extracts a `.tar.gz` beside itself, into a directory named after it, as GNU tar would:
+/// modes kept, and each directory's modification time set once everything is written into
+/// it (the `tar` crate sets no directory times itself).
 fn extract_archive(path: &Path) -> Result<PathBuf> {
     let name = path
         .file_name()
@@ -439,8 +512,27 @@ fn extract_archive(path: &Path) -> Result<PathBuf> {
         std::io::BufReader::new(file),
     ));
     archive.set_preserve_permissions(true);
-    archive
-        .unpack(&dir)
-        .with_context(|| format!("cannot extract {}", path.display()))?;
+    let cannot = || format!("cannot extract {}", path.display());
+    let mut dir_times = Vec::new();
+    for entry in archive.entries().with_context(cannot)? {
+        let mut entry = entry.with_context(cannot)?;
+        if entry.header().entry_type().is_dir() {
+            let mtime = entry.header().mtime().unwrap_or(0);
+            let at = dir.join(entry.path().with_context(cannot)?);
+            dir_times.push((at, UNIX_EPOCH + Duration::from_secs(mtime)));
+        }
+        if !entry.unpack_in(&dir).with_context(cannot)? {
+            bail!(
+                "{}: an entry would land outside {}",
+                cannot(),
+                dir.display()
+            );
+        }
+    }
+    for (at, mtime) in dir_times {
+        std::fs::File::open(&at)
+            .and_then(|d| d.set_modified(mtime))
+            .with_context(|| format!("cannot set the time of {}", at.display()))?;
+    }
     Ok(dir)
 }

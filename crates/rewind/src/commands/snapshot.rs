@@ -65,6 +65,15 @@ pub enum SnapshotCommand {
     },
 }
 
+/// The dedup ratio as the summary line shows it: a number, or why there is none (every
+/// chunk was already stored, so nothing was uploaded to divide by).
+fn describe_dedup(ratio: Option<f64>) -> String {
+    match ratio {
+        Some(ratio) => format!("dedup ratio {ratio:.2}"),
+        None => "nothing new to upload".to_owned(),
+    }
+}
+
 fn parse_part(text: &str) -> Result<PartSource, String> {
     let (name, dir) = text.split_once('=').ok_or("expected NAME=DIR")?;
     if name.is_empty() || dir.is_empty() {
@@ -113,12 +122,12 @@ pub async fn run(cmd: SnapshotCommand) -> Result<()> {
                 print_json(&summary)?;
             } else {
                 println!(
-                    "Imported snapshot {}: {} bytes scanned, {} uploaded, {} newly stored (dedup ratio {:?})",
+                    "Imported snapshot {}: {} bytes scanned, {} uploaded, {} newly stored ({})",
                     summary.snapshot_id,
                     summary.bytes_scanned,
                     summary.bytes_uploaded,
                     summary.bytes_newly_stored,
-                    summary.dedup_ratio
+                    describe_dedup(summary.dedup_ratio)
                 );
             }
         }

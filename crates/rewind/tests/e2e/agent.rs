@@ -18,18 +18,18 @@ use crate::fixtures::*;
 use crate::support::*;
 
 /// The longest an automated restore of a few MiB may take from creation to its end.
-const RESTORE_WITHIN: Duration = Duration::from_secs(90);
+pub(crate) const RESTORE_WITHIN: Duration = Duration::from_secs(90);
 
 /// One target member on this "host": its data directory and the files its scripts touch.
-struct Member {
-    name: String,
-    dbpath: PathBuf,
+pub(crate) struct Member {
+    pub(crate) name: String,
+    pub(crate) dbpath: PathBuf,
     /// Written `started`/`stopped` by the start and stop commands.
-    state_file: PathBuf,
+    pub(crate) state_file: PathBuf,
 }
 
 impl Member {
-    fn new(root: &Path, name: &str, old_seed: u64) -> Member {
+    pub(crate) fn new(root: &Path, name: &str, old_seed: u64) -> Member {
         let dbpath = root.join(name).join("db");
         std::fs::create_dir_all(&dbpath).unwrap();
         generate(&dbpath, 200_000, old_seed);
@@ -40,21 +40,21 @@ impl Member {
         }
     }
 
-    fn beside(&self, suffix: &str) -> PathBuf {
+    pub(crate) fn beside(&self, suffix: &str) -> PathBuf {
         self.dbpath.with_file_name(format!("db.rewind-{suffix}"))
     }
 
-    fn stop_command(&self) -> String {
+    pub(crate) fn stop_command(&self) -> String {
         format!("echo stopped > '{}'", self.state_file.display())
     }
 
-    fn start_command(&self) -> String {
+    pub(crate) fn start_command(&self) -> String {
         format!("echo started > '{}'", self.state_file.display())
     }
 }
 
 /// A running `rewind agent` with its config and log; killed when dropped.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     config: PathBuf,
     log: PathBuf,
@@ -101,18 +101,18 @@ impl Drop for Agent {
 }
 
 /// The target side of a test: a registered target cluster and where its agents live.
-struct Target {
-    group: String,
-    cluster: String,
+pub(crate) struct Target {
+    pub(crate) group: String,
+    pub(crate) cluster: String,
     public_key: String,
     private_key: String,
-    root: tempfile::TempDir,
+    pub(crate) root: tempfile::TempDir,
 }
 
 impl Target {
     /// Registers a target cluster (`shards: None` for a replica set) with a project key
     /// holding `GROUP_BACKUP_ADMIN`, as an operator would give each agent.
-    async fn register(server: &TestServer, name: &str, shards: Option<u32>) -> Target {
+    pub(crate) async fn register(server: &TestServer, name: &str, shards: Option<u32>) -> Target {
         let client = server.client();
         let group = server.boot.group_id.clone();
         let mut body = json!({ "clusterName": name });
@@ -138,7 +138,7 @@ impl Target {
     }
 
     /// Writes an agent config for `members` of `replica_set` and starts the agent.
-    fn agent(
+    pub(crate) fn agent(
         &self,
         server_url: &str,
         replica_set: &str,
@@ -164,7 +164,7 @@ impl Target {
         Agent::spawn(config, self.root.path().join(format!("{id}.log")))
     }
 
-    fn cluster_path(&self) -> String {
+    pub(crate) fn cluster_path(&self) -> String {
         format!("{API}/groups/{}/clusters/{}", self.group, self.cluster)
     }
 }
@@ -185,7 +185,7 @@ fn seed_automated_body(target_group: &str, target_cluster: &str, snapshot: &str)
     .replace("{SNAPSHOT-ID}", snapshot)
 }
 
-async fn create_automated(
+pub(crate) async fn create_automated(
     server: &TestServer,
     jobs_path: &str,
     target: &Target,
@@ -214,7 +214,7 @@ async fn create_automated(
 }
 
 /// Polls a job until it leaves IN_PROGRESS; returns it.
-async fn wait_until_ended(server: &TestServer, jobs_path: &str, id: &str) -> Value {
+pub(crate) async fn wait_until_ended(server: &TestServer, jobs_path: &str, id: &str) -> Value {
     let deadline = Instant::now() + RESTORE_WITHIN;
     let client = server.client();
     loop {
@@ -231,7 +231,7 @@ async fn wait_until_ended(server: &TestServer, jobs_path: &str, id: &str) -> Val
 }
 
 /// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + RESTORE_WITHIN;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -260,7 +260,7 @@ fn assert_member_restored(member: &Member, source: &Path) {
     );
 }
 
-fn no_restore_leftovers(member: &Member) -> bool {
+pub(crate) fn no_restore_leftovers(member: &Member) -> bool {
     ["previous", "journal.json", "staging", "download.tar.gz"]
         .iter()
         .all(|s| !member.beside(s).exists())
@@ -404,7 +404,7 @@ async fn an_automated_oplog_restore_leaves_the_oplog_to_replay_beside_each_membe
 
 /// Waits until the agents' heartbeats show on the target cluster (and the three members
 /// are registered: each agent heartbeats before it polls).
-async fn eventually_heartbeat(client: &rewind_cli::client::ApiClient, target: &Target) {
+pub(crate) async fn eventually_heartbeat(client: &rewind_cli::client::ApiClient, target: &Target) {
     let deadline = Instant::now() + RESTORE_WITHIN;
     loop {
         let cluster = get(client, &target.cluster_path()).await.json();
@@ -527,14 +527,14 @@ async fn an_automated_restore_with_no_agent_breaks_after_the_agent_timeout() {
 /// A loopback TCP proxy in front of the server: forwards every connection; download
 /// connections (`GET /backup/…`) can be slowed down and have one byte flipped once.
 #[derive(Clone)]
-struct Proxy {
+pub(crate) struct Proxy {
     port: u16,
     upstream: Arc<Mutex<String>>,
     /// Response byte (counted from the start of a download connection) to flip, once.
     flip_at: Arc<AtomicU64>,
     flipped: Arc<AtomicBool>,
     /// Pause after each forwarded download piece of at most 16 KiB.
-    slow: Arc<AtomicBool>,
+    pub(crate) slow: Arc<AtomicBool>,
     ranged_requests: Arc<AtomicU64>,
 }
 
@@ -617,7 +617,7 @@ impl Proxy {
 }
 
 /// A server whose public URL is a proxy, so the agents' downloads pass through it.
-async fn proxied_replica_set(bytes: u64, seed: u64) -> (ImportedReplicaSet, Proxy) {
+pub(crate) async fn proxied_replica_set(bytes: u64, seed: u64) -> (ImportedReplicaSet, Proxy) {
     let proxy = Proxy::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

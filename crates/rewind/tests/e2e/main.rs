@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `rewind` binary on a real socket, driven by real HTTP clients.
 
 mod agent;
+mod archive_fidelity;
 mod auth;
 mod checkpoints;
 mod curl;
@@ -18,3 +19,4 @@ mod restore_validation;
 mod snapshots;
 mod storage;
 mod support;
+mod watch;

@@ -15,6 +15,7 @@ use rewind_api_types::agent::{AgentHello, TaskAction};
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, JobId};
 use crate::meta::agents::{MemberState, MemberUpdate, RestoreMemberRecord};
+use crate::meta::restore::PreparationProgress;
 use crate::model::{
     ClusterRecord, DeliveryMethod, DeliveryStatus, JobStatus, RestoreJobRecord, UnixSeconds,
 };
@@ -29,6 +30,43 @@ const POLL_RECHECK: Duration = Duration::from_millis(500);
 const MAX_NAME_BYTES: usize = 256;
 /// Most members one agent may serve.
 const MAX_MEMBERS_PER_AGENT: usize = 16;
+
+/// Where a restore job stands, as operators watch it.
+#[derive(Debug, Clone)]
+pub struct RestoreProgress {
+    pub job: RestoreJobRecord,
+    /// The members of an automated restore (none for HTTP delivery), in name order.
+    pub members: Vec<RestoreMemberRecord>,
+    /// Archive bytes read and verified by preparation.
+    pub prepared_bytes: u64,
+    /// The archive's size: exact once prepared, as laid out while it is being prepared,
+    /// unknown before.
+    pub expected_bytes: Option<u64>,
+    /// Archive bytes the members' agents downloaded, in all; none for HTTP delivery, whose
+    /// downloads the server accounts only when each ends.
+    pub delivered_bytes: Option<u64>,
+}
+
+impl RestoreProgress {
+    fn of(
+        job: RestoreJobRecord,
+        members: Vec<RestoreMemberRecord>,
+        recorded: PreparationProgress,
+    ) -> RestoreProgress {
+        // A prepared archive was read to its end, whatever the last figure recorded.
+        let prepared_bytes = job.archive_bytes.unwrap_or(recorded.prepared_bytes);
+        let expected_bytes = job.archive_bytes.or(recorded.planned_bytes);
+        let delivered_bytes = matches!(job.method, DeliveryMethod::Automated { .. })
+            .then(|| members.iter().map(|m| m.progress_bytes).sum());
+        RestoreProgress {
+            job,
+            members,
+            prepared_bytes,
+            expected_bytes,
+            delivered_bytes,
+        }
+    }
+}
 
 /// One task for an agent: the job, the member, and what to do.
 #[derive(Debug, Clone)]
@@ -475,18 +513,24 @@ impl Services {
         Ok(broken)
     }
 
-    /// The members of an automated restore job and where each stands, for operators.
-    pub async fn restore_members(
+    /// Where a restore job stands, for operators watching it: its preparation, and the
+    /// members of an automated restore with what their agents have downloaded.
+    pub async fn restore_progress(
         &self,
         principal: &Principal,
         group: GroupId,
         cluster: ClusterId,
         id: JobId,
-    ) -> DomainResult<Vec<RestoreMemberRecord>> {
+    ) -> DomainResult<RestoreProgress> {
         let job = self.get_restore(principal, group, cluster, id).await?;
-        Ok(self.meta.job_members(job.id).await?)
+        let members = self.meta.job_members(job.id).await?;
+        let recorded = self
+            .meta
+            .preparation_progress(job.id)
+            .await?
+            .unwrap_or_default();
+        Ok(RestoreProgress::of(job, members, recorded))
     }
-
     /// Cancels a restore job (and the rest of its batch): KILLED. Agents roll back the
     /// members they applied. A job that already ended cannot be cancelled.
     pub async fn cancel_restore(

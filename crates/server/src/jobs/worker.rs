@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 
 use super::{sleep_or_shutdown, Shutdown};
+use crate::domain::restore::preparation::{PreparationMeter, PROGRESS_RECORD_INTERVAL};
 use crate::domain::{DomainError, Services};
 use crate::ids::JobId;
 use crate::meta::restore::{ClaimedJob, JobLease};
@@ -69,10 +70,14 @@ impl RestoreWorker {
             return Ok(false);
         }
         let held = Mutex::new(jobs.iter().map(ClaimedJob::lease).collect::<HashSet<_>>());
-        let mut prepared = futures::stream::iter(jobs)
-            .filter(|claimed| std::future::ready(is_held(&held, &claimed.lease())))
-            .map(|claimed| async move {
-                let result = self.services.prepare_archive(&claimed.job).await;
+        let meters: Vec<(JobId, Arc<PreparationMeter>)> = jobs
+            .iter()
+            .map(|claimed| (claimed.job.id, Arc::default()))
+            .collect();
+        let mut prepared = futures::stream::iter(jobs.into_iter().zip(meters.clone()))
+            .filter(|(claimed, _)| std::future::ready(is_held(&held, &claimed.lease())))
+            .map(|(claimed, (_, meter))| async move {
+                let result = self.services.prepare_archive(&claimed.job, &meter).await;
                 (claimed, result)
             })
             .buffer_unordered(PREPARED_AT_ONCE);
@@ -94,8 +99,19 @@ impl RestoreWorker {
         tokio::select! {
             result = work => result?,
             () = self.keep_leases(&held) => tracing::warn!("stopped a batch of restore jobs whose leases could not be renewed; they will be prepared again"),
+            () = self.record_progress(&meters) => {}
         }
         Ok(true)
+    }
+
+    /// Writes out how far the batch's preparations got, until dropped.
+    async fn record_progress(&self, meters: &[(JobId, Arc<PreparationMeter>)]) {
+        loop {
+            self.services
+                .record_preparation_progress(&self.name, meters)
+                .await;
+            tokio::time::sleep(PROGRESS_RECORD_INTERVAL).await;
+        }
     }
 
     /// Renews the leases still `held` until dropped, forgetting those the store refused.

@@ -63,6 +63,20 @@ pub trait RestoreMeta: Send + Sync + 'static {
         outcomes: &[(JobLease, PreparedOutcome)],
     ) -> MetaResult<Vec<bool>>;
 
+    /// Records how far `worker`'s preparation of `id` got: `prepared` bytes of an archive
+    /// laid out as `planned` bytes. `false` (and nothing written) when `worker` does not
+    /// hold the job's lease, so a worker that lost it never overwrites its successor's.
+    async fn record_preparation_progress(
+        &self,
+        id: JobId,
+        worker: &str,
+        prepared: u64,
+        planned: u64,
+    ) -> MetaResult<bool>;
+    /// The preparation figures last recorded for `id` (zero and none before any);
+    /// `None` when there is no such job.
+    async fn preparation_progress(&self, id: JobId) -> MetaResult<Option<PreparationProgress>>;
+
     /// Replaces a job's download accounting with `next` if it still equals `expected`;
     /// `false` when it had changed (another transfer moved it first) or the job is gone.
     /// The one write of every download decision, so concurrent transfers on any node
@@ -131,4 +145,12 @@ pub struct PreparedOutcome {
     pub expires: Option<UnixSeconds>,
     pub finished_at: Option<UnixSeconds>,
     pub failure: Option<String>,
+}
+
+/// How far the preparation of a job's archive got, as its worker last recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PreparationProgress {
+    pub prepared_bytes: u64,
+    /// The archive's size as laid out when preparation began.
+    pub planned_bytes: Option<u64>,
 }

@@ -12,7 +12,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
 use super::agents::{MemberState, RestoreMemberRecord};
 use super::oplog::CollectableSlice;
-use super::restore::ClaimedJob;
+use super::restore::{ClaimedJob, PreparationProgress};
 use super::{LeaseToken, MetaError, MetaResult};
 use crate::blocks::{ChunkId, PackId, Placement};
 use crate::ids::SnapshotId;
@@ -440,6 +440,13 @@ pub(crate) fn claimed_jobs_from_rows<R: Columns>(rows: &[R]) -> MetaResult<Vec<C
         .collect::<MetaResult<Vec<_>>>()?;
     jobs.sort_by_key(|claimed| (claimed.job.created, claimed.job.id.to_hex()));
     Ok(jobs)
+}
+
+pub(crate) fn preparation_from_row(row: &impl Columns) -> MetaResult<PreparationProgress> {
+    Ok(PreparationProgress {
+        prepared_bytes: row.count("prepared_bytes")?,
+        planned_bytes: row.opt_bytes("planned_bytes")?,
+    })
 }
 
 /// One value of a new row, bound alike by every backend.

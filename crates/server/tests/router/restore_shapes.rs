@@ -311,3 +311,94 @@ async fn sharded_shapes_follow_the_go_client_fixtures() {
     assert_eq!(created.status, StatusCode::OK, "{}", created.text());
     settings().bind(|| assert_json_snapshot!("sharded_restore_jobs_created", body(&created)));
 }
+
+#[tokio::test]
+async fn restore_progress_shapes_show_bytes_per_job_and_member() {
+    let app = App::new().await;
+    let cluster = replica_set(&app, "rs0").await;
+    let target = replica_set(&app, "rs1").await;
+    let snapshot = snapshot(&app, &cluster).await;
+    let group = app.boot.group_id.clone();
+    let jobs = format!("{API}/groups/{group}/clusters/{cluster}/restoreJobs");
+    let http = app
+        .post(
+            &jobs,
+            &json!({"delivery": {"methodName": "HTTP"}, "snapshotId": snapshot}),
+        )
+        .await;
+    let automated = app
+        .post(
+            &jobs,
+            &json!({
+                "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": group, "targetClusterId": target},
+                "snapshotId": snapshot
+            }),
+        )
+        .await;
+    assert_eq!(automated.status, StatusCode::OK, "{}", automated.text());
+    let id_of = |reply: &Reply| {
+        reply.json()["results"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (http, automated) = (id_of(&http), id_of(&automated));
+    let progress =
+        |job: &str| format!("{REWIND}/groups/{group}/clusters/{cluster}/restoreJobs/{job}/members");
+    let waiting = app.get(&progress(&automated)).await;
+    assert_eq!(waiting.status, StatusCode::OK, "{}", waiting.text());
+    let worker = RestoreWorker::new(
+        app.services.clone(),
+        "test-worker".into(),
+        rewind_server::jobs::DEFAULT_LEASE,
+    );
+    assert!(
+        worker.run_once().await.unwrap(),
+        "the worker prepares both jobs"
+    );
+    let agents = format!("{REWIND}/groups/{group}/clusters/{target}/agents");
+    let hello = json!({"agentId": "host0", "members": ["node0:27017"], "replicaSetName": "rs1"});
+    let mut work = hello.clone();
+    work["waitSecs"] = 0.into();
+    let tasks = app.post(&format!("{agents}/work"), &work).await;
+    assert_eq!(tasks.status, StatusCode::OK, "{}", tasks.text());
+    assert_eq!(
+        tasks.json()["tasks"][0]["action"],
+        "APPLY",
+        "{}",
+        tasks.text()
+    );
+    let report = json!({
+        "agentId": "host0", "jobId": automated, "memberName": "node0:27017",
+        "progressBytes": 1000, "state": "APPLYING"
+    });
+    let reported = app.post(&format!("{agents}/reports"), &report).await;
+    assert_eq!(reported.status, StatusCode::OK, "{}", reported.text());
+    let mut settings = settings();
+    settings.add_redaction(".**.updated", "[date]");
+    settings.add_redaction(".jobId", "[jobId]");
+    // The archive's size moves with the compressed ids in its restoreInfo.txt; a zero
+    // (nothing prepared yet) stays.
+    for field in ["bytesExpected", "bytesPrepared"] {
+        settings.add_redaction(
+            &format!(".**.{field}"),
+            dynamic_redaction(move |value: Content, _| match value.as_u64() {
+                Some(0) => value,
+                Some(_) => Content::from("[bytes]"),
+                None => panic!("{field} is a number: {value:?}"),
+            }),
+        );
+    }
+    let prepared = app.get(&progress(&http)).await;
+    let applying = app.get(&progress(&automated)).await;
+    for reply in [&prepared, &applying] {
+        let shown = reply.json();
+        assert_eq!(shown["bytesPrepared"], shown["bytesExpected"], "{shown}");
+        assert!(shown["bytesExpected"].as_u64().is_some_and(|b| b > 0));
+    }
+    settings.bind(|| {
+        assert_json_snapshot!("restore_progress_waiting", body(&waiting));
+        assert_json_snapshot!("restore_progress_http", body(&prepared));
+        assert_json_snapshot!("restore_progress_automated", body(&applying));
+    });
+}

@@ -16,14 +16,14 @@
 //! re-cut them, are copied into an inline member when the plan is built. Which slices are
 //! sent whole therefore never changes for a job, and neither do its bytes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::blocks::{gzip, BlockError, BlockStore, ChunkId, ChunkLocation, ObjectKey, Placement};
-use crate::domain::snapshots::manifest::{StoredChunkRef, StoredManifest};
+use crate::domain::snapshots::manifest::{StoredChunkRef, StoredFile, StoredManifest};
 use crate::domain::{DomainError, DomainResult};
 use crate::model::OplogTs;
 use crate::oplog::OplogSlice;
@@ -34,7 +34,8 @@ const TAR_BLOCK: usize = 512;
 const SEGMENTS_PER_WINDOW: usize = 64;
 /// Windows read ahead of the one being sent.
 const WINDOWS_IN_FLIGHT: usize = 2;
-/// Mode of directories and of `restoreInfo.txt` in the archive.
+/// Mode of the directories a manifest implies without recording them, and of
+/// `restoreInfo.txt`.
 const DIR_MODE: u32 = 0o755;
 const INFO_MODE: u32 = 0o644;
 /// Name of the metadata file every archive carries.
@@ -137,6 +138,46 @@ pub fn tar_header(
     Ok(out)
 }
 
+/// One entry of a part's tree, as the archive lists it.
+enum Entry<'a> {
+    Dir {
+        path: &'a str,
+        mode: u32,
+        mtime: i64,
+    },
+    File(&'a StoredFile),
+}
+
+/// The directories and files of `manifest` in path order, a directory always before its
+/// contents (a path sorts before every path it prefixes). Directories the manifest does not
+/// record but its files imply (manifests stored before directories were recorded) get
+/// [`DIR_MODE`] and `implied_mtime`, the snapshot's time, rather than 1970.
+fn entries(manifest: &StoredManifest, implied_mtime: i64) -> Vec<Entry<'_>> {
+    let mut tree: BTreeMap<&str, Entry<'_>> = BTreeMap::new();
+    for dir in &manifest.dirs {
+        tree.insert(
+            &dir.path,
+            Entry::Dir {
+                path: &dir.path,
+                mode: dir.mode,
+                mtime: dir.mtime,
+            },
+        );
+    }
+    for file in &manifest.files {
+        for end in file.path.match_indices('/').map(|(i, _)| i) {
+            let dir = &file.path[..end];
+            tree.entry(dir).or_insert(Entry::Dir {
+                path: dir,
+                mode: DIR_MODE,
+                mtime: implied_mtime,
+            });
+        }
+        tree.insert(&file.path, Entry::File(file));
+    }
+    tree.into_values().collect()
+}
+
 fn padding(size: u64) -> usize {
     (TAR_BLOCK - (size % TAR_BLOCK as u64) as usize) % TAR_BLOCK
 }
@@ -191,7 +232,9 @@ impl PlanBuilder {
 }
 
 impl ArchivePlan {
-    /// Lays out the archive of one part: its directories and files in path order, then
+    /// Lays out the archive of one part: its directories and files in path order (every
+    /// directory before what it holds; extractors set a directory's time after writing
+    /// into it, as GNU tar and the agent do), then
     /// `oplog.bson` when `oplog` is given, then `restoreInfo.txt`, then tar's two zero
     /// blocks. `placements` says where each chunk is stored (looked up in the index once per
     /// plan); a chunk it lacks is read as missing.
@@ -206,24 +249,24 @@ impl ArchivePlan {
             segments: Vec::new(),
             pending: Vec::new(),
         };
-        let mut emitted_dirs: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        for file in &manifest.files {
-            for end in file.path.match_indices('/').map(|(i, _)| i) {
-                let dir = &file.path[..end];
-                if emitted_dirs.insert(dir) {
-                    b.header(&format!("{dir}/"), 0, DIR_MODE, 0, true)?;
+        for entry in entries(manifest, info_mtime) {
+            match entry {
+                Entry::Dir { path, mode, mtime } => {
+                    b.header(&format!("{path}/"), 0, mode, mtime, true)?;
+                }
+                Entry::File(file) => {
+                    b.header(&file.path, file.size, file.mode, file.mtime, false)?;
+                    if !file.chunks.is_empty() {
+                        b.flush();
+                        b.segments.extend(
+                            file.chunks
+                                .iter()
+                                .map(|c| Segment::Chunk(*c, placements.get(&c.id()).copied())),
+                        );
+                    }
+                    b.pending.resize(b.pending.len() + padding(file.size), 0);
                 }
             }
-            b.header(&file.path, file.size, file.mode, file.mtime, false)?;
-            if !file.chunks.is_empty() {
-                b.flush();
-                b.segments.extend(
-                    file.chunks
-                        .iter()
-                        .map(|c| Segment::Chunk(*c, placements.get(&c.id()).copied())),
-                );
-            }
-            b.pending.resize(b.pending.len() + padding(file.size), 0);
         }
         if let Some(pieces) = oplog {
             b.oplog(pieces, info_mtime)?;
@@ -421,7 +464,7 @@ mod tests {
 
     use super::*;
     use crate::blocks::{encode_chunk, ObjectBlockStore, PackBuilder};
-    use crate::domain::snapshots::manifest::{StoredChunkRef, StoredFile};
+    use crate::domain::snapshots::manifest::{StoredChunkRef, StoredDir};
 
     /// Stores `content` as one pack of 40,000-byte chunks, noting where each chunk lies.
     async fn store_file(
@@ -478,6 +521,7 @@ mod tests {
         let text = b"{\"_id\": 1, \"name\": \"x\"} ".repeat(5000);
         let mut placements = HashMap::new();
         let manifest = StoredManifest {
+            dirs: vec![],
             files: vec![
                 store_file(
                     blocks.as_ref(),
@@ -548,11 +592,74 @@ mod tests {
         let file = store_file(blocks.as_ref(), &mut placements, "a.wt", &content).await;
         let unplaced = file.chunks[1].id();
         placements.remove(&unplaced);
-        let manifest = StoredManifest { files: vec![file] };
+        let manifest = StoredManifest {
+            dirs: vec![],
+            files: vec![file],
+        };
         let plan = Arc::new(ArchivePlan::build(&manifest, &placements, None, "info", 0).unwrap());
         let end = plan.len();
         let read: Result<Vec<Bytes>, BlockError> = plan.stream(blocks, 0, end).try_collect().await;
         assert!(matches!(read, Err(BlockError::NotFound(id)) if id == unplaced));
+    }
+
+    #[tokio::test]
+    async fn recorded_directories_come_with_their_mode_and_time_before_their_contents() {
+        let blocks: Arc<dyn BlockStore> = Arc::new(ObjectBlockStore::new(Arc::new(
+            object_store::memory::InMemory::new(),
+        )));
+        let mut placements = HashMap::new();
+        let dir = |path: &str, mode, mtime| StoredDir {
+            path: path.into(),
+            mode,
+            mtime,
+        };
+        let manifest = StoredManifest {
+            dirs: vec![
+                dir("diagnostic.data", 0o700, 1_600_000_001),
+                dir("db", 0o750, 1_600_000_002),
+                dir("db/nested/deeper", 0o755, 1_600_000_003),
+            ],
+            files: vec![
+                store_file(blocks.as_ref(), &mut placements, "db/a-b.wt", b"x").await,
+                store_file(blocks.as_ref(), &mut placements, "db/nested/f.wt", b"yz").await,
+            ],
+        };
+        let plan = Arc::new(
+            ArchivePlan::build(&manifest, &placements, None, "info", 1_700_000_009).unwrap(),
+        );
+        let whole = collect(plan.clone(), blocks, 0, plan.len()).await;
+        let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&whole[..]));
+        let listed: Vec<(String, bool, u32, u64)> = tar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.entry_type().is_dir(),
+                    h.mode().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("db/", true, 0o750, 1_600_000_002),
+            ("db/a-b.wt", false, 0o600, 1_700_000_000),
+            ("db/nested/", true, DIR_MODE, 1_700_000_009),
+            ("db/nested/deeper/", true, 0o755, 1_600_000_003),
+            ("db/nested/f.wt", false, 0o600, 1_700_000_000),
+            ("diagnostic.data/", true, 0o700, 1_600_000_001),
+            (RESTORE_INFO_FILE, false, INFO_MODE, 1_700_000_009),
+        ];
+        let expected: Vec<(String, bool, u32, u64)> = expected
+            .iter()
+            .map(|(p, d, m, t)| (p.to_string(), *d, *m, *t))
+            .collect();
+        assert_eq!(
+            listed, expected,
+            "an implied directory takes the snapshot's time"
+        );
     }
 
     #[test]

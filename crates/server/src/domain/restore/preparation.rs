@@ -10,6 +10,8 @@
 //! Jobs are leased, not locked: a worker that dies leaves a lease that runs out, and the
 //! job is claimed again. Preparation only reads, so running it twice is harmless.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,6 +25,9 @@ use crate::model::{DeliveryMethod, DeliveryStatus, JobStatus, RestoreJobRecord};
 
 /// Attempts after which a job that keeps failing for passing reasons is declared BROKEN.
 pub const MAX_PREPARATION_ATTEMPTS: u32 = 5;
+/// How often a preparation records how far it got: often enough for a live view, rarely
+/// enough that a store with one write lock does not notice.
+pub const PROGRESS_RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A prepared archive's size and SHA-1 (hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +49,17 @@ impl From<DomainError> for PreparationError {
     fn from(err: DomainError) -> Self {
         PreparationError::Passing(err)
     }
+}
+
+/// How far one preparation got: set by [`Services::prepare_archive`], written out by
+/// [`Services::record_preparation_progress`].
+#[derive(Debug, Default)]
+pub struct PreparationMeter {
+    prepared: AtomicU64,
+    /// The archive's size once laid out (0 before).
+    planned: AtomicU64,
+    /// `prepared + 1` as last written (0: never).
+    recorded: AtomicU64,
 }
 
 /// One job's preparation, as the worker hands it back.
@@ -78,12 +94,16 @@ impl Services {
     }
 
     /// Reads the whole archive of `job` once: every chunk verified, size and SHA-1 computed.
+    /// Counts how far it got on `meter`, which [`Services::record_preparation_progress`]
+    /// writes out beside it.
     pub async fn prepare_archive(
         &self,
         job: &RestoreJobRecord,
+        meter: &PreparationMeter,
     ) -> Result<PreparedArchive, PreparationError> {
         let plan = self.archive_plan(job).await?;
         let expected = plan.len();
+        meter.planned.store(expected, Ordering::Relaxed);
         let mut stream = plan.stream(self.blocks.clone(), 0, expected);
         let mut hasher = Sha1::new();
         let mut bytes = 0u64;
@@ -92,6 +112,7 @@ impl Services {
                 Ok(data) => {
                     bytes += data.len() as u64;
                     hasher.update(&data);
+                    meter.prepared.store(bytes, Ordering::Relaxed);
                 }
                 Err(err @ (BlockError::NotFound(_) | BlockError::Corrupt { .. })) => {
                     return Err(PreparationError::Damaged(format!(
@@ -114,6 +135,35 @@ impl Services {
             bytes,
             sha1: hex::encode(hasher.finalize()),
         })
+    }
+
+    /// Writes out the meters of `worker`'s preparations that moved since their last
+    /// record. Figures are advisory: a failure is logged and the preparations go on (a
+    /// lost lease stops them through the worker's renewals, and writes nothing here).
+    ///
+    /// Run beside the preparations, not inside them: a preparation's future waits, not
+    /// polled, while the worker records another's outcome, and must not hold a store
+    /// connection meanwhile.
+    pub async fn record_preparation_progress(
+        &self,
+        worker: &str,
+        meters: &[(JobId, Arc<PreparationMeter>)],
+    ) {
+        for (id, meter) in meters {
+            let planned = meter.planned.load(Ordering::Relaxed);
+            let prepared = meter.prepared.load(Ordering::Relaxed);
+            if planned == 0 || meter.recorded.swap(prepared + 1, Ordering::Relaxed) == prepared + 1
+            {
+                continue;
+            }
+            let recorded = self
+                .meta
+                .record_preparation_progress(*id, worker, prepared, planned)
+                .await;
+            if let Err(err) = recorded {
+                tracing::warn!(job.id = %id, error = %err, "could not record preparation progress");
+            }
+        }
     }
 
     /// Records the outcomes of prepared jobs in one write, each conditional on its claim's

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
-use rewind_api_types::{ManifestFile, PartManifest};
+use rewind_api_types::{ManifestDirectory, ManifestFile, PartManifest};
 use serde::{Deserialize, Serialize};
 
 use super::{invalid, parse_chunk_hex};
@@ -16,7 +16,7 @@ use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::meta::snapshots::PartCommit;
 use crate::model::{ChunkInfo, PartStats, SnapshotPartRecord, SnapshotRecord};
 
-/// Most files one part manifest may list.
+/// Most files one part manifest may list (and, apart, most directories).
 pub const MAX_FILES_PER_PART: usize = 1_000_000;
 /// Longest relative path accepted in a manifest, in bytes.
 pub const MAX_PATH_BYTES: usize = 4096;
@@ -25,7 +25,18 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// stored, so a restore can size and lay out the archive without touching the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredManifest {
+    /// The part's directories, in path order. Manifests stored before directories were
+    /// recorded have none: their archives imply directories from the files' paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<StoredDir>,
     pub files: Vec<StoredFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDir {
+    pub path: String,
+    pub mode: u32,
+    pub mtime: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,7 +236,13 @@ impl Services {
                 format!("A part may list at most {MAX_FILES_PER_PART} files."),
             ));
         }
-        check_paths(&manifest.files)?;
+        if manifest.directories.len() > MAX_FILES_PER_PART {
+            return Err(invalid(
+                "directories",
+                format!("A part may list at most {MAX_FILES_PER_PART} directories."),
+            ));
+        }
+        check_paths(&manifest.files, &manifest.directories)?;
         let mut distinct = BTreeSet::new();
         for file in &manifest.files {
             let mut total = 0u64;
@@ -297,7 +314,17 @@ impl Services {
         }
         stats.storage_size_bytes = known.values().map(|c| u64::from(c.stored_bytes)).sum();
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((StoredManifest { files }, stats, distinct))
+        let mut dirs: Vec<StoredDir> = manifest
+            .directories
+            .into_iter()
+            .map(|d| StoredDir {
+                path: d.path,
+                mode: d.mode & 0o7777,
+                mtime: d.mtime,
+            })
+            .collect();
+        dirs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((StoredManifest { dirs, files }, stats, distinct))
     }
 
     /// Removes the manifest a commit wrote before losing a race to another commit of the
@@ -361,8 +388,9 @@ fn unknown_chunk(id: &ChunkId) -> DomainError {
     )
 }
 
-/// Refuses unsafe paths, duplicates, and a file that is also another file's directory.
-fn check_paths(files: &[ManifestFile]) -> DomainResult<()> {
+/// Refuses unsafe paths, duplicates (a directory listed as a file too, among them), and
+/// a file that is also the directory of another file or of a listed directory.
+fn check_paths(files: &[ManifestFile], dirs: &[ManifestDirectory]) -> DomainResult<()> {
     let mut seen = HashSet::with_capacity(files.len());
     for file in files {
         validate_path(&file.path)?;
@@ -373,8 +401,30 @@ fn check_paths(files: &[ManifestFile]) -> DomainResult<()> {
             ));
         }
     }
-    for file in files {
-        let mut prefix = file.path.as_str();
+    let mut seen_dirs = HashSet::with_capacity(dirs.len());
+    for dir in dirs {
+        validate_path(&dir.path).map_err(|_| {
+            invalid(
+                "directories.path",
+                format!(
+                    "Invalid attribute directories.path specified: {:?} is not a safe relative path.",
+                    dir.path
+                ),
+            )
+        })?;
+        if seen.contains(dir.path.as_str()) || !seen_dirs.insert(dir.path.as_str()) {
+            return Err(invalid(
+                "directories.path",
+                format!("Directory {:?} is listed twice.", dir.path),
+            ));
+        }
+    }
+    let paths = files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(dirs.iter().map(|d| d.path.as_str()));
+    for path in paths {
+        let mut prefix = path;
         while let Some((dir, _)) = prefix.rsplit_once('/') {
             if seen.contains(dir) {
                 return Err(invalid(
@@ -424,9 +474,35 @@ mod tests {
             path: p.into(),
             size: 0,
         };
-        assert!(check_paths(&[file("a"), file("a/b")]).is_err());
-        assert!(check_paths(&[file("a/b"), file("a/c")]).is_ok());
-        assert!(check_paths(&[file("a"), file("a")]).is_err());
+        let dir = |p: &str| ManifestDirectory {
+            mode: 0o755,
+            mtime: 0,
+            path: p.into(),
+        };
+        assert!(check_paths(&[file("a"), file("a/b")], &[]).is_err());
+        assert!(check_paths(&[file("a/b"), file("a/c")], &[]).is_ok());
+        assert!(check_paths(&[file("a"), file("a")], &[]).is_err());
+        assert!(check_paths(&[file("a/b")], &[dir("a"), dir("a/c"), dir("d")]).is_ok());
+        assert!(check_paths(&[file("a")], &[dir("a")]).is_err(), "both");
+        assert!(
+            check_paths(&[file("a")], &[dir("a/c")]).is_err(),
+            "under a file"
+        );
+        assert!(check_paths(&[], &[dir("d"), dir("d")]).is_err(), "twice");
+        assert!(check_paths(&[], &[dir("d/")]).is_err(), "trailing slash");
+    }
+
+    #[test]
+    fn manifests_stored_before_directories_were_recorded_still_read() {
+        let old = r#"{"files":[{"path":"journal/WiredTigerLog.1","size":0,"mode":420,"mtime":7,"chunks":[]}]}"#;
+        let manifest: StoredManifest = serde_json::from_str(old).expect("an old manifest reads");
+        assert!(manifest.dirs.is_empty());
+        assert_eq!(manifest.files[0].mtime, 7);
+        let again = serde_json::to_string(&manifest).unwrap();
+        assert!(
+            !again.contains("dirs"),
+            "a manifest without directories keeps its old form"
+        );
     }
 
     #[test]

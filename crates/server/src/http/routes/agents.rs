@@ -10,8 +10,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use rewind_api_types::agent::{
-    AgentHello, AgentTask, HeartbeatAck, MemberReport, MemberStatus, ReportAck, WorkRequest,
-    WorkResponse,
+    AgentHello, AgentTask, HeartbeatAck, MemberReport, MemberStatus, ReportAck, RestoreProgress,
+    WorkRequest, WorkResponse,
 };
 use rewind_api_types::iso_seconds::format_iso;
 use serde::de::DeserializeOwned;
@@ -140,21 +140,25 @@ async fn cancel(
     ))
 }
 
-/// `GET …/restoreJobs/{JOB}/members`: the members of an automated restore and their state,
-/// with `{G}`/`{C}` the job's own project and cluster, as for `cancel`.
+/// `GET …/restoreJobs/{JOB}/members`: where a restore job stands (its preparation, and the
+/// members of an automated restore with their state and bytes), with `{G}`/`{C}` the job's
+/// own project and cluster, as for `cancel`.
 async fn members(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath((group, cluster, job)): ApiPath<(GroupId, ClusterId, JobId)>,
 ) -> Result<Response, ApiError> {
-    let members = state
+    let progress = state
         .services
-        .restore_members(&principal, group, cluster, job)
+        .restore_progress(&principal, group, cluster, job)
         .await?;
-    let results: Vec<MemberStatus> = members
+    let results: Vec<MemberStatus> = progress
+        .members
         .into_iter()
         .map(|m| MemberStatus {
             agent_id: m.agent_id,
+            bytes_delivered: m.progress_bytes,
+            bytes_expected: progress.expected_bytes,
             failure_reason: m.failure,
             member_name: m.member_name,
             progress_bytes: m.progress_bytes,
@@ -164,6 +168,14 @@ async fn members(
         .collect();
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "results": results }),
+        &RestoreProgress {
+            bytes_delivered: progress.delivered_bytes,
+            bytes_expected: progress.expected_bytes,
+            bytes_prepared: progress.prepared_bytes,
+            failure_reason: progress.job.failure,
+            job_id: progress.job.id.to_hex(),
+            results,
+            status_name: progress.job.status.as_str().to_owned(),
+        },
     ))
 }

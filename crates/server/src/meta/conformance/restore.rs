@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{http_job, page, race, seed_cluster, seed_replica_set, seed_snapshot, ALL};
 use crate::ids::{BatchId, ClusterId, GroupId, JobId};
-use crate::meta::restore::{ClaimedJob, JobLease, PreparedOutcome};
+use crate::meta::restore::{ClaimedJob, JobLease, PreparationProgress, PreparedOutcome};
 use crate::meta::LeaseToken;
 use crate::meta::MetaStore;
 use crate::model::{DeliveryStatus, JobStatus, RestoreJobRecord, SnapshotRecord, UnixSeconds};
@@ -381,6 +381,44 @@ pub async fn a_stale_token_renews_nothing_after_the_job_is_claimed_again(meta: &
     );
 }
 
+pub async fn preparation_progress_is_recorded_only_by_the_lease_holder(meta: &dyn MetaStore) {
+    let snapshot = seed_snapshot_of_a_cluster(meta).await;
+    let jobs = seed_jobs(meta, &snapshot, &[1]).await;
+    let id = jobs[0].id;
+    assert_eq!(
+        meta.preparation_progress(id).await.unwrap(),
+        Some(PreparationProgress::default()),
+        "nothing recorded before preparation"
+    );
+    assert!(
+        !meta
+            .record_preparation_progress(id, "w1", 10, 100)
+            .await
+            .unwrap(),
+        "an unclaimed job takes no figures"
+    );
+    assert_eq!(claim(meta, "w1", 10, 100, 1).await, [id]);
+    assert!(meta
+        .record_preparation_progress(id, "w1", 40, 100)
+        .await
+        .unwrap());
+    assert!(!meta
+        .record_preparation_progress(id, "w2", 90, 100)
+        .await
+        .unwrap());
+    assert_eq!(
+        meta.preparation_progress(id).await.unwrap(),
+        Some(PreparationProgress {
+            prepared_bytes: 40,
+            planned_bytes: Some(100),
+        })
+    );
+    assert_eq!(
+        meta.preparation_progress(JobId::generate()).await.unwrap(),
+        None
+    );
+}
+
 pub async fn a_preparation_is_finished_only_by_the_lease_holder(meta: &dyn MetaStore) {
     let snapshot = seed_snapshot_of_a_cluster(meta).await;
     let job = seed_jobs(meta, &snapshot, &[1]).await.remove(0);
@@ -734,6 +772,7 @@ mod tests {
         a_stale_token_renews_nothing_after_the_job_is_claimed_again,
         a_preparation_is_finished_only_by_the_lease_holder,
         a_stale_token_finishes_nothing_after_the_job_is_claimed_again,
+        preparation_progress_is_recorded_only_by_the_lease_holder,
         finishing_reports_each_outcome_on_its_own,
         a_link_expiry_given_at_creation_outlives_the_preparation,
         oplog_reads_of_restores_in_flight_start_at_their_oldest_snapshot,

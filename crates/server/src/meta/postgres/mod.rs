@@ -56,6 +56,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../../../../migrations/postgres/0007_lease_tokens.sql"),
     ),
+    (
+        11,
+        include_str!("../../../../../migrations/postgres/0011_preparation_progress.sql"),
+    ),
 ];
 
 /// The first half of the key of this service's advisory locks: one value per kind of lock,

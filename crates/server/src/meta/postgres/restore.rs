@@ -4,10 +4,10 @@ use async_trait::async_trait;
 
 use super::PostgresMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
-use crate::meta::restore::{ClaimedJob, JobLease, PreparedOutcome, RestoreMeta};
+use crate::meta::restore::{ClaimedJob, JobLease, PreparationProgress, PreparedOutcome, RestoreMeta};
 use crate::meta::rows::{
     build_insert, byte_col, claimed_jobs_from_rows, job_from_row, job_row, page_limit,
-    parse_job_id, Columns, JOB_COLUMNS, JOB_INSERT, LIVE_DELIVERY,
+    parse_job_id, preparation_from_row, Columns, JOB_COLUMNS, JOB_INSERT, LIVE_DELIVERY,
 };
 use crate::meta::MetaResult;
 use crate::model::{
@@ -173,6 +173,32 @@ impl RestoreMeta for PostgresMetaStore {
         }
         tx.commit().await?;
         Ok(finished)
+    }
+
+    async fn record_preparation_progress(
+        &self,
+        id: JobId,
+        worker: &str,
+        prepared: u64,
+        planned: u64,
+    ) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE restore_jobs SET prepared_bytes = $1, planned_bytes = $2 WHERE id = $3 AND lease_owner = $4")
+            .bind(byte_col(prepared))
+            .bind(byte_col(planned))
+            .bind(id.to_hex())
+            .bind(worker)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn preparation_progress(&self, id: JobId) -> MetaResult<Option<PreparationProgress>> {
+        let row =
+            sqlx::query("SELECT prepared_bytes, planned_bytes FROM restore_jobs WHERE id = $1")
+                .bind(id.to_hex())
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(preparation_from_row).transpose()
     }
 
     async fn update_delivery(

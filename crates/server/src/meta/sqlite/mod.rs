@@ -74,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../../../../migrations/sqlite/0012_lease_tokens.sql"),
     ),
+    (
+        16,
+        include_str!("../../../../../migrations/sqlite/0016_preparation_progress.sql"),
+    ),
 ];
 
 /// Applies the migrations `conn` has not seen, each in its own transaction.

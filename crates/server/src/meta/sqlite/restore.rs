@@ -6,10 +6,10 @@ use sqlx::SqlitePool;
 use super::group_commit::MAX_ROWS_PER_STATEMENT;
 use super::SqliteMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
-use crate::meta::restore::{ClaimedJob, JobLease, PreparedOutcome, RestoreMeta};
+use crate::meta::restore::{ClaimedJob, JobLease, PreparationProgress, PreparedOutcome, RestoreMeta};
 use crate::meta::rows::{
     build_insert, byte_col, claimed_jobs_from_rows, job_from_row, job_row, page_limit,
-    parse_job_id, Columns, JOB_INSERT, LIVE_DELIVERY,
+    parse_job_id, preparation_from_row, Columns, JOB_INSERT, LIVE_DELIVERY,
 };
 use crate::meta::MetaResult;
 use crate::model::{
@@ -167,6 +167,32 @@ impl RestoreMeta for SqliteMetaStore {
         }
         tx.commit().await?;
         Ok(finished)
+    }
+
+    async fn record_preparation_progress(
+        &self,
+        id: JobId,
+        worker: &str,
+        prepared: u64,
+        planned: u64,
+    ) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE restore_jobs SET prepared_bytes = ?, planned_bytes = ? WHERE id = ? AND lease_owner = ?")
+            .bind(byte_col(prepared))
+            .bind(byte_col(planned))
+            .bind(id.to_hex())
+            .bind(worker)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn preparation_progress(&self, id: JobId) -> MetaResult<Option<PreparationProgress>> {
+        let row =
+            sqlx::query("SELECT prepared_bytes, planned_bytes FROM restore_jobs WHERE id = ?")
+                .bind(id.to_hex())
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(preparation_from_row).transpose()
     }
 
     async fn update_delivery(
