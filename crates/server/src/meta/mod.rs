@@ -1,12 +1,13 @@
 //! The metadata store: organizations, projects, keys, clusters, and (one module per area)
-//! snapshots, restore jobs, the oplog and checkpoints. One trait per area, one module per
-//! backend; the domain talks only to the traits.
+//! snapshots, restore jobs, the oplog, checkpoints and the Digest replay ledger. One trait
+//! per area, one module per backend; the domain talks only to the traits.
 
 pub mod accounts;
 pub mod agents;
 pub mod checkpoints;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod nonces;
 pub mod oplog;
 mod postgres;
 pub mod restore;
@@ -17,6 +18,7 @@ mod sqlite;
 pub use accounts::AccountMeta;
 pub use agents::AgentMeta;
 pub use checkpoints::CheckpointMeta;
+pub use nonces::{NonceMeta, NonceUse};
 pub use oplog::OplogMeta;
 pub use postgres::PostgresMetaStore;
 pub use restore::RestoreMeta;
@@ -62,11 +64,18 @@ pub struct BootstrapRecords {
 
 /// The whole metadata store: one backend implements every area's trait.
 pub trait MetaStore:
-    AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta
+    AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta + NonceMeta
 {
 }
 
-impl<T: AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta> MetaStore
-    for T
+impl<
+        T: AccountMeta
+            + SnapshotMeta
+            + RestoreMeta
+            + AgentMeta
+            + OplogMeta
+            + CheckpointMeta
+            + NonceMeta,
+    > MetaStore for T
 {
 }

@@ -58,6 +58,7 @@ mod accounts;
 mod agents;
 mod checkpoints;
 mod downloads;
+mod nonces;
 mod oplog;
 mod restore;
 mod snapshots;

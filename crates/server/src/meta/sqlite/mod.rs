@@ -21,6 +21,7 @@ mod accounts;
 mod agents;
 mod checkpoints;
 mod group_commit;
+mod nonces;
 mod oplog;
 mod restore;
 mod snapshots;
@@ -68,6 +69,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         11,
         include_str!("../../../../../migrations/sqlite/0011_download_resume.sql"),
+    ),
+    (
+        13,
+        include_str!("../../../../../migrations/sqlite/0013_nonce_uses.sql"),
     ),
 ];
 
