@@ -10,6 +10,7 @@ pub mod garbage;
 pub mod keys;
 pub mod oplog;
 pub mod projects;
+pub mod replay;
 pub mod restore;
 pub mod settings;
 pub mod snapshots;
