@@ -25,7 +25,7 @@ for db in one_node two_nodes; do
 done
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-(cd "$ROOT" && BENCH_ONE_NODE_URL="$SERVER_URL/one_node" BENCH_TWO_NODES_URL="$SERVER_URL/two_nodes" \
+(cd "$ROOT" && BENCH_POSTGRES_PID=$(head -1 "$PGDIR/postmaster.pid") BENCH_ONE_NODE_URL="$SERVER_URL/one_node" BENCH_TWO_NODES_URL="$SERVER_URL/two_nodes" \
   cargo bench -q -p rewind --bench nodes_load)
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Where the two-node deployment's statements went, most called first.

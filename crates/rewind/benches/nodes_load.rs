@@ -18,6 +18,9 @@
 //! other load touches all three alike. Prints each round, then the medians and the ratios
 //! the targets name.
 //!
+//! CPU per request: the Rewind nodes' and (when `BENCH_POSTGRES_PID` names its postmaster)
+//! the PostgreSQL server's user and system time over a load, divided by its requests.
+//!
 //! Statements per request: `pg_stat_statements`' calls in the deployment's database over a
 //! load (warm-up included) divided by the requests answered in it. With the extended
 //! protocol each statement is one round trip (a transaction's `BEGIN` and `COMMIT` count as
@@ -33,8 +36,8 @@ use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 use common::{
-    env_or, import_snapshot, start_node, start_server_on, write_data_dir, Figures, Load, Server,
-    Signing, Target,
+    cpu_secs, env_or, import_snapshot, start_node, start_server_on, tree_cpu_secs, write_data_dir,
+    Figures, Load, Server, Signing, Target,
 };
 use hyper::StatusCode;
 use rewind_cli::client::{ApiClient, Credentials};
@@ -112,10 +115,13 @@ fn start(name: &'static str, nodes: usize, database_url: Option<String>) -> Resu
     })
 }
 
-/// One load's figures and the statements per request it cost.
+/// One load's figures and what each request cost.
 struct Measured {
     figures: Figures,
     statements_per_request: Option<f64>,
+    /// CPU time per request of the Rewind nodes and of PostgreSQL, in microseconds.
+    rewind_cpu_us: f64,
+    postgres_cpu_us: Option<f64>,
 }
 
 impl Deployment {
@@ -128,22 +134,29 @@ impl Deployment {
         runtime: &tokio::runtime::Runtime,
         load: impl std::future::Future<Output = Result<Figures>>,
     ) -> Result<Measured> {
+        let postmaster = self.database_url.as_ref().and(postmaster_pid());
+        let nodes_cpu = || self.nodes.iter().map(|n| cpu_secs(n.pid())).sum::<f64>();
         let before = self
             .database_url
             .as_deref()
             .map(statements_run)
             .transpose()?;
+        let (rewind_before, postgres_before) = (nodes_cpu(), postmaster.map(tree_cpu_secs));
         let figures = runtime.block_on(load)?;
         figures.ensure_no_errors()?;
+        let requests = figures.ok_total.max(1) as f64;
         let statements_per_request = match (&self.database_url, before) {
-            (Some(url), Some(before)) => {
-                Some((statements_run(url)? - before) / figures.ok_total.max(1) as f64)
-            }
+            (Some(url), Some(before)) => Some((statements_run(url)? - before) / requests),
             _ => None,
         };
+        let micros = |secs: f64| secs * 1e6 / requests;
         Ok(Measured {
-            figures,
             statements_per_request,
+            rewind_cpu_us: micros(nodes_cpu() - rewind_before),
+            postgres_cpu_us: postmaster
+                .zip(postgres_before)
+                .map(|(pid, before)| micros(tree_cpu_secs(pid) - before)),
+            figures,
         })
     }
 }
@@ -165,9 +178,24 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// The PostgreSQL server's postmaster, named by `BENCH_POSTGRES_PID` (for its CPU time).
+fn postmaster_pid() -> Option<u32> {
+    std::env::var("BENCH_POSTGRES_PID")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Statements, then Rewind's and PostgreSQL's CPU microseconds, per request.
 fn per_request(m: &Measured) -> String {
-    m.statements_per_request
-        .map_or("–".to_owned(), |s| format!("{s:.3}"))
+    let statements = m
+        .statements_per_request
+        .map_or("–".to_owned(), |s| format!("{s:.3}"));
+    let postgres = m
+        .postgres_cpu_us
+        .map_or("–".to_owned(), |us| format!("{us:.0}"));
+    format!("{statements} · {:.0} · {postgres}", m.rewind_cpu_us)
 }
 
 fn main() -> Result<()> {
@@ -182,10 +210,11 @@ fn main() -> Result<()> {
     ];
     let runtime = common::runtime()?;
     println!("{}; {rounds} rounds", load.describe());
+    println!("per request: PostgreSQL statements · Rewind CPU µs · PostgreSQL CPU µs");
     let mut results: Vec<Vec<Round>> = deployments.iter().map(|_| Vec::new()).collect();
     for round in 1..=rounds {
         println!("\nround {round}");
-        println!("| deployment | clusters GET/s | stmts/req | creations/s | stmts/req | p50 / p99 at 2,000/s | stmts/req |");
+        println!("| deployment | clusters GET/s | per GET | creations/s | per creation | p50 / p99 at 2,000/s | per creation at 2,000/s |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
         for (d, out) in deployments.iter().zip(results.iter_mut()) {
             let addrs = d.addrs();
