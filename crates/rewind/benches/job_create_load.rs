@@ -21,10 +21,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use anyhow::{bail, ensure, Context, Result};
-use common::{print_table, rewind_bin, start_server, Load, Signing, Target};
+use anyhow::{ensure, Context, Result};
+use common::{import_snapshot, print_table, start_server, write_data_dir, Load, Signing, Target};
 use hyper::StatusCode;
 use rewind_cli::client::{ApiClient, Credentials};
 
@@ -32,44 +30,6 @@ use rewind_cli::client::{ApiClient, Credentials};
 const TARGET_PER_SEC: f64 = 2000.0;
 /// The latency every creation but the slowest 1 % should stay under.
 const TARGET_P99_MS: f64 = 20.0;
-
-/// Writes `kib` KiB of incompressible bytes in four files, so the snapshot has real chunks.
-fn write_data_dir(dir: &std::path::Path, kib: usize) -> Result<()> {
-    let per_file = kib * 1024 / 4;
-    for i in 0..4 {
-        let bytes: Vec<u8> = (0..per_file).map(|_| rand::random::<u8>()).collect();
-        std::fs::write(dir.join(format!("collection-{i}.wt")), bytes)?;
-    }
-    Ok(())
-}
-
-/// Imports `dir` as a snapshot of `cluster` with the CLI; returns the snapshot id.
-fn import_snapshot(
-    server_url: &str,
-    boot: &common::Bootstrap,
-    cluster: &str,
-    dir: &std::path::Path,
-) -> Result<String> {
-    let out = Command::new(rewind_bin())
-        .args(["snapshot", "import", "--group", &boot.group_id])
-        .args(["--cluster", cluster, "--json", "--from"])
-        .arg(dir)
-        .env("REWIND_SERVER", server_url)
-        .env("REWIND_PUBLIC_KEY", &boot.public_key)
-        .env("REWIND_PRIVATE_KEY", &boot.private_key)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "snapshot import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    summary["snapshotId"]
-        .as_str()
-        .map(str::to_owned)
-        .context("import summary without snapshotId")
-}
 
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; there is nothing to filter.

@@ -8,6 +8,7 @@ use rewind_api_types::BootstrapCredentials;
 
 use crate::config::ServerConfig;
 use crate::domain::leases::Task;
+use crate::domain::replay::ReplayLedger;
 use crate::domain::{bootstrap, Clock, DomainError, Services, SystemClock};
 use crate::http::conventions::Links;
 use crate::http::digest::NonceService;
@@ -57,6 +58,16 @@ async fn shared_secret(storage: &Storage, name: &str) -> Result<Vec<u8>, ServerE
     Ok(storage.meta.secret(name, fresh).await?)
 }
 
+/// Where this node records Digest counters: in the store when other nodes share it, so that
+/// all of them refuse a header any of them saw; else in memory (see `domain::replay`).
+fn replay_ledger(storage: &Storage) -> ReplayLedger {
+    if storage.meta_is_shared {
+        ReplayLedger::shared(storage.meta.clone())
+    } else {
+        ReplayLedger::in_process()
+    }
+}
+
 /// Builds the application state for `config` over `storage`.
 pub async fn app_state(
     config: &ServerConfig,
@@ -73,7 +84,11 @@ pub async fn app_state(
             clock,
             token_secret,
         )),
-        nonces: Arc::new(NonceService::new(secret, config.nonce_lifetime_secs)),
+        nonces: Arc::new(NonceService::new(
+            secret,
+            config.nonce_lifetime_secs,
+            replay_ledger(storage),
+        )),
         links: Links::new(public_url),
         trusted_proxy: config.trusted_proxy,
         require_access_list: config.require_access_list,

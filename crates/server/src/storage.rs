@@ -119,6 +119,10 @@ pub enum StorageError {
 pub struct Storage {
     pub meta: Arc<dyn MetaStore>,
     pub blocks: Arc<dyn BlockStore>,
+    /// Whether several server processes may use this metadata store at once (a database
+    /// server), so that state every request touches, such as the Digest replay ledger,
+    /// must live in it. An SQLite file is served by one process.
+    pub meta_is_shared: bool,
 }
 
 impl StorageConfig {
@@ -152,11 +156,20 @@ impl StorageConfig {
         Ok(Storage {
             meta: self.meta.open().await?,
             blocks: self.blocks.open()?,
+            meta_is_shared: self.meta.is_shared(),
         })
     }
 }
 
 impl MetaConfig {
+    /// Whether several server processes may use this store at once.
+    pub fn is_shared(&self) -> bool {
+        match self {
+            MetaConfig::Sqlite { .. } => false,
+            MetaConfig::Postgres { .. } => true,
+        }
+    }
+
     pub async fn open(&self) -> Result<Arc<dyn MetaStore>, StorageError> {
         match self {
             MetaConfig::Sqlite { path } => {

@@ -36,6 +36,50 @@ impl Server {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// CPU seconds (user and system) process `pid` has used so far; 0 once it is gone.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; the
+    // kernel counts them in USER_HZ, 100 on every Linux this runs on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The parent of process `pid`, if it still runs.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU seconds used so far by process `root` and its direct children (a PostgreSQL
+/// postmaster and its backends).
+pub fn tree_cpu_secs(root: u32) -> f64 {
+    let children: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_pid(pid) == Some(root))
+        .map(cpu_secs)
+        .sum();
+    children + cpu_secs(root)
 }
 
 impl Drop for Server {
@@ -52,17 +96,45 @@ pub fn rewind_bin() -> &'static str {
 
 /// Initialises `data_dir` and serves it on an ephemeral loopback port.
 pub fn start_server(data_dir: &std::path::Path) -> Result<(Server, Bootstrap)> {
-    let bin = rewind_bin();
+    start_server_on(data_dir, None, &[])
+}
+
+/// Initialises `data_dir` (and the metadata in the database `database_url` names, if any)
+/// and serves it on an ephemeral loopback port with `serve_args` added.
+pub fn start_server_on(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    serve_args: &[&str],
+) -> Result<(Server, Bootstrap)> {
     let dir = data_dir.to_str().context("data dir is not UTF-8")?;
-    let init = Command::new(bin)
-        .args(["init", "--data-dir", dir, "--json"])
-        .output()?;
+    let mut init = Command::new(rewind_bin());
+    init.args(["init", "--data-dir", dir, "--json"]);
+    if let Some(url) = database_url {
+        init.args(["--database-url", url]);
+    }
+    let init = init.output()?;
     if !init.status.success() {
         bail!("init failed: {}", String::from_utf8_lossy(&init.stderr));
     }
     let boot: Bootstrap = serde_json::from_slice(&init.stdout)?;
-    let mut child = Command::new(bin)
-        .args(["serve", "--data-dir", dir, "--listen", "127.0.0.1:0"])
+    Ok((start_node(data_dir, database_url, serve_args)?, boot))
+}
+
+/// Serves an initialised deployment (another node of it, when one already runs) on an
+/// ephemeral loopback port, with `serve_args` added.
+pub fn start_node(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    serve_args: &[&str],
+) -> Result<Server> {
+    let dir = data_dir.to_str().context("data dir is not UTF-8")?;
+    let mut serve = Command::new(rewind_bin());
+    serve.args(["serve", "--data-dir", dir, "--listen", "127.0.0.1:0"]);
+    if let Some(url) = database_url {
+        serve.args(["--database-url", url]);
+    }
+    serve.args(serve_args);
+    let mut child = serve
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -76,7 +148,7 @@ pub fn start_server(data_dir: &std::path::Path) -> Result<(Server, Bootstrap)> {
     };
     std::thread::spawn(move || for _ in lines {});
     let addr = url.trim_start_matches("http://").parse()?;
-    Ok((Server { child, addr }, boot))
+    Ok(Server { child, addr })
 }
 
 pub fn md5_hex(text: &str) -> String {
@@ -312,14 +384,15 @@ pub fn print_table(rows: &[(&str, &Figures)]) {
     }
 }
 
-/// Runs `connections` connections sending `target` for `warmup + measure`; latencies and
-/// throughput count only requests started after the warm-up.
+/// Runs `connections` connections sending `target` for `warmup + measure`, connection `i`
+/// to `addrs[i % addrs.len()]` (round robin, as a load balancer spreads keep-alive
+/// connections); latencies and throughput count only requests started after the warm-up.
 ///
 /// With `rate` (requests per second, all connections together) the load is open-loop: the
 /// connections' schedules are staggered evenly so requests are due at a steady rate, and
 /// latency is measured from each request's due time (see [`drive_connection`]).
 pub async fn run_load(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     target: &Target,
     connections: usize,
     warmup: Duration,
@@ -336,7 +409,7 @@ pub async fn run_load(
                 (begin + every.mul_f64(i as f64 / connections as f64), every)
             });
             tokio::spawn(drive_connection(
-                addr,
+                addrs[i % addrs.len()],
                 target.clone(),
                 start_at,
                 until,
@@ -417,8 +490,13 @@ impl Load {
     }
 
     pub async fn run(&self, addr: SocketAddr, target: &Target) -> Result<Figures> {
+        self.run_spread(&[addr], target).await
+    }
+
+    /// The same load spread round robin over `addrs` (see [`run_load`]).
+    pub async fn run_spread(&self, addrs: &[SocketAddr], target: &Target) -> Result<Figures> {
         run_load(
-            addr,
+            addrs,
             target,
             self.connections,
             self.warmup,
@@ -430,8 +508,18 @@ impl Load {
 
     /// The same load, open-loop at `rate` requests per second in total (see [`run_load`]).
     pub async fn run_paced(&self, addr: SocketAddr, target: &Target, rate: f64) -> Result<Figures> {
+        self.run_paced_spread(&[addr], target, rate).await
+    }
+
+    /// The paced load spread round robin over `addrs`.
+    pub async fn run_paced_spread(
+        &self,
+        addrs: &[SocketAddr],
+        target: &Target,
+        rate: f64,
+    ) -> Result<Figures> {
         run_load(
-            addr,
+            addrs,
             target,
             self.connections,
             self.warmup,
@@ -440,4 +528,42 @@ impl Load {
         )
         .await
     }
+}
+
+/// Writes `kib` KiB of incompressible bytes in four files, so the snapshot has real chunks.
+pub fn write_data_dir(dir: &std::path::Path, kib: usize) -> Result<()> {
+    let per_file = kib * 1024 / 4;
+    for i in 0..4 {
+        let bytes: Vec<u8> = (0..per_file).map(|_| rand::random::<u8>()).collect();
+        std::fs::write(dir.join(format!("collection-{i}.wt")), bytes)?;
+    }
+    Ok(())
+}
+
+/// Imports `dir` as a snapshot of `cluster` with the CLI; returns the snapshot id.
+pub fn import_snapshot(
+    server_url: &str,
+    boot: &Bootstrap,
+    cluster: &str,
+    dir: &std::path::Path,
+) -> Result<String> {
+    let out = Command::new(rewind_bin())
+        .args(["snapshot", "import", "--group", &boot.group_id])
+        .args(["--cluster", cluster, "--json", "--from"])
+        .arg(dir)
+        .env("REWIND_SERVER", server_url)
+        .env("REWIND_PUBLIC_KEY", &boot.public_key)
+        .env("REWIND_PRIVATE_KEY", &boot.private_key)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "snapshot import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    summary["snapshotId"]
+        .as_str()
+        .map(str::to_owned)
+        .context("import summary without snapshotId")
 }

@@ -12,6 +12,7 @@ mod fixtures;
 mod foundation;
 mod limits;
 mod nodes;
+mod nodes_auth;
 mod oplog;
 mod pit;
 mod restore;

@@ -2,7 +2,7 @@
 //! (keys, projects, cluster lists) and written rarely.
 //!
 //! Writes made through this node invalidate entries at once; writes made on another node
-//! become visible within the TTL. A plain `std::sync::Mutex` suffices: the critical
+//! become visible within the TTL of their commit (entries age from the start of their load). A plain `std::sync::Mutex` suffices: the critical
 //! sections are map lookups and never await.
 
 use std::collections::HashMap;
@@ -43,13 +43,18 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
                 return Ok(value.clone());
             }
         }
+        // Aged from before the load, not after: what it reads holds every change committed
+        // before it started, so an entry that misses a change (committed on another node)
+        // started before that commit and expires within the TTL of it, however long the
+        // load took.
+        let started = Instant::now();
         let value = load.await?;
         let mut entries = self.lock();
         if entries.len() >= self.sweep_above {
             let ttl = self.ttl;
             entries.retain(|_, (at, _)| at.elapsed() < ttl);
         }
-        entries.insert(key.clone(), (Instant::now(), value.clone()));
+        entries.insert(key.clone(), (started, value.clone()));
         Ok(value)
     }
 

@@ -12,6 +12,7 @@ pub mod leases;
 pub mod oplog;
 pub mod organizations;
 pub mod projects;
+pub mod replay;
 pub mod restore;
 pub mod settings;
 pub mod snapshots;

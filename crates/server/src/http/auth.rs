@@ -94,11 +94,11 @@ async fn verify(state: &AppState, req: &Parts) -> Result<Principal, Response> {
     };
     let nc = u32::from_str_radix(nc_text, 16).map_err(|_| challenge(state, false))?;
     let now = state.services.clock.now();
-    match state.nonces.check_signature(&creds.nonce, now) {
-        NonceVerdict::Accepted => {}
-        NonceVerdict::Stale => return Err(challenge(state, true)),
-        _ => return Err(challenge(state, false)),
-    }
+    let nonce = match state.nonces.check_signature(&creds.nonce, now) {
+        Ok(nonce) => nonce,
+        Err(NonceVerdict::Stale) => return Err(challenge(state, true)),
+        Err(_) => return Err(challenge(state, false)),
+    };
     let key = match state.services.keys.find_for_auth(&creds.username).await {
         Ok(Some(key)) => key,
         Ok(None) => return Err(challenge(state, false)),
@@ -114,8 +114,10 @@ async fn verify(state: &AppState, req: &Parts) -> Result<Principal, Response> {
     if !responses_match(&expected, &creds.response) {
         return Err(challenge(state, false));
     }
-    if state.nonces.record_use(&creds.nonce, nc, now) != NonceVerdict::Accepted {
-        return Err(challenge(state, false));
+    match state.nonces.record_use(nonce, nc, now).await {
+        Ok(NonceVerdict::Accepted) => {}
+        Ok(_) => return Err(challenge(state, false)),
+        Err(err) => return Err(ApiError::from(err).into_response()),
     }
     let ip = client_ip(req, state.trusted_proxy);
     let admitted = ip.is_some_and(|ip| KeyService::admits(&key, ip, state.require_access_list));

@@ -1,12 +1,9 @@
 //! HTTP Digest authentication (RFC 7616, MD5, `qop=auth`) as Cloud Manager's clients speak it.
 //!
 //! Hand-written on purpose: the Rust Digest crates are client-side, and the server needs
-//! things none of them do: signed, expiring nonces; per-nonce `nc` tracking against replay;
+//! things none of them do: signed, expiring nonces; `nc` tracking against replay;
 //! and a parser tolerant of what real clients send (quoted or bare `qop`/`algorithm`, `,`
 //! with or without spaces) yet strict about everything else.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
@@ -15,13 +12,15 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::keys::DIGEST_REALM;
+use crate::domain::replay::ReplayLedger;
+use crate::domain::DomainResult;
+use crate::meta::NonceUse;
+use crate::model::UnixSeconds;
 
 /// How long a nonce stays valid after the server issued it.
 pub const DEFAULT_NONCE_LIFETIME_SECS: i64 = 300;
 /// Longest `Authorization` header considered at all.
 pub const MAX_AUTHORIZATION_BYTES: usize = 4096;
-/// Nonces tracked before expired ones are swept out of the replay ledger.
-const LEDGER_SWEEP_THRESHOLD: usize = 100_000;
 
 /// The exact challenge the official Go client accepts: these directives, in this order,
 /// separated by `", "`.
@@ -260,9 +259,10 @@ pub fn responses_match(expected: &[u8; 32], given: &str) -> bool {
 /// What the nonce service thinks of a nonce and its counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceVerdict {
-    /// Issued by us, unexpired, and this `nc` is higher than any seen with it.
+    /// Issued by this deployment, unexpired, and this `nc` was not used with it before.
     Accepted,
-    /// Issued by us but expired: the client should retry with a fresh one (`stale=true`).
+    /// Issued by us but expired (or, with a ledger of this process only, issued by another
+    /// process): the client should retry with a fresh one (`stale=true`).
     Stale,
     /// Not issued by us, or unreadable.
     Forged,
@@ -270,15 +270,24 @@ pub enum NonceVerdict {
     Replayed,
 }
 
-/// Issues HMAC-signed, time-stamped nonces and remembers the highest `nc` used with each.
+/// A nonce whose signature, issuer and age were checked: what the replay ledger keys it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedNonce {
+    pub expires: UnixSeconds,
+    pub tag: i64,
+}
+
+/// Issues HMAC-signed nonces that carry their expiry, and records each counter used with
+/// them in the [`ReplayLedger`].
 ///
-/// Nonces carry their own issue time, the issuing process's epoch and a signature, so they
-/// are verified without a lookup. The replay ledger lives in this process's memory, so a
-/// nonce is only accepted by the process that issued it: one from before a restart (or from
-/// another process holding the same secret) is answered `stale=true`, and the client simply
-/// asks for a fresh one. That is what keeps a captured header from being replayed after a
-/// restart, at the cost of one comparison per request and one extra challenge per client
-/// and restart.
+/// Nonces carry their expiry, the issuing process's epoch, random bits and a signature, so
+/// they are verified without a lookup. The key is the deployment's shared secret, so every
+/// node verifies every node's nonces; whether it accepts them depends on the ledger. A
+/// ledger of this process alone knows nothing of another process's counters: a nonce of
+/// another epoch (one from before a restart) is then answered `stale=true`, and the client
+/// simply asks for a fresh one; that keeps a captured header from being replayed after a
+/// restart. A ledger shared by every node (in the metadata store) makes the epoch
+/// irrelevant: any node's nonce is accepted, and a used counter refused, everywhere.
 pub struct NonceService {
     /// HMAC-SHA256 already keyed with the server secret; cloned for each tag, which saves
     /// re-deriving the key pads on every request.
@@ -286,13 +295,13 @@ pub struct NonceService {
     lifetime_secs: i64,
     /// Random per process: nonces issued by another process carry another one.
     epoch: [u8; EPOCH_BYTES],
-    ledger: Mutex<HashMap<String, (i64, u32)>>,
+    ledger: ReplayLedger,
 }
 
-/// A nonce's parts, in order: issue time, the issuer's epoch, random bits; then the tag.
-/// 32 bytes in all, 64 hex characters, as nonces were before they carried an epoch. A
-/// 96-bit tag leaves forging to 2^96 online guesses; a 32-bit epoch makes two processes
-/// sharing one a 1-in-4-billion chance.
+/// A nonce's parts, in order: expiry, the issuer's epoch, random bits; then the tag.
+/// 32 bytes in all, 64 hex characters. A 96-bit tag leaves forging to 2^96 online guesses;
+/// a 32-bit epoch makes two processes sharing one a 1-in-4-billion chance; 64 random bits
+/// make two nonces of one second the same with odds of about n²/2^65 for n nonces.
 const TIME_BYTES: usize = 8;
 const EPOCH_BYTES: usize = 4;
 const RANDOM_BYTES: usize = 8;
@@ -300,7 +309,7 @@ const BODY_BYTES: usize = TIME_BYTES + EPOCH_BYTES + RANDOM_BYTES;
 const TAG_BYTES: usize = 12;
 
 impl NonceService {
-    pub fn new(secret: Vec<u8>, lifetime_secs: i64) -> Self {
+    pub fn new(secret: Vec<u8>, lifetime_secs: i64, ledger: ReplayLedger) -> Self {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
         let keyed =
             <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes any key length");
@@ -310,7 +319,7 @@ impl NonceService {
             keyed,
             lifetime_secs,
             epoch,
-            ledger: Mutex::new(HashMap::new()),
+            ledger,
         }
     }
 
@@ -323,11 +332,12 @@ impl NonceService {
         tag
     }
 
-    /// A fresh nonce: 64 hex characters encoding issue time, this process's epoch, 64
-    /// random bits and a 96-bit tag.
+    /// A fresh nonce: 64 hex characters encoding its expiry (`now` plus the lifetime),
+    /// this process's epoch, 64 random bits and a 96-bit tag.
     pub fn issue(&self, now: i64) -> String {
         let mut raw = [0u8; BODY_BYTES + TAG_BYTES];
-        raw[..TIME_BYTES].copy_from_slice(&now.to_be_bytes());
+        let expires = now.saturating_add(self.lifetime_secs);
+        raw[..TIME_BYTES].copy_from_slice(&expires.to_be_bytes());
         raw[TIME_BYTES..TIME_BYTES + EPOCH_BYTES].copy_from_slice(&self.epoch);
         rand::thread_rng().fill_bytes(&mut raw[TIME_BYTES + EPOCH_BYTES..BODY_BYTES]);
         let tag = self.tag(&raw[..BODY_BYTES]);
@@ -336,47 +346,52 @@ impl NonceService {
     }
 
     /// Checks a nonce's signature, issuer and age without touching the replay ledger.
-    pub fn check_signature(&self, nonce: &str, now: i64) -> NonceVerdict {
+    ///
+    /// The expiry the issuing node wrote is the one every node applies, so nodes with
+    /// different `--nonce-lifetime-secs` agree about each nonce.
+    pub fn check_signature(&self, nonce: &str, now: i64) -> Result<SignedNonce, NonceVerdict> {
         let mut raw = [0u8; BODY_BYTES + TAG_BYTES];
         if hex::decode_to_slice(nonce, &mut raw).is_err() {
-            return NonceVerdict::Forged;
+            return Err(NonceVerdict::Forged);
         }
         let (body, tag) = raw.split_at(BODY_BYTES);
         let tag_ok: bool = self.tag(body).ct_eq(tag).into();
         if !tag_ok {
-            return NonceVerdict::Forged;
+            return Err(NonceVerdict::Forged);
         }
         let (time, rest) = body.split_at(TIME_BYTES);
-        // Ours, but from another process: this one's ledger knows nothing of its counters.
-        if rest[..EPOCH_BYTES] != self.epoch {
-            return NonceVerdict::Stale;
+        let (epoch, random) = rest.split_at(EPOCH_BYTES);
+        // Ours, but from another process: a ledger of this process knows nothing of its
+        // counters.
+        if !self.ledger.is_shared() && epoch != self.epoch {
+            return Err(NonceVerdict::Stale);
         }
-        let mut issued = [0u8; TIME_BYTES];
-        issued.copy_from_slice(time);
-        let issued = i64::from_be_bytes(issued);
-        if now < issued || now - issued > self.lifetime_secs {
-            return NonceVerdict::Stale;
+        let expires = i64::from_be_bytes(time.try_into().map_err(|_| NonceVerdict::Forged)?);
+        if now > expires {
+            return Err(NonceVerdict::Stale);
         }
-        NonceVerdict::Accepted
+        let tag = i64::from_be_bytes(random.try_into().map_err(|_| NonceVerdict::Forged)?);
+        Ok(SignedNonce { expires, tag })
     }
 
-    /// Records `nc` for a verified nonce; refuses a counter not above the last one seen.
-    pub fn record_use(&self, nonce: &str, nc: u32, now: i64) -> NonceVerdict {
-        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        if ledger.len() >= LEDGER_SWEEP_THRESHOLD {
-            ledger.retain(|_, (expires, _)| *expires >= now);
-        }
-        match ledger.get_mut(nonce) {
-            Some((_, last)) if nc <= *last => NonceVerdict::Replayed,
-            Some((_, last)) => {
-                *last = nc;
-                NonceVerdict::Accepted
-            }
-            None => {
-                ledger.insert(nonce.to_owned(), (now + self.lifetime_secs, nc));
-                NonceVerdict::Accepted
-            }
-        }
+    /// Records `nc` for a verified nonce: `Accepted` the first time, `Replayed` when the
+    /// ledger has seen it (see [`ReplayLedger::record`] for which counters count as seen).
+    pub async fn record_use(
+        &self,
+        nonce: SignedNonce,
+        nc: u32,
+        now: i64,
+    ) -> DomainResult<NonceVerdict> {
+        let nonce_use = NonceUse {
+            expires: nonce.expires,
+            tag: nonce.tag,
+            nc,
+        };
+        Ok(if self.ledger.record(nonce_use, now).await? {
+            NonceVerdict::Accepted
+        } else {
+            NonceVerdict::Replayed
+        })
     }
 }
 
@@ -445,29 +460,86 @@ mod tests {
         );
     }
 
-    #[test]
-    fn nonces_are_signed_expire_and_refuse_replays() {
-        let svc = NonceService::new(b"secret".to_vec(), 300);
+    fn in_process(secret: &[u8]) -> NonceService {
+        NonceService::new(secret.to_vec(), 300, ReplayLedger::in_process())
+    }
+
+    #[tokio::test]
+    async fn nonces_are_signed_expire_and_refuse_replays() {
+        let svc = in_process(b"secret");
         let nonce = svc.issue(1000);
-        assert_eq!(svc.check_signature(&nonce, 1000), NonceVerdict::Accepted);
-        assert_eq!(svc.check_signature(&nonce, 1301), NonceVerdict::Stale);
-        let other = NonceService::new(b"other".to_vec(), 300);
-        assert_eq!(other.check_signature(&nonce, 1000), NonceVerdict::Forged);
-        let restarted = NonceService::new(b"secret".to_vec(), 300);
+        let signed = svc.check_signature(&nonce, 1000).unwrap();
+        assert_eq!(signed.expires, 1300);
+        assert!(
+            svc.check_signature(&nonce, 1300).is_ok(),
+            "valid to its last second"
+        );
+        assert_eq!(svc.check_signature(&nonce, 1301), Err(NonceVerdict::Stale));
+        let other = in_process(b"other");
+        assert_eq!(
+            other.check_signature(&nonce, 1000),
+            Err(NonceVerdict::Forged)
+        );
+        let restarted = in_process(b"secret");
         assert_eq!(
             restarted.check_signature(&nonce, 1000),
-            NonceVerdict::Stale,
+            Err(NonceVerdict::Stale),
             "a nonce of an earlier process is stale: its counters are not known here"
         );
+        assert!(restarted
+            .check_signature(&restarted.issue(1000), 1000)
+            .is_ok());
+        assert_eq!(svc.check_signature("zz", 1000), Err(NonceVerdict::Forged));
+        let record = |nc| svc.record_use(signed, nc, 1000);
+        assert_eq!(record(1).await.unwrap(), NonceVerdict::Accepted);
+        assert_eq!(record(1).await.unwrap(), NonceVerdict::Replayed);
+        assert_eq!(record(2).await.unwrap(), NonceVerdict::Accepted);
+        assert_eq!(record(2).await.unwrap(), NonceVerdict::Replayed);
         assert_eq!(
-            restarted.check_signature(&restarted.issue(1000), 1000),
+            record(1).await.unwrap(),
+            NonceVerdict::Replayed,
+            "in one process, a counter below the highest one seen is refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn nodes_sharing_a_ledger_accept_each_others_nonces_and_refuse_each_others_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::meta::SqliteMetaStore::open(&dir.path().join("meta.sqlite"))
+            .await
+            .unwrap();
+        let meta: std::sync::Arc<dyn crate::meta::MetaStore> = std::sync::Arc::new(store);
+        let node =
+            || NonceService::new(b"secret".to_vec(), 300, ReplayLedger::shared(meta.clone()));
+        let (a, b) = (node(), node());
+        let nonce = a.issue(1000);
+        let at_b = b
+            .check_signature(&nonce, 1000)
+            .expect("A's nonce is valid at B");
+        let at_a = a.check_signature(&nonce, 1000).unwrap();
+        assert_eq!(
+            a.record_use(at_a, 1, 1000).await.unwrap(),
             NonceVerdict::Accepted
         );
-        assert_eq!(svc.check_signature("zz", 1000), NonceVerdict::Forged);
-        assert_eq!(svc.record_use(&nonce, 1, 1000), NonceVerdict::Accepted);
-        assert_eq!(svc.record_use(&nonce, 1, 1000), NonceVerdict::Replayed);
-        assert_eq!(svc.record_use(&nonce, 2, 1000), NonceVerdict::Accepted);
-        assert_eq!(svc.record_use(&nonce, 2, 1000), NonceVerdict::Replayed);
+        assert_eq!(
+            b.record_use(at_b, 1, 1000).await.unwrap(),
+            NonceVerdict::Replayed,
+            "a counter used at A is refused at B"
+        );
+        assert_eq!(
+            b.record_use(at_b, 3, 1000).await.unwrap(),
+            NonceVerdict::Accepted
+        );
+        assert_eq!(
+            a.record_use(at_a, 2, 1000).await.unwrap(),
+            NonceVerdict::Accepted,
+            "a counter never used is no replay, whatever order it arrives in"
+        );
+        assert_eq!(
+            a.record_use(at_a, 3, 1000).await.unwrap(),
+            NonceVerdict::Replayed
+        );
+        assert_eq!(b.check_signature(&nonce, 1301), Err(NonceVerdict::Stale));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The metadata store: organizations, projects, keys, clusters, and (one module per area)
-//! snapshots, restore jobs, the oplog and checkpoints. One trait per area, one module per
-//! backend; the domain talks only to the traits.
+//! snapshots, restore jobs, the oplog, checkpoints and the Digest replay ledger. One trait
+//! per area, one module per backend; the domain talks only to the traits.
 
 pub mod accounts;
 pub mod agents;
@@ -8,6 +8,7 @@ pub mod checkpoints;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod leases;
+pub mod nonces;
 pub mod oplog;
 mod postgres;
 pub mod restore;
@@ -19,6 +20,7 @@ pub use accounts::AccountMeta;
 pub use agents::AgentMeta;
 pub use checkpoints::CheckpointMeta;
 pub use leases::{LeaseToken, TaskLeaseMeta};
+pub use nonces::{NonceMeta, NonceUse};
 pub use oplog::OplogMeta;
 pub use postgres::PostgresMetaStore;
 pub use restore::RestoreMeta;
@@ -64,7 +66,14 @@ pub struct BootstrapRecords {
 
 /// The whole metadata store: one backend implements every area's trait.
 pub trait MetaStore:
-    AccountMeta + SnapshotMeta + RestoreMeta + AgentMeta + OplogMeta + CheckpointMeta + TaskLeaseMeta
+    AccountMeta
+    + SnapshotMeta
+    + RestoreMeta
+    + AgentMeta
+    + OplogMeta
+    + CheckpointMeta
+    + TaskLeaseMeta
+    + NonceMeta
 {
 }
 
@@ -75,7 +84,8 @@ impl<
             + AgentMeta
             + OplogMeta
             + CheckpointMeta
-            + TaskLeaseMeta,
+            + TaskLeaseMeta
+            + NonceMeta,
     > MetaStore for T
 {
 }

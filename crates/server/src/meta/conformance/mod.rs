@@ -59,6 +59,7 @@ mod agents;
 mod checkpoints;
 mod downloads;
 mod leases;
+mod nonces;
 mod oplog;
 mod restore;
 mod snapshots;

@@ -20,6 +20,7 @@ mod accounts;
 mod agents;
 mod checkpoints;
 mod leases;
+mod nonces;
 mod oplog;
 mod restore;
 mod snapshots;
@@ -55,6 +56,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../../../../migrations/postgres/0007_lease_tokens.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../../../migrations/postgres/0008_nonce_uses.sql"),
     ),
     (
         11,
@@ -113,6 +118,8 @@ pub const DEFAULT_POOL_CONNECTIONS: u32 = 16;
 
 pub struct PostgresMetaStore {
     pool: PgPool,
+    /// Group commit of the replay ledger, on a connection of its own.
+    nonce_recorder: nonces::NonceRecorder,
 }
 
 impl PostgresMetaStore {
@@ -132,11 +139,19 @@ impl PostgresMetaStore {
         let mut conn = options.connect().await?;
         migrate(&mut conn).await?;
         conn.close().await?;
+        // Its own connection, opened when first needed: the ledger's writes commit without
+        // waiting for the WAL flush, and nothing else may (see `nonces`).
+        let ledger_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            nonce_recorder: nonces::NonceRecorder::start(ledger_pool),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -22,6 +22,7 @@ mod agents;
 mod checkpoints;
 mod group_commit;
 mod leases;
+mod nonces;
 mod oplog;
 mod restore;
 mod snapshots;
@@ -73,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         12,
         include_str!("../../../../../migrations/sqlite/0012_lease_tokens.sql"),
+    ),
+    (
+        13,
+        include_str!("../../../../../migrations/sqlite/0013_nonce_uses.sql"),
     ),
     (
         16,

@@ -6,7 +6,9 @@ use sqlx::SqlitePool;
 use super::group_commit::MAX_ROWS_PER_STATEMENT;
 use super::SqliteMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
-use crate::meta::restore::{ClaimedJob, JobLease, PreparationProgress, PreparedOutcome, RestoreMeta};
+use crate::meta::restore::{
+    ClaimedJob, JobLease, PreparationProgress, PreparedOutcome, RestoreMeta,
+};
 use crate::meta::rows::{
     build_insert, byte_col, claimed_jobs_from_rows, job_from_row, job_row, page_limit,
     parse_job_id, preparation_from_row, Columns, JOB_INSERT, LIVE_DELIVERY,
