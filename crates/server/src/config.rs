@@ -102,6 +102,9 @@ pub struct Settings {
     /// A static access key; without one, the standard `AWS_*` variables.
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
+    /// How long one S3 request is retried (5xx, throttling, broken connections) before it
+    /// fails the import, the push or the job that sent it.
+    pub s3_retry_timeout_secs: Option<u64>,
     pub public_url: Option<String>,
     pub trusted_proxy: Option<String>,
     pub require_access_list: Option<bool>,
@@ -140,6 +143,7 @@ impl Settings {
             s3_allow_http: self.s3_allow_http.or(lower.s3_allow_http),
             s3_access_key_id: self.s3_access_key_id.or(lower.s3_access_key_id),
             s3_secret_access_key: self.s3_secret_access_key.or(lower.s3_secret_access_key),
+            s3_retry_timeout_secs: self.s3_retry_timeout_secs.or(lower.s3_retry_timeout_secs),
             public_url: self.public_url.or(lower.public_url),
             trusted_proxy: self.trusted_proxy.or(lower.trusted_proxy),
             require_access_list: self.require_access_list.or(lower.require_access_list),
@@ -276,6 +280,11 @@ pub fn storage_config(data_dir: &Path, settings: &Settings) -> Result<StorageCon
     Ok(config)
 }
 
+/// The longest retry bound accepted: a request's signature must stay valid while it is
+/// retried (`object_store` advises under 5 minutes), and a pack deletion must end well
+/// within the GC's deletion lease.
+const MAX_S3_RETRY_TIMEOUT_SECS: u64 = 300;
+
 /// The block store `blocks_url` and the `s3_*` settings name; `None` for the data directory.
 fn blocks_config(settings: &Settings) -> Result<Option<BlocksConfig>, ConfigError> {
     let invalid = |name, message: &str| ConfigError::Invalid {
@@ -291,6 +300,10 @@ fn blocks_config(settings: &Settings) -> Result<Option<BlocksConfig>, ConfigErro
             (
                 "s3_secret_access_key",
                 settings.s3_secret_access_key.is_some(),
+            ),
+            (
+                "s3_retry_timeout_secs",
+                settings.s3_retry_timeout_secs.is_some(),
             ),
         ];
         return match s3_settings.iter().find(|(_, set)| *set) {
@@ -317,6 +330,15 @@ fn blocks_config(settings: &Settings) -> Result<Option<BlocksConfig>, ConfigErro
         s3.endpoint = Some(endpoint.to_owned());
     }
     s3.region = settings.s3_region.clone();
+    if let Some(secs) = settings.s3_retry_timeout_secs {
+        if secs == 0 || secs > MAX_S3_RETRY_TIMEOUT_SECS {
+            return Err(invalid(
+                "s3_retry_timeout_secs",
+                &format!("must be 1 to {MAX_S3_RETRY_TIMEOUT_SECS} seconds"),
+            ));
+        }
+        s3.retry_timeout = std::time::Duration::from_secs(secs);
+    }
     s3.credentials = match (&settings.s3_access_key_id, &settings.s3_secret_access_key) {
         (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
             access_key_id: access_key_id.clone(),
