@@ -14,6 +14,7 @@ mod oplog;
 mod pit;
 mod restore;
 mod restore_validation;
+mod s3_faults;
 mod snapshots;
 mod storage;
 mod support;
