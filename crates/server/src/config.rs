@@ -425,6 +425,13 @@ mod tests {
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
         assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
         assert!(s3.allow_http && s3.credentials.is_none());
+        assert_eq!(s3.retry_timeout, crate::blocks::s3::DEFAULT_RETRY_TIMEOUT);
+        let shortened: Settings =
+            toml::from_str("blocks_url = \"s3://rewind\"\ns3_retry_timeout_secs = 2\n").unwrap();
+        let BlocksConfig::S3(s3) = ServerConfig::resolve(shortened).unwrap().storage.blocks else {
+            panic!("not S3");
+        };
+        assert_eq!(s3.retry_timeout, std::time::Duration::from_secs(2));
         assert_eq!(
             config.storage.meta,
             StorageConfig::embedded(Path::new(DEFAULT_DATA_DIR)).meta
@@ -443,6 +450,12 @@ mod tests {
                 "s3_endpoint",
             ),
             (s3("s3_access_key_id = \"AKID\"\n"), "s3_access_key_id"),
+            (
+                "s3_retry_timeout_secs = 5\n".to_owned(),
+                "s3_retry_timeout_secs",
+            ),
+            (s3("s3_retry_timeout_secs = 0\n"), "s3_retry_timeout_secs"),
+            (s3("s3_retry_timeout_secs = 301\n"), "s3_retry_timeout_secs"),
         ] {
             let settings: Settings = toml::from_str(&text).unwrap();
             let err = ServerConfig::resolve(settings).unwrap_err().to_string();
