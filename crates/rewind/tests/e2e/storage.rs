@@ -437,8 +437,12 @@ async fn objects_are_synced_before_the_commit_that_references_them() {
             .unwrap()
             .as_bytes()
             .to_vec();
+        // The last write naming it: a pack's row names it first when a writer claims it,
+        // before the object is written (see `domain::garbage`); the commit that indexes its
+        // chunks comes after.
         let referencing = calls
             .iter()
+            .rev()
             .find(|c| {
                 c.name == "pwrite64"
                     && c.fd_paths.first().is_some_and(|p| is_wal(p))
