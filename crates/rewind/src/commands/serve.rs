@@ -107,6 +107,9 @@ struct BlocksArgs {
     /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
     #[arg(long, env = "REWIND_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     s3_secret_access_key: Option<String>,
+    /// How long one S3 request is retried before it fails the import or job [default: 30].
+    #[arg(long, env = "REWIND_S3_RETRY_TIMEOUT_SECS")]
+    s3_retry_timeout_secs: Option<u64>,
 }
 
 impl BlocksArgs {
@@ -120,6 +123,7 @@ impl BlocksArgs {
             s3_allow_http: self.s3_allow_http,
             s3_access_key_id: self.s3_access_key_id,
             s3_secret_access_key: self.s3_secret_access_key,
+            s3_retry_timeout_secs: self.s3_retry_timeout_secs,
             ..Settings::default()
         }
     }

@@ -157,6 +157,44 @@ impl ImportedReplicaSet {
     pub async fn ready_job(&self, job: &Value) -> Value {
         wait_for_job(&self.client, &self.jobs_path(), job_id(job)).await
     }
+
+    /// With the chunk `victim_id` damaged in the block store: verification names it, and a
+    /// restore job is BROKEN with a reason and offers no download.
+    pub async fn assert_damage_is_caught(&self, victim_id: &str) {
+        let out = rewind_as_client(
+            &self.server,
+            &[
+                "snapshot",
+                "verify",
+                "--group",
+                &self.group,
+                "--cluster",
+                &self.cluster,
+                "--snapshot",
+                &self.snapshot,
+                "--json",
+            ],
+        );
+        assert!(!out.status.success(), "verify exits non-zero on damage");
+        let report: Value =
+            serde_json::from_slice(&out.stdout).expect("verify --json prints a report");
+        assert_eq!(report["corrupt"], json!([victim_id]), "{report}");
+        assert_eq!(report["missing"], json!([]), "{report}");
+
+        let jobs = self.restore(json!({"maxDownloads": 1})).await;
+        let job = self.ready_job(&jobs[0]).await;
+        assert_eq!(job["statusName"], "BROKEN", "{job}");
+        assert_eq!(job["delivery"]["statusName"], "FAILED", "{job}");
+        assert!(
+            job["failureReason"].as_str().is_some_and(|r| !r.is_empty()),
+            "a broken job says why: {job}"
+        );
+        assert!(
+            job["delivery"].get("url").is_none(),
+            "no download is offered: {job}"
+        );
+        assert!(job.get("hashes").is_none(), "{job}");
+    }
 }
 
 pub fn restore_jobs_path(group: &str, cluster: &str) -> String {

@@ -17,6 +17,7 @@ mod oplog;
 mod pit;
 mod restore;
 mod restore_validation;
+mod s3_faults;
 mod snapshots;
 mod storage;
 mod support;

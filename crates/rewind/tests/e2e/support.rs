@@ -61,8 +61,11 @@ pub const DATABASE_URL_VAR: &str = "REWIND_TEST_DATABASE_URL";
 
 /// Where one test server keeps its metadata: SQLite in its data directory, or a schema of its
 /// own on the PostgreSQL server [`DATABASE_URL_VAR`] names, dropped when this is dropped.
+/// With [`E2E_S3_ENDPOINT_VAR`] set, its blocks also live on that S3 server, under a
+/// prefix of their own (emptied when this is dropped); all nodes of a deployment share both.
 pub struct TestDatabase {
     schema: Option<TestSchema>,
+    blocks: Option<TestPrefix>,
 }
 
 /// A test's schema on the PostgreSQL server.
@@ -79,7 +82,12 @@ impl TestDatabase {
     pub fn fresh() -> TestDatabase {
         let server_url = match std::env::var(DATABASE_URL_VAR) {
             Ok(url) if url.starts_with("postgres") => url,
-            _ => return TestDatabase { schema: None },
+            _ => {
+                return TestDatabase {
+                    schema: None,
+                    blocks: TestPrefix::fresh(),
+                }
+            }
         };
         let name = format!("rewind_e2e_{:016x}", rand::random::<u64>());
         if let Err(err) = run_admin_sql(&server_url, format!("CREATE SCHEMA {name}")) {
@@ -94,14 +102,19 @@ impl TestDatabase {
                 name,
                 url,
             }),
+            blocks: TestPrefix::fresh(),
         }
     }
 
-    /// `args` followed by the `--database-url` flag that selects this database, if any.
+    /// `args` followed by the `--database-url` flag that selects this database, if any, and
+    /// the flags that put the blocks on S3, if they go there.
     pub fn with_args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
         let mut all = args.to_vec();
         if let Some(schema) = &self.schema {
             all.extend(["--database-url", schema.url.as_str()]);
+        }
+        if let Some(blocks) = &self.blocks {
+            all.extend(blocks.args.iter().map(String::as_str));
         }
         all
     }
@@ -704,4 +717,128 @@ pub async fn raw_exchange(port: u16, head: &str, body: &[u8]) -> String {
         .expect("the server answers without waiting for the rest of the body")
         .unwrap();
     String::from_utf8_lossy(&buffer[..read]).into_owned()
+}
+
+/// Names an S3-compatible server (`http://127.0.0.1:8333`) every test server keeps its blocks
+/// on, in the bucket `REWIND_TEST_S3_BUCKET` (default `rewind`) with the standard `AWS_*`
+/// keys; unset, blocks stay in the data directory.
+pub const E2E_S3_ENDPOINT_VAR: &str = "REWIND_TEST_E2E_S3_ENDPOINT";
+
+/// Whether test servers keep their blocks on S3 ([`E2E_S3_ENDPOINT_VAR`]).
+pub fn runs_on_s3() -> bool {
+    std::env::var(E2E_S3_ENDPOINT_VAR).is_ok()
+}
+
+/// True, after saying why, when a test that looks at (or breaks) the block store's files
+/// in the data directory cannot run because blocks are on S3.
+pub fn needs_local_blocks(why: &str) -> bool {
+    let skip = runs_on_s3();
+    if skip {
+        println!("skipped with blocks on S3: {why}");
+    }
+    skip
+}
+
+/// One deployment's random prefix in the test bucket, and the `serve` flags naming it.
+struct TestPrefix {
+    endpoint: String,
+    bucket: String,
+    prefix: String,
+    args: Vec<String>,
+}
+
+impl TestPrefix {
+    fn fresh() -> Option<TestPrefix> {
+        Some(TestPrefix::on(&std::env::var(E2E_S3_ENDPOINT_VAR).ok()?))
+    }
+
+    /// A fresh prefix on the S3 server at `endpoint`.
+    fn on(endpoint: &str) -> TestPrefix {
+        let endpoint = endpoint.to_owned();
+        let bucket = std::env::var("REWIND_TEST_S3_BUCKET").unwrap_or_else(|_| "rewind".into());
+        let prefix = format!("e2e-{:016x}", rand::random::<u64>());
+        let args = vec![
+            "--blocks-url".to_owned(),
+            format!("s3://{bucket}/{prefix}"),
+            "--s3-endpoint".to_owned(),
+            endpoint.clone(),
+            "--s3-allow-http".to_owned(),
+            endpoint.starts_with("http://").to_string(),
+        ];
+        TestPrefix {
+            endpoint,
+            bucket,
+            prefix,
+            args,
+        }
+    }
+}
+
+impl TestServer {
+    /// Starts a server whose blocks live on the S3 server at `endpoint` (a test's own),
+    /// under a fresh prefix, whatever [`E2E_S3_ENDPOINT_VAR`] says.
+    pub fn start_on_s3(endpoint: &str, extra: &[&str]) -> TestServer {
+        let mut database = TestDatabase::fresh();
+        database.blocks = Some(TestPrefix::on(endpoint));
+        let database = Arc::new(database);
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let boot = init_data_dir(data_dir.path(), &database);
+        TestServer::spawn_node(
+            Arc::new(data_dir),
+            database,
+            boot,
+            &[],
+            "127.0.0.1:0",
+            extra,
+            DEFAULT_LOG_FILTER,
+        )
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        use futures::{StreamExt, TryStreamExt};
+        use object_store::ObjectStore;
+        // Briefly: the server may be gone (a fault test stopped it).
+        let retry = object_store::RetryConfig {
+            max_retries: 2,
+            retry_timeout: std::time::Duration::from_secs(5),
+            ..object_store::RetryConfig::default()
+        };
+        let built = object_store::aws::AmazonS3Builder::from_env()
+            .with_endpoint(&self.endpoint)
+            .with_bucket_name(&self.bucket)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_retry(retry)
+            .build();
+        let Ok(store) = built else {
+            return;
+        };
+        let prefix = object_store::path::Path::from(self.prefix.as_str());
+        // Not a panic: this may run while a failed test unwinds.
+        let emptied = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let locations = store
+                    .list(Some(&prefix))
+                    .map_ok(|meta| meta.location)
+                    .boxed();
+                store
+                    .delete_stream(locations)
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the cleanup thread panicked".to_owned()));
+        if let Err(err) = emptied {
+            eprintln!("cannot empty the test's S3 prefix {}: {err}", self.prefix);
+        }
+    }
 }

@@ -48,6 +48,10 @@ pub enum BlockError {
     /// The storage refuses access (permissions, credentials, a read-only file system).
     #[error("the storage refused access: {0}")]
     Refused(String),
+    /// A remote store could not be reached, or kept failing (5xx answers, throttling,
+    /// broken connections) until the client's retry bound.
+    #[error("the object store is unavailable: {0}")]
+    Unavailable(String),
     #[error("i/o error: {0}")]
     Io(String),
     /// A named object (an oplog slice) is absent or fails verification.
@@ -67,6 +71,11 @@ impl From<object_store::Error> for BlockError {
         use object_store::Error::{PermissionDenied, Unauthenticated};
         if matches!(e, PermissionDenied { .. } | Unauthenticated { .. }) {
             return BlockError::Refused(e.to_string());
+        }
+        // `object_store`'s S3 client reports every request that failed after its retries
+        // (connections refused or broken, timeouts, 5xx, throttling) as `Generic`.
+        if matches!(&e, object_store::Error::Generic { store, .. } if *store == s3::STORE_NAME) {
+            return BlockError::Unavailable(e.to_string());
         }
         // Backends wrap the file system's error (the local one as `Generic`): its kind
         // decides, wherever in the chain it sits.

@@ -12,13 +12,19 @@ use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, PutMode, PutOptions};
+use object_store::{ObjectStore, PutMode, PutOptions, RetryConfig};
 
 use super::{BlockError, BlockResult, ObjectBlockStore};
 
 /// Region used when neither the configuration nor `AWS_DEFAULT_REGION` names one (what
 /// self-hosted servers expect in the signature).
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// The name `object_store`'s S3 client gives its errors (`Error::Generic { store, .. }`).
+pub(super) const STORE_NAME: &str = "S3";
+/// How long one request is retried by default before it fails what sent it: long enough to
+/// ride out a restart of the server or a burst of throttling, short enough that an API
+/// request waiting on an unreachable store is answered within a client's patience.
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a conditional put is sent when its answer is lost in transit.
 const CREATE_ATTEMPTS: u32 = 3;
 /// Wait before sending a conditional put again; doubled for each further attempt.
@@ -40,6 +46,8 @@ pub struct S3Config {
     pub allow_http: bool,
     /// `None`: the standard `AWS_*` variables (or an instance or container role).
     pub credentials: Option<S3Credentials>,
+    /// How long one request is retried (with exponential backoff) before it fails.
+    pub retry_timeout: Duration,
 }
 
 /// A static access key. Its `Debug` form hides the secret.
@@ -93,15 +101,21 @@ impl S3Config {
             region: None,
             allow_http: false,
             credentials: None,
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
         })
     }
 
     /// The store this configuration names. Nothing is sent yet: a wrong endpoint or key
     /// shows on the first request.
     pub fn open(&self) -> BlockResult<ObjectBlockStore> {
+        let retry = RetryConfig {
+            retry_timeout: self.retry_timeout,
+            ..RetryConfig::default()
+        };
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
-            .with_allow_http(self.allow_http);
+            .with_allow_http(self.allow_http)
+            .with_retry(retry);
         let region_in_env = std::env::var("AWS_DEFAULT_REGION")
             .or_else(|_| std::env::var("AWS_REGION"))
             .ok();

@@ -76,6 +76,7 @@ error_codes! {
     RateLimited => "RATE_LIMITED",
     InsufficientStorage => "INSUFFICIENT_STORAGE",
     StorageRefused => "STORAGE_REFUSED",
+    StorageUnavailable => "STORAGE_UNAVAILABLE",
     UnexpectedError => "UNEXPECTED_ERROR",
     GroupMismatch => "GROUP_MISMATCH",
     InvalidSnapshotInterval => "INVALID_SNAPSHOT_INTERVAL",
@@ -109,6 +110,10 @@ pub enum DomainError {
     /// A store refused access (permissions, credentials); the text is for the log.
     #[error("storage refused access: {0}")]
     StorageRefused(String),
+    /// A store could not be reached, or its requests kept failing until the retry bound;
+    /// the text is for the log.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     /// A fault inside the server; logged, and shown to clients only as `UNEXPECTED_ERROR`.
     #[error("internal error: {0}")]
     Internal(String),
@@ -146,6 +151,7 @@ impl DomainError {
             DomainError::Rejected { code, .. } => *code,
             DomainError::StorageFull(_) => ErrorCode::InsufficientStorage,
             DomainError::StorageRefused(_) => ErrorCode::StorageRefused,
+            DomainError::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
             DomainError::Meta(_) | DomainError::Internal(_) => ErrorCode::UnexpectedError,
         }
     }
@@ -174,6 +180,9 @@ pub(crate) fn block_error(err: BlockError) -> DomainError {
     match err {
         BlockError::StorageFull(_) => DomainError::StorageFull(format!("block store: {err}")),
         BlockError::Refused(_) => DomainError::StorageRefused(format!("block store: {err}")),
+        BlockError::Unavailable(_) => {
+            DomainError::StorageUnavailable(format!("block store: {err}"))
+        }
         other => DomainError::Internal(format!("block store: {other}")),
     }
 }

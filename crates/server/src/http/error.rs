@@ -82,7 +82,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         RequestUriTooLong => StatusCode::URI_TOO_LONG,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-        StorageRefused => StatusCode::SERVICE_UNAVAILABLE,
+        StorageRefused | StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         UnexpectedError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -147,6 +147,17 @@ impl From<DomainError> for ApiError {
                      nothing of this request was kept. The server's log has the details.",
                     vec![],
                 )
+            }
+            DomainError::StorageUnavailable(cause) => {
+                tracing::error!(error = %cause, "the block store was unavailable to a request");
+                ApiError::new(
+                    ErrorCode::StorageUnavailable,
+                    "The block store could not be reached, or its requests kept failing until the \
+                     server's retry bound; nothing of this request was kept. Retry later; the \
+                     server's log has the details.",
+                    vec![],
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("30"))
             }
             other => {
                 // Logged here, once; the client sees only that something went wrong.

@@ -94,7 +94,7 @@ impl Sweeper {
         (report.chunks_collected, report.packs_deleted) = (collected.chunks, collected.packs);
         let last = self.last_orphan_sweep.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= ORPHAN_SWEEP_INTERVAL.as_secs() as i64 {
-            report.orphan_packs_deleted = services.delete_orphan_packs(before).await?;
+            report.orphan_packs_deleted = services.delete_orphan_packs(before, before).await?;
             self.last_orphan_sweep.store(now, Ordering::Relaxed);
         }
         report.oplog_slices_retired = services.retain_oplog(now).await?;
@@ -199,17 +199,18 @@ mod tests {
                     }
                 })
                 .collect();
-            let recorded = self
-                .services
-                .meta
-                .record_pack(
-                    pack.id(),
-                    pack.bytes().len() as u64,
-                    &infos,
-                    self.clock.now(),
-                )
+            let meta = &self.services.meta;
+            let (id, bytes, now) = (pack.id(), pack.bytes().len() as u64, self.clock.now());
+            let claim = meta
+                .claim_pack(id, bytes, crate::ids::ClaimToken::generate(), now)
                 .await
-                .expect("record");
+                .expect("claim")
+                .expect("claimed");
+            let recorded = meta
+                .record_pack(id, bytes, &infos, claim, now)
+                .await
+                .expect("record")
+                .expect("the claim holds");
             assert!(recorded.iter().all(|new| *new));
             pack
         }
@@ -320,7 +321,10 @@ mod tests {
         let now = f.clock.now();
         assert_eq!(
             f.services
-                .delete_orphan_packs(now - GC_DELAY.as_secs() as i64)
+                .delete_orphan_packs(
+                    now - GC_DELAY.as_secs() as i64,
+                    now - GC_DELAY.as_secs() as i64
+                )
                 .await
                 .expect("sweep"),
             1

@@ -52,7 +52,9 @@ pub trait OplogMeta: Send + Sync + 'static {
     ) -> MetaResult<()>;
     /// Records a push atomically: inserts the slices (clearing their pending records),
     /// retires `commit.retired` and replaces the ranges. Returns `false`, changing nothing,
-    /// when the stream's ranges are no longer `commit.expected_ranges` (a concurrent push).
+    /// when the stream's ranges are no longer `commit.expected_ranges` (a concurrent push),
+    /// or when a slice's pending record is gone or being deleted (the collector found the
+    /// push abandoned: its objects may be gone).
     async fn commit_oplog_push(
         &self,
         stream: &OplogStream,
@@ -77,6 +79,17 @@ pub trait OplogMeta: Send + Sync + 'static {
         before: UnixSeconds,
         limit: u32,
     ) -> MetaResult<Vec<CollectableSlice>>;
+    /// Starts deleting a slice object that [`OplogMeta::collectable_oplog_slices`] listed
+    /// with the same `before`, in one conditional statement: a pending record recorded
+    /// before `before` is marked as being deleted (`now`), so its push can no longer commit
+    /// it; a slice retired before `before` needs no mark (nothing revives it). `false` when
+    /// neither holds any more (the push committed the slice in between): keep the object.
+    async fn start_slice_deletion(
+        &self,
+        id: OplogSliceId,
+        before: UnixSeconds,
+        now: UnixSeconds,
+    ) -> MetaResult<bool>;
     /// Forgets a collected slice object (its retired or pending record).
     async fn forget_oplog_slice(&self, id: OplogSliceId) -> MetaResult<()>;
 }

@@ -55,6 +55,11 @@ pub(crate) fn corrupt(what: &str, value: &str) -> MetaError {
     MetaError::Corrupt(format!("{what}: {value:?}"))
 }
 
+/// A pack's claim token as stored.
+pub(crate) fn claim_token(hex: &str) -> MetaResult<crate::ids::ClaimToken> {
+    crate::ids::ClaimToken::parse(hex).ok_or_else(|| corrupt("claim token", hex))
+}
+
 /// A page as the `LIMIT` and `OFFSET` of a statement.
 pub(crate) fn page_limit(page: PageRequest) -> (i64, i64) {
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);

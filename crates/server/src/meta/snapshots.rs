@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::MetaResult;
 use crate::blocks::{ChunkId, PackId};
-use crate::ids::{ClusterId, GroupId, SnapshotId};
+use crate::ids::{ClaimToken, ClusterId, GroupId, SnapshotId};
 use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
 
 /// What committing a part changed.
@@ -25,8 +25,18 @@ pub struct ForgottenChunks {
     pub chunks: usize,
     /// Those among them stored alone (before packs), whose objects are now unused.
     pub loose: Vec<ChunkId>,
-    /// Packs no chunk row names any more; their rows are gone with the chunks'.
+    /// Packs no chunk row names any more, in id order; their rows are now `deleting` under
+    /// the deletion's token, to be removed once their objects are.
     pub packs: Vec<PackId>,
+}
+
+/// When a pack row may be moved to `deleting` by [`SnapshotMeta::start_pack_deletion`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackDeletionRule {
+    /// A `writing` row whose claim was last renewed before this was abandoned by its writers.
+    pub claimed_before: UnixSeconds,
+    /// A `deleting` row whose deletion started before this was left by a crashed deleter.
+    pub deletion_started_before: UnixSeconds,
 }
 
 #[async_trait]
@@ -67,17 +77,32 @@ pub trait SnapshotMeta: Send + Sync + 'static {
         manifest_name: &str,
     ) -> MetaResult<PartCommit>;
 
-    /// Indexes the chunks of a stored pack (unreferenced), with the pack's row, in one
-    /// transaction; for each chunk, `false` if it was already indexed (another batch stored
-    /// it first: its bytes in this pack are dead). When no chunk is new, nothing is
-    /// written, and the pack object is left to the orphan sweep.
+    /// Claims a pack's row for a writer about to put its object, in one conditional
+    /// upsert: a missing row is inserted `writing` under `token`; a `writing` or `live` row
+    /// has its claim renewed (`claimed_at = now`) and its own token is returned, which the
+    /// writer then holds with the others. `None`, changing nothing, while the row is
+    /// `deleting`.
+    async fn claim_pack(
+        &self,
+        pack: PackId,
+        pack_bytes: u64,
+        token: ClaimToken,
+        now: UnixSeconds,
+    ) -> MetaResult<Option<ClaimToken>>;
+    /// Indexes the chunks of a stored pack (unreferenced) and sets its row `live`, in one
+    /// transaction, if the row still holds `claim` and is not `deleting`; `None`, changing
+    /// nothing, when it does not. For each chunk, `false` if it was already indexed
+    /// (another batch stored it first: its bytes in this pack are dead). When no chunk is
+    /// new, nothing is written: the row stays as it was (a `writing` one goes to the
+    /// orphan sweep once its claim is old).
     async fn record_pack(
         &self,
         pack: PackId,
         pack_bytes: u64,
         chunks: &[ChunkInfo],
+        claim: ClaimToken,
         now: UnixSeconds,
-    ) -> MetaResult<Vec<bool>>;
+    ) -> MetaResult<Option<Vec<bool>>>;
     /// The indexed chunks among `ids`. Unreferenced ones have their idle clock reset, so a
     /// chunk an import is about to reuse is not collected under it.
     async fn find_chunks(&self, ids: &[ChunkId], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>>;
@@ -86,8 +111,25 @@ pub trait SnapshotMeta: Send + Sync + 'static {
     async fn locate_chunks(&self, ids: &[ChunkId]) -> MetaResult<Vec<ChunkInfo>>;
     /// Up to `limit` indexed chunks with ids above `after` (all when `None`), in id order.
     async fn list_chunks(&self, after: Option<ChunkId>, limit: u32) -> MetaResult<Vec<ChunkInfo>>;
-    /// The packs among `ids` that have a row.
+    /// The packs among `ids` that have a row, in any state.
     async fn known_packs(&self, ids: &[PackId]) -> MetaResult<Vec<PackId>>;
+    /// Moves a pack to `deleting` under `token` (`claimed_at = now`) in one conditional
+    /// statement, if it has no row (one is inserted), or its row is `writing` and
+    /// abandoned, or `deleting` and left by a crash, as `rule` says; `false`, changing
+    /// nothing, otherwise (a `live` row, a claim still renewed, a deletion under way).
+    async fn start_pack_deletion(
+        &self,
+        pack: PackId,
+        token: ClaimToken,
+        now: UnixSeconds,
+        rule: PackDeletionRule,
+    ) -> MetaResult<bool>;
+    /// Removes the row of a pack whose object the deletion `token` removed; a row no longer
+    /// held by that deletion is left alone.
+    async fn finish_pack_deletion(&self, pack: PackId, token: ClaimToken) -> MetaResult<()>;
+    /// Up to `limit` packs whose rows `rule` lets [`SnapshotMeta::start_pack_deletion`]
+    /// move (abandoned `writing` rows, stale `deleting` ones), in id order.
+    async fn unsettled_packs(&self, rule: PackDeletionRule, limit: u32) -> MetaResult<Vec<PackId>>;
 
     /// Snapshots past `expires` (and not `doNotDelete`) or abandoned imports recorded
     /// before `abandoned_before`: marks them deleted and returns them.
@@ -109,11 +151,14 @@ pub trait SnapshotMeta: Send + Sync + 'static {
     async fn collectable_chunks(&self, before: UnixSeconds, limit: u32)
         -> MetaResult<Vec<ChunkId>>;
     /// Removes from the index those of `ids` still unreferenced since before `before`, and
-    /// the rows of packs left without chunks, in one transaction. The caller then deletes
-    /// the objects named in the answer.
+    /// moves the rows of packs left without chunks to `deleting` under `deletion` (at
+    /// `now`), in one transaction. The caller then deletes the objects named in the answer
+    /// and finishes those deletions.
     async fn forget_chunks(
         &self,
         ids: &[ChunkId],
         before: UnixSeconds,
+        deletion: ClaimToken,
+        now: UnixSeconds,
     ) -> MetaResult<ForgottenChunks>;
 }

@@ -84,14 +84,25 @@ impl Services {
             .meta
             .collectable_oplog_slices(before, SLICES_COLLECTED_PER_PASS)
             .await?;
+        let mut collected = 0;
         for slice in &collectable {
+            // Marked first, so a push on another node that is still writing this slice
+            // cannot commit it once its object is gone.
+            if !self
+                .meta
+                .start_slice_deletion(slice.id, before, self.clock.now())
+                .await?
+            {
+                continue;
+            }
             self.blocks
                 .delete_object(&slice_key(&slice.stream, slice.id))
                 .await
                 .map_err(block_error)?;
             self.meta.forget_oplog_slice(slice.id).await?;
+            collected += 1;
         }
-        Ok(collectable.len())
+        Ok(collected)
     }
 }
 

@@ -8,18 +8,16 @@ use bytes::Bytes;
 use rewind_api_types::ChunkUploadSummary;
 use rewind_formats::frames::{split_frames, FrameError};
 
+use super::packs;
 use super::{invalid, parse_chunk_hex};
 use crate::blocks::chunk::OBJECT_HEADER_BYTES;
-use crate::blocks::{
-    encode_chunk, BlockStore, ChunkId, Encoding, ObjectKey, Pack, PackBuilder, Placement,
-};
-use crate::domain::block_error;
+use crate::blocks::{encode_chunk, BlockStore, ChunkId, Encoding, Pack, PackBuilder, Placement};
+use crate::domain::{block_error, Clock};
 use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
-use crate::ids::{ClusterId, GroupId, SnapshotId};
+use crate::ids::{ClaimToken, ClusterId, GroupId, SnapshotId};
+use crate::meta::snapshots::PackDeletionRule;
 use crate::meta::MetaStore;
-use crate::model::{
-    ChunkInfo, ClusterType, OplogTs, SnapshotPartRecord, SnapshotRecord, UnixSeconds,
-};
+use crate::model::{ChunkInfo, ClusterType, OplogTs, SnapshotPartRecord, SnapshotRecord};
 
 /// Most chunk ids one "which are missing" query may ask about.
 pub const MAX_IDS_PER_QUERY: usize = 10_000;
@@ -185,11 +183,11 @@ impl Services {
         let persist = persist_pack(
             self.blocks.clone(),
             self.meta.clone(),
+            self.clock.clone(),
             self.gc_lock.clone(),
             gc_guard,
             pack,
             batch.chunks.clone(),
-            self.clock.now(),
         );
         let inserted = tokio::spawn(persist)
             .await
@@ -272,42 +270,54 @@ fn hash_mismatch(id: &ChunkId) -> DomainError {
     )
 }
 
-/// Writes the pack, then indexes its chunks: an indexed chunk is always stored. Holds the
-/// shared GC guard throughout, so no collection or orphan sweep runs in between.
+/// Claims the pack's row, writes the pack, then indexes its chunks while the claim holds:
+/// an indexed chunk is always stored (see `domain::garbage`). Holds the shared GC guard
+/// throughout, so no collection or orphan sweep of this node runs in between.
 ///
 /// When indexing fails (a full metadata store), the pack is removed at once rather than
-/// left for the hourly orphan sweep, as that sweep would: with `gc_lock` held exclusively
-/// (so no writer of this node is between writing the same pack and indexing it) and only
-/// if the index does not know it. A failed write of the pack leaves nothing to remove.
+/// left for the hourly orphan sweep: its row is moved to `deleting` as the sweep would
+/// (with `gc_lock` held exclusively, so no writer of this node is between claiming the
+/// same pack and indexing it; one on another node then fails to index and resends). A
+/// failed write of the pack leaves nothing to remove; its claim goes with the next sweep.
+#[allow(clippy::too_many_arguments)]
 async fn persist_pack(
     blocks: Arc<dyn BlockStore>,
     meta: Arc<dyn MetaStore>,
+    clock: Arc<dyn Clock>,
     gc_lock: Arc<tokio::sync::RwLock<()>>,
     gc_guard: tokio::sync::OwnedRwLockReadGuard<()>,
     pack: Pack,
     chunks: Vec<ChunkInfo>,
-    now: UnixSeconds,
 ) -> DomainResult<Vec<bool>> {
+    let pack_bytes = pack.bytes().len() as u64;
+    let claim = packs::claim_pack(meta.as_ref(), clock.as_ref(), pack.id(), pack_bytes).await?;
     blocks.put_pack(&pack).await.map_err(block_error)?;
     let indexed = meta
-        .record_pack(pack.id(), pack.bytes().len() as u64, &chunks, now)
+        .record_pack(pack.id(), pack_bytes, &chunks, claim, clock.now())
         .await;
     let err = match indexed {
-        Ok(inserted) => return Ok(inserted),
+        Ok(Some(inserted)) => return Ok(inserted),
+        Ok(None) => return Err(packs::claim_lost(pack.id())),
         Err(err) => DomainError::from(err),
     };
     drop(gc_guard);
     let _exclusive = gc_lock.write().await;
-    match meta.known_packs(&[pack.id()]).await {
-        Ok(known) if known.is_empty() => {
-            if let Err(cleanup) = blocks.delete_object(&ObjectKey::Pack(pack.id())).await {
-                tracing::warn!(pack = %pack.id(), error = %cleanup, "could not remove the pack of a failed upload; the orphan sweep will");
-            }
-        }
-        Ok(_) => {}
-        Err(cleanup) => {
-            tracing::warn!(pack = %pack.id(), error = %cleanup, "could not check the pack of a failed upload; the orphan sweep will");
-        }
+    let deletion = ClaimToken::generate();
+    let now = clock.now();
+    let any_claim = PackDeletionRule {
+        claimed_before: now + 1,
+        deletion_started_before: i64::MIN,
+    };
+    let cleanup = match meta
+        .start_pack_deletion(pack.id(), deletion, now, any_claim)
+        .await
+    {
+        Ok(true) => packs::delete_pack(meta.as_ref(), blocks.as_ref(), pack.id(), deletion).await,
+        Ok(false) => Ok(()),
+        Err(cleanup) => Err(cleanup.into()),
+    };
+    if let Err(cleanup) = cleanup {
+        tracing::warn!(pack = %pack.id(), error = %cleanup, "could not remove the pack of a failed upload; the orphan sweep will");
     }
     Err(err)
 }

@@ -8,6 +8,7 @@
 pub mod import;
 mod lifecycle;
 pub mod manifest;
+pub(crate) mod packs;
 mod verify;
 
 use super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};

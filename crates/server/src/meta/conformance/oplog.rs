@@ -460,6 +460,56 @@ pub async fn forgetting_a_slice_drops_only_a_retired_or_pending_record(meta: &dy
         .unwrap();
 }
 
+pub async fn a_push_whose_slices_are_being_deleted_does_not_commit(meta: &dyn MetaStore) {
+    let (rs, slices) = three_slices(meta).await;
+    let late = seconds(400, 499);
+    meta.record_pending_slices(&rs, &[late.id], 100)
+        .await
+        .unwrap();
+    assert!(
+        !meta.start_slice_deletion(late.id, 100, 300).await.unwrap(),
+        "recorded at 100, the push is not abandoned before 100"
+    );
+    assert!(meta.start_slice_deletion(late.id, 101, 300).await.unwrap());
+    assert!(
+        meta.start_slice_deletion(late.id, 101, 301).await.unwrap(),
+        "a deletion left unfinished is started again"
+    );
+    assert_eq!(collectable_ids(meta, 101).await, BTreeSet::from([late.id]));
+    let ranges = meta.oplog_ranges(&rs).await.unwrap();
+    let commit = OplogCommit {
+        expected_ranges: ranges.clone(),
+        slices: vec![late],
+        retired: vec![],
+        ranges: vec![range(ranges[0].first, ts(499, 1))],
+    };
+    assert!(
+        !meta.commit_oplog_push(&rs, &commit, 302).await.unwrap(),
+        "its objects may be gone"
+    );
+    assert_eq!(meta.oplog_ranges(&rs).await.unwrap(), ranges);
+    assert_eq!(live_ids(meta, &rs).await.len(), slices.len());
+
+    assert!(
+        !meta
+            .start_slice_deletion(slices[0].id, UnixSeconds::MAX, 303)
+            .await
+            .unwrap(),
+        "a live slice is never deleted"
+    );
+    meta.retire_oplog_before(&rs, ts(250, 0), 304)
+        .await
+        .unwrap();
+    assert!(!meta
+        .start_slice_deletion(slices[0].id, 304, 305)
+        .await
+        .unwrap());
+    assert!(meta
+        .start_slice_deletion(slices[0].id, 305, 305)
+        .await
+        .unwrap());
+}
+
 pub async fn racing_pushes_over_the_same_range_leave_one_coverage(meta: Arc<dyn MetaStore>) {
     let cluster = seed_cluster(meta.as_ref()).await;
     let rs = stream(&cluster, "rs0");
@@ -542,6 +592,7 @@ mod tests {
         retention_in_a_gap_retires_everything_before_the_cutoff,
         collectable_slices_are_the_retired_and_the_never_committed,
         forgetting_a_slice_drops_only_a_retired_or_pending_record,
+        a_push_whose_slices_are_being_deleted_does_not_commit,
     );
     contract_tests!(concurrent: racing_pushes_over_the_same_range_leave_one_coverage);
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use super::{page, seed_cluster, seed_replica_set, snapshot_of, ts, ALL};
 use crate::blocks::{ChunkId, PackId, Placement};
-use crate::ids::{ClusterId, GroupId, SnapshotId};
-use crate::meta::snapshots::{ForgottenChunks, PartCommit};
+use crate::ids::{ClaimToken, ClusterId, GroupId, SnapshotId};
+use crate::meta::snapshots::{ForgottenChunks, PackDeletionRule, PartCommit};
 use crate::meta::MetaStore;
 use crate::model::{ChunkInfo, ClusterRecord, PartStats, SnapshotRecord, UnixSeconds};
 
@@ -29,6 +29,33 @@ fn packed(id: ChunkId, pack: PackId, offset: u64) -> ChunkInfo {
     }
 }
 
+/// Claims `pack` and indexes `chunks` in it, at `now`, as a writer does.
+async fn index_pack(
+    meta: &dyn MetaStore,
+    pack: PackId,
+    bytes: u64,
+    chunks: &[ChunkInfo],
+    now: UnixSeconds,
+) -> Vec<bool> {
+    let claim = meta
+        .claim_pack(pack, bytes, ClaimToken::generate(), now)
+        .await
+        .unwrap()
+        .expect("a pack nobody deletes can be claimed");
+    meta.record_pack(pack, bytes, chunks, claim, now)
+        .await
+        .unwrap()
+        .expect("the claim holds")
+}
+
+/// A rule under which abandoned claims and stale deletions are those from before `before`.
+fn before(before: UnixSeconds) -> PackDeletionRule {
+    PackDeletionRule {
+        claimed_before: before,
+        deletion_started_before: before,
+    }
+}
+
 /// Indexes chunks `ns` as one pack of their own, at `now`.
 async fn seed_chunks(meta: &dyn MetaStore, ns: &[u8], now: UnixSeconds) -> PackId {
     let pack = PackId::of(ns);
@@ -37,7 +64,7 @@ async fn seed_chunks(meta: &dyn MetaStore, ns: &[u8], now: UnixSeconds) -> PackI
         .enumerate()
         .map(|(i, n)| packed(id(*n), pack, i as u64 * 62))
         .collect();
-    let new = meta.record_pack(pack, 1_000, &chunks, now).await.unwrap();
+    let new = index_pack(meta, pack, 1_000, &chunks, now).await;
     assert!(new.iter().all(|n| *n), "seeded chunks are new");
     pack
 }
@@ -275,7 +302,7 @@ pub async fn a_commit_naming_an_unindexed_chunk_changes_nothing(meta: &dyn MetaS
     let chunks: Vec<ChunkInfo> = (0..1_200u32)
         .map(|n| packed(ChunkId::of(&n.to_be_bytes()), pack, u64::from(n) * 62))
         .collect();
-    meta.record_pack(pack, 1, &chunks, 10).await.unwrap();
+    index_pack(meta, pack, 1, &chunks, 10).await;
     let unknown = id(0xee);
     let mut ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
     ids.push(unknown);
@@ -308,25 +335,19 @@ pub async fn a_commit_naming_an_unindexed_chunk_changes_nothing(meta: &dyn MetaS
 pub async fn a_pack_indexes_only_its_new_chunks(meta: &dyn MetaStore) {
     let (one, two, three) = (PackId::of(b"one"), PackId::of(b"two"), PackId::of(b"three"));
     let first = [packed(id(1), one, 0), packed(id(2), one, 62)];
-    assert_eq!(
-        meta.record_pack(one, 124, &first, 100).await.unwrap(),
-        [true, true]
-    );
+    assert_eq!(index_pack(meta, one, 124, &first, 100).await, [true, true]);
     let second = [
         packed(id(2), two, 0),
         packed(id(3), two, 62),
         packed(id(3), two, 62),
     ];
     assert_eq!(
-        meta.record_pack(two, 186, &second, 101).await.unwrap(),
+        index_pack(meta, two, 186, &second, 101).await,
         [false, true, false],
         "a chunk indexed by an earlier pack, or named twice, is not new"
     );
     let third = [packed(id(3), three, 0)];
-    assert_eq!(
-        meta.record_pack(three, 62, &third, 102).await.unwrap(),
-        [false]
-    );
+    assert_eq!(index_pack(meta, three, 62, &third, 102).await, [false]);
     let known: BTreeSet<PackId> = meta
         .known_packs(&[one, two, three, PackId::of(b"never")])
         .await
@@ -335,8 +356,13 @@ pub async fn a_pack_indexes_only_its_new_chunks(meta: &dyn MetaStore) {
         .collect();
     assert_eq!(
         known,
-        BTreeSet::from([one, two]),
-        "a pack with no new chunk is not recorded"
+        BTreeSet::from([one, two, three]),
+        "a pack with no new chunk keeps the row its writer claimed"
+    );
+    assert_eq!(
+        meta.unsettled_packs(before(103), 10).await.unwrap(),
+        vec![three],
+        "… `writing`, for the orphan sweep once the claim is old"
     );
     let mut located = meta.locate_chunks(&[id(3), id(2), id(9)]).await.unwrap();
     located.sort_by_key(|c| c.id);
@@ -499,16 +525,23 @@ pub async fn forgetting_chunks_frees_the_packs_they_leave_empty(meta: &dyn MetaS
     let cluster = seed_cluster(meta).await;
     let (one, two) = (PackId::of(b"one"), PackId::of(b"two"));
     let first = [packed(id(1), one, 0), packed(id(2), one, 62)];
-    meta.record_pack(one, 124, &first, 100).await.unwrap();
+    index_pack(meta, one, 124, &first, 100).await;
     let second = [packed(id(3), two, 0), packed(id(4), two, 62)];
-    meta.record_pack(two, 124, &second, 101).await.unwrap();
+    index_pack(meta, two, 124, &second, 101).await;
     let snapshot = open_import(meta, &cluster, 100, &["rs0"]).await;
     commit(meta, &snapshot, "rs0", &[id(4)]).await;
     let every = [id(1), id(2), id(3), id(4), id(9)];
 
-    let none = meta.forget_chunks(&every, 100).await.unwrap();
+    let deletion = ClaimToken::generate();
+    let none = meta
+        .forget_chunks(&every, 100, deletion, 500)
+        .await
+        .unwrap();
     assert_eq!(none, ForgottenChunks::default(), "nothing idle long enough");
-    let some = meta.forget_chunks(&every, 101).await.unwrap();
+    let some = meta
+        .forget_chunks(&every, 101, deletion, 500)
+        .await
+        .unwrap();
     assert_eq!(
         some,
         ForgottenChunks {
@@ -517,7 +550,10 @@ pub async fn forgetting_chunks_frees_the_packs_they_leave_empty(meta: &dyn MetaS
             packs: vec![one],
         }
     );
-    let rest = meta.forget_chunks(&every, 1_000).await.unwrap();
+    let rest = meta
+        .forget_chunks(&every, 1_000, ClaimToken::generate(), 500)
+        .await
+        .unwrap();
     assert_eq!(
         rest,
         ForgottenChunks {
@@ -535,7 +571,165 @@ pub async fn forgetting_chunks_frees_the_packs_they_leave_empty(meta: &dyn MetaS
         .map(|c| c.id)
         .collect();
     assert_eq!(left, [id(4)]);
+    let mut known = meta.known_packs(&[one, two]).await.unwrap();
+    known.sort();
+    let mut both = vec![one, two];
+    both.sort();
+    assert_eq!(
+        known, both,
+        "pack one's row stays while its object is deleted"
+    );
+    assert_eq!(
+        meta.claim_pack(one, 124, ClaimToken::generate(), 501)
+            .await
+            .unwrap(),
+        None,
+        "a pack being deleted is not claimed"
+    );
+    assert_eq!(
+        meta.unsettled_packs(before(500), 10).await.unwrap(),
+        Vec::<PackId>::new()
+    );
+    assert_eq!(
+        meta.unsettled_packs(before(501), 10).await.unwrap(),
+        vec![one],
+        "a deletion older than the lease is for a sweep to finish"
+    );
+    meta.finish_pack_deletion(one, deletion).await.unwrap();
     assert_eq!(meta.known_packs(&[one, two]).await.unwrap(), vec![two]);
+    assert!(meta
+        .claim_pack(one, 124, ClaimToken::generate(), 502)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+pub async fn writers_of_one_pack_share_its_claim_until_its_deletion_begins(meta: &dyn MetaStore) {
+    let pack = PackId::of(b"shared");
+    let chunks = [packed(id(1), pack, 0)];
+    let first = ClaimToken::generate();
+    assert_eq!(
+        meta.claim_pack(pack, 62, first, 100).await.unwrap(),
+        Some(first)
+    );
+    assert_eq!(
+        meta.claim_pack(pack, 62, ClaimToken::generate(), 110)
+            .await
+            .unwrap(),
+        Some(first),
+        "a second writer holds the claim the row has"
+    );
+    assert_eq!(
+        meta.record_pack(pack, 62, &chunks, ClaimToken::generate(), 111)
+            .await
+            .unwrap(),
+        None,
+        "a claim the row never had does not index"
+    );
+    let deletion = ClaimToken::generate();
+    assert!(
+        !meta
+            .start_pack_deletion(pack, deletion, 120, before(110))
+            .await
+            .unwrap(),
+        "renewed at 110, the claim is not abandoned before 110"
+    );
+    assert!(meta
+        .start_pack_deletion(pack, deletion, 120, before(111))
+        .await
+        .unwrap());
+    assert_eq!(
+        meta.record_pack(pack, 62, &chunks, first, 121)
+            .await
+            .unwrap(),
+        None,
+        "a writer whose pack is being deleted does not index it"
+    );
+    assert!(meta.locate_chunks(&[id(1)]).await.unwrap().is_empty());
+    assert_eq!(
+        meta.claim_pack(pack, 62, ClaimToken::generate(), 121)
+            .await
+            .unwrap(),
+        None
+    );
+    let takeover = ClaimToken::generate();
+    assert!(
+        !meta
+            .start_pack_deletion(pack, takeover, 130, before(120))
+            .await
+            .unwrap(),
+        "a deletion under way is not taken over"
+    );
+    assert!(meta
+        .start_pack_deletion(pack, takeover, 130, before(121))
+        .await
+        .unwrap());
+    meta.finish_pack_deletion(pack, deletion).await.unwrap();
+    assert_eq!(
+        meta.known_packs(&[pack]).await.unwrap(),
+        vec![pack],
+        "only the deletion holding the row removes it"
+    );
+    meta.finish_pack_deletion(pack, takeover).await.unwrap();
+    assert!(meta.known_packs(&[pack]).await.unwrap().is_empty());
+
+    let again = ClaimToken::generate();
+    assert_eq!(
+        meta.claim_pack(pack, 62, again, 140).await.unwrap(),
+        Some(again),
+        "a new row, a new claim"
+    );
+    assert_eq!(
+        meta.record_pack(pack, 62, &chunks, first, 141)
+            .await
+            .unwrap(),
+        None,
+        "a claim from before the deletion does not hold the new row"
+    );
+    assert_eq!(
+        meta.record_pack(pack, 62, &chunks, again, 141)
+            .await
+            .unwrap(),
+        Some(vec![true])
+    );
+}
+
+pub async fn only_packs_nobody_may_reference_are_moved_to_deleting(meta: &dyn MetaStore) {
+    let live = seed_chunks(meta, &[1], 100).await;
+    let deletion = ClaimToken::generate();
+    assert!(
+        !meta
+            .start_pack_deletion(live, deletion, 200, before(UnixSeconds::MAX))
+            .await
+            .unwrap(),
+        "a live pack goes only with its last chunk"
+    );
+    assert_eq!(
+        meta.unsettled_packs(before(UnixSeconds::MAX), 10)
+            .await
+            .unwrap(),
+        Vec::<PackId>::new()
+    );
+    let unknown = PackId::of(b"never claimed");
+    assert!(
+        meta.start_pack_deletion(unknown, deletion, 200, before(0))
+            .await
+            .unwrap(),
+        "an object without a row is nobody's"
+    );
+    assert_eq!(
+        meta.claim_pack(unknown, 62, ClaimToken::generate(), 201)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!meta
+        .start_pack_deletion(unknown, ClaimToken::generate(), 201, before(200))
+        .await
+        .unwrap());
+    meta.finish_pack_deletion(unknown, deletion).await.unwrap();
+    assert!(meta.known_packs(&[unknown]).await.unwrap().is_empty());
+    assert_eq!(meta.locate_chunks(&[id(1)]).await.unwrap().len(), 1);
 }
 
 mod tests {
@@ -555,5 +749,7 @@ mod tests {
         deleted_snapshots_hold_their_references_until_released,
         collectable_chunks_are_those_idle_long_enough,
         forgetting_chunks_frees_the_packs_they_leave_empty,
+        writers_of_one_pack_share_its_claim_until_its_deletion_begins,
+        only_packs_nobody_may_reference_are_moved_to_deleting,
     );
 }

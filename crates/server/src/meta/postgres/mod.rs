@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../../../migrations/postgres/0008_nonce_uses.sql"),
     ),
     (
+        9,
+        include_str!("../../../../../migrations/postgres/0009_pack_states.sql"),
+    ),
+    (
         11,
         include_str!("../../../../../migrations/postgres/0011_preparation_progress.sql"),
     ),

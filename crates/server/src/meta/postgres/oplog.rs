@@ -179,10 +179,17 @@ impl OplogMeta for PostgresMetaStore {
             .await?;
         }
         let committed: Vec<String> = commit.slices.iter().map(|s| s.id.to_hex()).collect();
-        sqlx::query("DELETE FROM oplog_pending_slices WHERE id = ANY($1)")
-            .bind(committed)
-            .execute(&mut *tx)
-            .await?;
+        // Every pending record must still be there and not being deleted: a collector that
+        // found the push abandoned may be deleting its objects.
+        let cleared = sqlx::query(
+            "DELETE FROM oplog_pending_slices WHERE id = ANY($1) AND deleting_since IS NULL",
+        )
+        .bind(&committed)
+        .execute(&mut *tx)
+        .await?;
+        if cleared.rows_affected() < committed.len() as u64 {
+            return Ok(false);
+        }
         replace_ranges(&mut tx, stream, &commit.ranges).await?;
         tx.commit().await?;
         Ok(true)
@@ -278,6 +285,34 @@ impl OplogMeta for PostgresMetaStore {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(collectable_slice_from_row).collect()
+    }
+
+    async fn start_slice_deletion(
+        &self,
+        id: OplogSliceId,
+        before: UnixSeconds,
+        now: UnixSeconds,
+    ) -> MetaResult<bool> {
+        let pending = sqlx::query(
+            "UPDATE oplog_pending_slices SET deleting_since = COALESCE(deleting_since, $1) \
+             WHERE id = $2 AND recorded < $3",
+        )
+        .bind(now)
+        .bind(id.to_hex())
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        if pending.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let retired: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM oplog_slices WHERE id = $1 AND dropped_at IS NOT NULL AND dropped_at < $2",
+        )
+        .bind(id.to_hex())
+        .bind(before)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(retired.is_some())
     }
 
     async fn forget_oplog_slice(&self, id: OplogSliceId) -> MetaResult<()> {

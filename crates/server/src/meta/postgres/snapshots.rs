@@ -12,13 +12,13 @@ use sqlx::{PgConnection, Row};
 
 use super::PostgresMetaStore;
 use crate::blocks::{ChunkId, PackId};
-use crate::ids::{ClusterId, GroupId, SnapshotId};
+use crate::ids::{ClaimToken, ClusterId, GroupId, SnapshotId};
 use crate::meta::rows::{
-    attach_snapshot_parts, build_insert, chunk_from_row, corrupt, new_chunk_flags, page_limit,
-    placement_columns, snapshot_from_row, snapshot_part_row, snapshot_row, SNAPSHOT_INSERT,
-    SNAPSHOT_PART_INSERT,
+    attach_snapshot_parts, build_insert, chunk_from_row, claim_token, corrupt, new_chunk_flags,
+    page_limit, placement_columns, snapshot_from_row, snapshot_part_row, snapshot_row,
+    SNAPSHOT_INSERT, SNAPSHOT_PART_INSERT,
 };
-use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
+use crate::meta::snapshots::{ForgottenChunks, PackDeletionRule, PartCommit, SnapshotMeta};
 use crate::meta::MetaResult;
 use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
 
@@ -246,22 +246,50 @@ impl SnapshotMeta for PostgresMetaStore {
         Ok(PartCommit::Committed { complete })
     }
 
+    async fn claim_pack(
+        &self,
+        pack: PackId,
+        pack_bytes: u64,
+        token: ClaimToken,
+        now: UnixSeconds,
+    ) -> MetaResult<Option<ClaimToken>> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO packs (id, bytes, created, state, claim_token, claimed_at) \
+             VALUES ($1, $2, $3, 'writing', $4, $3) \
+             ON CONFLICT (id) DO UPDATE SET claimed_at = EXCLUDED.claimed_at WHERE packs.state <> 'deleting' \
+             RETURNING claim_token",
+        )
+        .bind(pack.to_hex())
+        .bind(pack_bytes as i64)
+        .bind(now)
+        .bind(token.to_hex())
+        .fetch_optional(self.pool())
+        .await?;
+        held.map(|hex| claim_token(&hex)).transpose()
+    }
+
     async fn record_pack(
         &self,
         pack: PackId,
         pack_bytes: u64,
         chunks: &[ChunkInfo],
+        claim: ClaimToken,
         now: UnixSeconds,
-    ) -> MetaResult<Vec<bool>> {
+    ) -> MetaResult<Option<Vec<bool>>> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO packs (id, bytes, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        // The pack's row is locked before any chunk row, as the collector locks them (see
+        // `forget_chunks`): a deletion cannot start between this check and the commit.
+        let holds: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM packs WHERE id = $1 AND claim_token = $2 AND state <> 'deleting' FOR UPDATE",
         )
         .bind(pack.to_hex())
-        .bind(pack_bytes as i64)
-        .bind(now)
-        .execute(&mut *tx)
+        .bind(claim.to_hex())
+        .fetch_optional(&mut *tx)
         .await?;
+        if holds.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let mut columns = ChunkColumns::default();
         for c in chunks {
             columns.push(c);
@@ -289,10 +317,15 @@ impl SnapshotMeta for PostgresMetaStore {
         .collect();
         if inserted.is_empty() {
             tx.rollback().await?;
-            return Ok(vec![false; chunks.len()]);
+            return Ok(Some(vec![false; chunks.len()]));
         }
+        sqlx::query("UPDATE packs SET state = 'live', bytes = $1 WHERE id = $2")
+            .bind(pack_bytes as i64)
+            .bind(pack.to_hex())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(new_chunk_flags(chunks, &inserted))
+        Ok(Some(new_chunk_flags(chunks, &inserted)))
     }
 
     async fn find_chunks(&self, ids: &[ChunkId], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
@@ -345,6 +378,57 @@ impl SnapshotMeta for PostgresMetaStore {
             .await?;
         known
             .iter()
+            .map(|hex| PackId::parse_hex(hex).ok_or_else(|| corrupt("pack id", hex)))
+            .collect()
+    }
+
+    async fn start_pack_deletion(
+        &self,
+        pack: PackId,
+        token: ClaimToken,
+        now: UnixSeconds,
+        rule: PackDeletionRule,
+    ) -> MetaResult<bool> {
+        let moved: Option<String> = sqlx::query_scalar(
+            "INSERT INTO packs (id, bytes, created, state, claim_token, claimed_at) \
+             VALUES ($1, 0, $2, 'deleting', $3, $2) \
+             ON CONFLICT (id) DO UPDATE SET state = 'deleting', claim_token = EXCLUDED.claim_token, \
+             claimed_at = EXCLUDED.claimed_at \
+             WHERE (packs.state = 'writing' AND packs.claimed_at < $4) \
+             OR (packs.state = 'deleting' AND packs.claimed_at < $5) \
+             RETURNING id",
+        )
+        .bind(pack.to_hex())
+        .bind(now)
+        .bind(token.to_hex())
+        .bind(rule.claimed_before)
+        .bind(rule.deletion_started_before)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(moved.is_some())
+    }
+
+    async fn finish_pack_deletion(&self, pack: PackId, token: ClaimToken) -> MetaResult<()> {
+        sqlx::query("DELETE FROM packs WHERE id = $1 AND state = 'deleting' AND claim_token = $2")
+            .bind(pack.to_hex())
+            .bind(token.to_hex())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn unsettled_packs(&self, rule: PackDeletionRule, limit: u32) -> MetaResult<Vec<PackId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM packs WHERE state <> 'live' AND \
+             ((state = 'writing' AND claimed_at < $1) OR (state = 'deleting' AND claimed_at < $2)) \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(rule.claimed_before)
+        .bind(rule.deletion_started_before)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        ids.iter()
             .map(|hex| PackId::parse_hex(hex).ok_or_else(|| corrupt("pack id", hex)))
             .collect()
     }
@@ -434,8 +518,20 @@ impl SnapshotMeta for PostgresMetaStore {
         &self,
         ids: &[ChunkId],
         before: UnixSeconds,
+        deletion: ClaimToken,
+        now: UnixSeconds,
     ) -> MetaResult<ForgottenChunks> {
         let mut tx = self.pool().begin().await?;
+        // The rows of the packs these chunks lie in are locked first, in id order, as a
+        // writer indexing a pack locks its row before inserting chunks: neither waits for
+        // the other in a cycle, and no pack is moved to `deleting` under a writer's commit.
+        sqlx::query(
+            "SELECT id FROM packs WHERE id IN (SELECT pack_id FROM chunks WHERE id = ANY($1)) \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(hex_ids(ids))
+        .execute(&mut *tx)
+        .await?;
         let removed = sqlx::query(
             "DELETE FROM chunks WHERE id IN (SELECT id FROM chunks WHERE id = ANY($1) \
              AND refcount = 0 AND unreferenced_since < $2 ORDER BY id FOR UPDATE) RETURNING id, pack_id",
@@ -458,10 +554,13 @@ impl SnapshotMeta for PostgresMetaStore {
         }
         let packs: Vec<String> = packs.into_iter().collect();
         let mut emptied: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM packs WHERE id = ANY($1) AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack_id = packs.id) \
+            "UPDATE packs SET state = 'deleting', claim_token = $2, claimed_at = $3 \
+             WHERE id = ANY($1) AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack_id = packs.id) \
              RETURNING id",
         )
         .bind(&packs)
+        .bind(deletion.to_hex())
+        .bind(now)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;

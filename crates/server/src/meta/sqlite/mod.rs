@@ -80,6 +80,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../../../migrations/sqlite/0013_nonce_uses.sql"),
     ),
     (
+        14,
+        include_str!("../../../../../migrations/sqlite/0014_pack_states.sql"),
+    ),
+    (
         16,
         include_str!("../../../../../migrations/sqlite/0016_preparation_progress.sql"),
     ),

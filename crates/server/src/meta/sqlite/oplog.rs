@@ -159,10 +159,17 @@ impl OplogMeta for SqliteMetaStore {
             .bind(s.recorded)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM oplog_pending_slices WHERE id = ?")
-                .bind(s.id.to_hex())
-                .execute(&mut *tx)
-                .await?;
+            // The pending record must still be there and not being deleted: a collector
+            // that found the push abandoned may be deleting its objects.
+            let cleared = sqlx::query(
+                "DELETE FROM oplog_pending_slices WHERE id = ? AND deleting_since IS NULL",
+            )
+            .bind(s.id.to_hex())
+            .execute(&mut *tx)
+            .await?;
+            if cleared.rows_affected() == 0 {
+                return Ok(false);
+            }
         }
         replace_ranges(&mut tx, stream, &commit.ranges).await?;
         tx.commit().await?;
@@ -259,6 +266,34 @@ impl OplogMeta for SqliteMetaStore {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(collectable_slice_from_row).collect()
+    }
+
+    async fn start_slice_deletion(
+        &self,
+        id: OplogSliceId,
+        before: UnixSeconds,
+        now: UnixSeconds,
+    ) -> MetaResult<bool> {
+        let pending = sqlx::query(
+            "UPDATE oplog_pending_slices SET deleting_since = COALESCE(deleting_since, ?) \
+             WHERE id = ? AND recorded < ?",
+        )
+        .bind(now)
+        .bind(id.to_hex())
+        .bind(before)
+        .execute(self.writer())
+        .await?;
+        if pending.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let retired: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM oplog_slices WHERE id = ? AND dropped_at IS NOT NULL AND dropped_at < ?",
+        )
+        .bind(id.to_hex())
+        .bind(before)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(retired.is_some())
     }
 
     async fn forget_oplog_slice(&self, id: OplogSliceId) -> MetaResult<()> {

@@ -6,13 +6,13 @@ use sqlx::{Arguments, Row};
 
 use super::SqliteMetaStore;
 use crate::blocks::{ChunkId, PackId};
-use crate::ids::{ClusterId, GroupId, SnapshotId};
+use crate::ids::{ClaimToken, ClusterId, GroupId, SnapshotId};
 use crate::meta::rows::{
-    build_insert, chunk_from_row, corrupt, new_chunk_flags, page_limit, placement_columns,
-    snapshot_from_row, snapshot_part_from_row, snapshot_part_row, snapshot_row, SNAPSHOT_INSERT,
-    SNAPSHOT_PART_INSERT,
+    build_insert, chunk_from_row, claim_token, corrupt, new_chunk_flags, page_limit,
+    placement_columns, snapshot_from_row, snapshot_part_from_row, snapshot_part_row, snapshot_row,
+    SNAPSHOT_INSERT, SNAPSHOT_PART_INSERT,
 };
-use crate::meta::snapshots::{ForgottenChunks, PartCommit, SnapshotMeta};
+use crate::meta::snapshots::{ForgottenChunks, PackDeletionRule, PartCommit, SnapshotMeta};
 use crate::meta::{MetaError, MetaResult};
 use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
 
@@ -255,22 +255,49 @@ impl SnapshotMeta for SqliteMetaStore {
         })
     }
 
+    async fn claim_pack(
+        &self,
+        pack: PackId,
+        pack_bytes: u64,
+        token: ClaimToken,
+        now: UnixSeconds,
+    ) -> MetaResult<Option<ClaimToken>> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO packs (id, bytes, created, state, claim_token, claimed_at) \
+             VALUES (?, ?, ?, 'writing', ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET claimed_at = excluded.claimed_at WHERE packs.state <> 'deleting' \
+             RETURNING claim_token",
+        )
+        .bind(pack.to_hex())
+        .bind(pack_bytes as i64)
+        .bind(now)
+        .bind(token.to_hex())
+        .bind(now)
+        .fetch_optional(self.writer())
+        .await?;
+        held.map(|hex| claim_token(&hex)).transpose()
+    }
+
     async fn record_pack(
         &self,
         pack: PackId,
         pack_bytes: u64,
         chunks: &[ChunkInfo],
+        claim: ClaimToken,
         now: UnixSeconds,
-    ) -> MetaResult<Vec<bool>> {
+    ) -> MetaResult<Option<Vec<bool>>> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO packs (id, bytes, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        let holds: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM packs WHERE id = ? AND claim_token = ? AND state <> 'deleting'",
         )
         .bind(pack.to_hex())
-        .bind(pack_bytes as i64)
-        .bind(now)
-        .execute(&mut *tx)
+        .bind(claim.to_hex())
+        .fetch_optional(&mut *tx)
         .await?;
+        if holds.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let mut new_ids = std::collections::HashSet::new();
         for rows in chunks.chunks(CHUNK_ROWS_PER_INSERT) {
             let values = vec!["(?, ?, ?, ?, 0, ?, ?, ?, ?)"; rows.len()].join(", ");
@@ -295,10 +322,15 @@ impl SnapshotMeta for SqliteMetaStore {
         }
         if new_ids.is_empty() {
             tx.rollback().await?;
-            return Ok(vec![false; chunks.len()]);
+            return Ok(Some(vec![false; chunks.len()]));
         }
+        sqlx::query("UPDATE packs SET state = 'live', bytes = ? WHERE id = ?")
+            .bind(pack_bytes as i64)
+            .bind(pack.to_hex())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(new_chunk_flags(chunks, &new_ids))
+        Ok(Some(new_chunk_flags(chunks, &new_ids)))
     }
 
     async fn find_chunks(&self, ids: &[ChunkId], now: UnixSeconds) -> MetaResult<Vec<ChunkInfo>> {
@@ -361,6 +393,58 @@ impl SnapshotMeta for SqliteMetaStore {
             }
         }
         Ok(known)
+    }
+
+    async fn start_pack_deletion(
+        &self,
+        pack: PackId,
+        token: ClaimToken,
+        now: UnixSeconds,
+        rule: PackDeletionRule,
+    ) -> MetaResult<bool> {
+        let moved: Option<String> = sqlx::query_scalar(
+            "INSERT INTO packs (id, bytes, created, state, claim_token, claimed_at) \
+             VALUES (?, 0, ?, 'deleting', ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET state = 'deleting', claim_token = excluded.claim_token, \
+             claimed_at = excluded.claimed_at \
+             WHERE (packs.state = 'writing' AND packs.claimed_at < ?) \
+             OR (packs.state = 'deleting' AND packs.claimed_at < ?) \
+             RETURNING id",
+        )
+        .bind(pack.to_hex())
+        .bind(now)
+        .bind(token.to_hex())
+        .bind(now)
+        .bind(rule.claimed_before)
+        .bind(rule.deletion_started_before)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(moved.is_some())
+    }
+
+    async fn finish_pack_deletion(&self, pack: PackId, token: ClaimToken) -> MetaResult<()> {
+        sqlx::query("DELETE FROM packs WHERE id = ? AND state = 'deleting' AND claim_token = ?")
+            .bind(pack.to_hex())
+            .bind(token.to_hex())
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn unsettled_packs(&self, rule: PackDeletionRule, limit: u32) -> MetaResult<Vec<PackId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM packs WHERE state <> 'live' AND \
+             ((state = 'writing' AND claimed_at < ?) OR (state = 'deleting' AND claimed_at < ?)) \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(rule.claimed_before)
+        .bind(rule.deletion_started_before)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        ids.iter()
+            .map(|hex| PackId::parse_hex(hex).ok_or_else(|| corrupt("pack id", hex)))
+            .collect()
     }
 
     async fn delete_expired_snapshots(
@@ -449,6 +533,8 @@ impl SnapshotMeta for SqliteMetaStore {
         &self,
         ids: &[ChunkId],
         before: UnixSeconds,
+        deletion: ClaimToken,
+        now: UnixSeconds,
     ) -> MetaResult<ForgottenChunks> {
         let mut tx = self.begin_write().await?;
         let mut forgotten = ForgottenChunks::default();
@@ -472,8 +558,11 @@ impl SnapshotMeta for SqliteMetaStore {
         }
         for pack in packs {
             let done = sqlx::query(
-                "DELETE FROM packs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack_id = ?)",
+                "UPDATE packs SET state = 'deleting', claim_token = ?, claimed_at = ? \
+                 WHERE id = ? AND NOT EXISTS (SELECT 1 FROM chunks WHERE pack_id = ?)",
             )
+            .bind(deletion.to_hex())
+            .bind(now)
             .bind(&pack)
             .bind(&pack)
             .execute(&mut *tx)
@@ -519,10 +608,16 @@ mod tests {
                 len: 62,
             },
         };
-        store
-            .record_pack(pack, 62, &[packed], 100)
+        let claim = store
+            .claim_pack(pack, 62, ClaimToken::generate(), 100)
             .await
-            .expect("record");
+            .expect("claim")
+            .expect("claimed");
+        store
+            .record_pack(pack, 62, &[packed], claim, 100)
+            .await
+            .expect("record")
+            .expect("the claim holds");
         // Rows of this shape were written before migration 0006 added packs; no method
         // writes them any more.
         sqlx::query(
@@ -543,7 +638,7 @@ mod tests {
             [(id(0), Placement::Loose), (id(1), packed.placement)]
         );
         let forgotten = store
-            .forget_chunks(&[id(0), id(1)], 101)
+            .forget_chunks(&[id(0), id(1)], 101, ClaimToken::generate(), 101)
             .await
             .expect("forget");
         assert_eq!(
