@@ -65,3 +65,16 @@ cpu_secs() {
 median() {
   python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"
 }
+
+# max_rss_while PID: the server's largest resident memory (KiB), sampled every 0.1 s while
+# the process PID runs.
+max_rss_while() {
+  local max now
+  max=$(rss_kib "$SERVER_PID")
+  while kill -0 "$1" 2>/dev/null; do
+    now=$(rss_kib "$SERVER_PID")
+    [ "$now" -gt "$max" ] && max=$now
+    sleep 0.1
+  done
+  echo "$max"
+}

@@ -18,11 +18,7 @@ URL=$("$REWIND" restore get "$JOB" --group "$GROUP" --cluster "$CLUSTER" --json 
 before=$(rss_kib "$SERVER_PID")
 curl -s -o /dev/null -w '%{time_total} s, %{size_download} bytes\n' "$URL" &
 CURL=$!
-max=$before
-while kill -0 "$CURL" 2>/dev/null; do
-  now=$(rss_kib "$SERVER_PID"); [ "$now" -gt "$max" ] && max=$now
-  sleep 0.2
-done
+max=$(max_rss_while "$CURL")
 wait "$CURL"
 after=$(rss_kib "$SERVER_PID")
 echo "| serving a ${SIZE_GIB} GiB archive | RSS before | max RSS during | RSS after | growth |"

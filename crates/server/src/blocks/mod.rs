@@ -20,11 +20,13 @@ pub mod chunk;
 mod durable;
 pub mod gzip;
 pub mod pack;
+pub mod read_ahead;
 pub mod s3;
 pub mod store;
 
 pub use chunk::{encode_chunk, EncodedChunk, Encoding};
 pub use pack::{ChunkLocation, Pack, PackBuilder, PackId, Placement};
+pub use read_ahead::{read_ahead, Fetched, ReadAhead, Wanted};
 pub use rewind_formats::{ChunkId, MAX_CHUNK_BYTES};
 pub use s3::{S3Config, S3Credentials};
 pub use store::{BlockStore, ListedPack, ObjectBlockStore, ObjectKey};

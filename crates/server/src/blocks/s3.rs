@@ -29,6 +29,15 @@ pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 const CREATE_ATTEMPTS: u32 = 3;
 /// Wait before sending a conditional put again; doubled for each further attempt.
 const CREATE_RETRY_BACKOFF: Duration = Duration::from_millis(250);
+/// Packs longer than this are uploaded in parts. The command-line client's batches make
+/// packs of about 8 MiB, which stay one conditional PUT (one request, write-once); only
+/// larger batches (an upload may be up to 32 MiB) are split, so that no single stream
+/// limits them.
+pub const MULTIPART_THRESHOLD_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of each part but the last (S3 wants at least 5 MiB).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts of one upload sent at once.
+const PARTS_IN_FLIGHT: usize = 4;
 
 /// Where an S3 block store lives and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +190,49 @@ pub(super) async fn put_once(
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// Writes `bytes` at `path` in parts of [`PART_BYTES`], [`PARTS_IN_FLIGHT`] at a time,
+/// unless an object of that size is there already.
+///
+/// `object_store` completes a multipart upload unconditionally (no `If-None-Match` on
+/// `CompleteMultipartUpload`), so the write-once check is a HEAD before the upload. Two
+/// writers racing past it both complete, and the second completion replaces the object
+/// with the same bytes, atomically: the name is the hash of the content, so every reader
+/// sees one complete, identical object either way, which is what "write once" is for. A
+/// failed upload is aborted, so no parts are left behind to be billed.
+pub(super) async fn put_once_in_parts(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+    bytes: Bytes,
+) -> BlockResult<()> {
+    use futures::{StreamExt, TryStreamExt};
+
+    match store.head(path).await {
+        Ok(meta) if meta.size == bytes.len() as u64 => return Ok(()),
+        Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let mut upload = store.put_multipart(path).await?;
+    let parts: Vec<_> = (0..bytes.len())
+        .step_by(PART_BYTES)
+        .map(|at| upload.put_part(bytes.slice(at..(at + PART_BYTES).min(bytes.len())).into()))
+        .collect();
+    let sent = futures::stream::iter(parts)
+        .buffer_unordered(PARTS_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await;
+    let done = match sent {
+        Ok(_) => upload.complete().await.map(|_| ()),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = done {
+        if let Err(abort) = upload.abort().await {
+            tracing::warn!(object = %path, error = %abort, "a failed multipart upload could not be aborted; the bucket's lifecycle rule must clean it up");
+        }
+        return Err(err.into());
+    }
+    Ok(())
 }
 
 async fn keep_or_replace(

@@ -18,6 +18,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetResult, ObjectMeta, ObjectStore};
 
 use super::chunk::MAX_OBJECT_BYTES;
+use super::read_ahead::{coalesce, ReadAhead};
 use super::{
     BlockError, BlockResult, ChunkId, ChunkLocation, EncodedChunk, Pack, PackId, Placement,
 };
@@ -33,6 +34,17 @@ const MANIFESTS_DIR: &str = "manifests";
 const OPLOG_DIR: &str = "oplog";
 /// Longest manifest name accepted.
 const MAX_MANIFEST_NAME_BYTES: usize = 200;
+/// Chunks of one pack at most this many bytes apart are read with one ranged request: on
+/// S3 a request costs about as much as reading 64 KiB more, in money and in time.
+const COALESCE_GAP_BYTES: u64 = 64 * 1024;
+/// Longest range one request reads, so one coalesced read stays within a read-ahead
+/// window's memory.
+const MAX_RANGE_BYTES: u64 = 8 * 1024 * 1024;
+/// Requests one `get_many` call (one read-ahead window) has in flight at most.
+pub(crate) const READS_IN_FLIGHT: usize = 8;
+/// Pack puts one server sends to a shared store at once: the command-line client sends
+/// a few batches at a time, so this leaves room for several imports.
+const PACK_PUTS_IN_FLIGHT: usize = 16;
 
 /// Names every object the block store keeps. All object paths are derived here, and only
 /// here, so the layout cannot drift between writers and readers.
@@ -149,6 +161,12 @@ pub trait BlockStore: Send + Sync + 'static {
         futures::future::join_all(at.iter().map(|at| self.get(at))).await
     }
 
+    /// How far ahead of a long sequential read (a restore archive) this backend should be
+    /// read: see [`super::read_ahead`].
+    fn read_ahead_policy(&self) -> ReadAhead {
+        ReadAhead::REMOTE
+    }
+
     /// Every stored pack object, in no particular order: the orphan sweep compares it with
     /// the index.
     fn list_packs(&self) -> BoxStream<'static, BlockResult<ListedPack>>;
@@ -179,6 +197,12 @@ pub struct ObjectBlockStore {
     local_root: Option<std::path::PathBuf>,
     /// How packs are written.
     pack_writes: PackWrites,
+    /// How far ahead long reads run.
+    read_ahead: ReadAhead,
+    /// Pack puts in flight at once on a shared store, at most [`PACK_PUTS_IN_FLIGHT`].
+    pack_puts: Arc<tokio::sync::Semaphore>,
+    /// Packs longer than this are written in parts (write-once stores only).
+    multipart_threshold: usize,
 }
 
 /// How a backend writes a pack object.
@@ -197,6 +221,38 @@ impl ObjectBlockStore {
             inner,
             local_root: None,
             pack_writes: PackWrites::Overwrite,
+            read_ahead: ReadAhead::REMOTE,
+            pack_puts: Arc::new(tokio::sync::Semaphore::new(PACK_PUTS_IN_FLIGHT)),
+            multipart_threshold: super::s3::MULTIPART_THRESHOLD_BYTES,
+        }
+    }
+
+    /// The same store over `wrap(its object store)`: tests put probes in between.
+    #[cfg(test)]
+    pub(crate) fn map_inner(
+        self,
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Self {
+        Self {
+            inner: wrap(self.inner.clone()),
+            ..self
+        }
+    }
+
+    /// The same store, writing packs longer than `bytes` in parts (tests use small ones).
+    #[cfg(test)]
+    pub(crate) fn with_multipart_threshold(self, bytes: usize) -> Self {
+        Self {
+            multipart_threshold: bytes,
+            ..self
+        }
+    }
+
+    /// The same store, read ahead by `policy` instead of its backend's default.
+    pub fn with_read_ahead(self, policy: ReadAhead) -> Self {
+        Self {
+            read_ahead: policy,
+            ..self
         }
     }
 
@@ -215,6 +271,7 @@ impl ObjectBlockStore {
         let fs = LocalFileSystem::new_with_prefix(dir)?;
         Ok(Self {
             local_root: Some(dir.to_owned()),
+            read_ahead: ReadAhead::LOCAL,
             ..Self::new(Arc::new(fs))
         })
     }
@@ -291,74 +348,80 @@ impl ObjectBlockStore {
         }
     }
 
-    /// Reads several chunks of one pack in one ranged request; any failure other than a
-    /// missing pack is sorted out chunk by chunk.
-    async fn get_from_pack(
+    /// The chunks of one coalesced range of `pack` (`entries` are `(position, chunk,
+    /// offset, len)`), read with one ranged request. A missing pack makes every one of them
+    /// missing; any other failure, or an answer of the wrong length, is sorted out chunk by
+    /// chunk (a truncated pack is then told from a failing store).
+    async fn get_span(
         &self,
         pack: PackId,
-        entries: &[(ChunkId, u64, u32)],
-    ) -> Vec<BlockResult<EncodedChunk>> {
-        let one_by_one = || {
-            futures::future::join_all(
-                entries
-                    .iter()
-                    .map(|&(id, offset, len)| self.get_packed(id, pack, offset, len)),
-            )
-        };
-        let ranges: BlockResult<Vec<Range<u64>>> = entries
-            .iter()
-            .map(|&(id, offset, len)| packed_range(id, offset, len))
-            .collect();
-        let Ok(ranges) = ranges else {
-            return one_by_one().await;
-        };
-        match self.inner.get_ranges(&pack_path(&pack), &ranges).await {
-            Ok(bodies) if bodies.len() == entries.len() => entries
-                .iter()
-                .zip(bodies)
-                .map(|(&(id, _, _), bytes)| EncodedChunk::from_object_bytes(id, bytes))
+        span: Range<u64>,
+        entries: Vec<(usize, ChunkId, u64, u32)>,
+    ) -> Positioned {
+        let path = pack_path(&pack);
+        match self.inner.get_range(&path, span.clone()).await {
+            Ok(bytes) if bytes.len() as u64 == span.end - span.start => entries
+                .into_iter()
+                .map(|(i, id, offset, len)| {
+                    let from = (offset - span.start) as usize;
+                    let object = bytes.slice(from..from + len as usize);
+                    (i, EncodedChunk::from_object_bytes(id, object))
+                })
                 .collect(),
             Err(object_store::Error::NotFound { .. }) => entries
-                .iter()
-                .map(|&(id, _, _)| Err(BlockError::NotFound(id)))
+                .into_iter()
+                .map(|(i, id, _, _)| (i, Err(BlockError::NotFound(id))))
                 .collect(),
-            _ => one_by_one().await,
+            _ => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (i, id, offset, len) in entries {
+                    out.push((i, self.get_packed(id, pack, offset, len).await));
+                }
+                out
+            }
         }
     }
 
-    /// [`BlockStore::get_many`] through `object_store`: one ranged request per pack, and
-    /// one get per chunk stored alone, all at once.
+    /// [`BlockStore::get_many`] through `object_store`: the chunks of each pack coalesced
+    /// into as few ranged requests as [`COALESCE_GAP_BYTES`] and [`MAX_RANGE_BYTES`]
+    /// allow, one get per chunk stored alone, at most [`READS_IN_FLIGHT`] requests at a
+    /// time.
     async fn get_many_remote(&self, at: &[ChunkLocation]) -> Vec<BlockResult<EncodedChunk>> {
-        let mut by_pack: HashMap<PackId, Vec<usize>> = HashMap::new();
+        let mut results: Vec<Option<BlockResult<EncodedChunk>>> = at.iter().map(|_| None).collect();
+        let mut by_pack: HashMap<PackId, Vec<(usize, ChunkId, u64, u32)>> = HashMap::new();
+        let mut loose = Vec::new();
         for (i, location) in at.iter().enumerate() {
-            if let Placement::Packed { pack, .. } = location.placement {
-                by_pack.entry(pack).or_default().push(i);
+            match location.placement {
+                Placement::Packed { pack, offset, len } => {
+                    match packed_range(location.id, offset, len) {
+                        Ok(_) => {
+                            by_pack
+                                .entry(pack)
+                                .or_default()
+                                .push((i, location.id, offset, len))
+                        }
+                        Err(e) => results[i] = Some(Err(e)),
+                    }
+                }
+                Placement::Loose => loose.push((i, location.id)),
             }
         }
-        let pack_reads = by_pack.into_iter().map(|(pack, positions)| async move {
-            let entries: Vec<(ChunkId, u64, u32)> = positions
-                .iter()
-                .filter_map(|&i| match at[i].placement {
-                    Placement::Packed { offset, len, .. } => Some((at[i].id, offset, len)),
-                    Placement::Loose => None,
-                })
-                .collect();
-            let read = self.get_from_pack(pack, &entries).await;
-            positions.into_iter().zip(read).collect::<Vec<_>>()
-        });
-        let loose_reads = at
-            .iter()
-            .enumerate()
-            .filter(|(_, location)| location.placement == Placement::Loose)
-            .map(|(i, location)| async move { vec![(i, self.get_loose(location.id).await)] });
-        let (packed, loose) = futures::future::join(
-            futures::future::join_all(pack_reads),
-            futures::future::join_all(loose_reads),
-        )
-        .await;
-        let mut results: Vec<Option<BlockResult<EncodedChunk>>> = at.iter().map(|_| None).collect();
-        for (i, result) in packed.into_iter().chain(loose).flatten() {
-            results[i] = Some(result);
+        let mut reads: Vec<futures::future::BoxFuture<'_, Positioned>> = Vec::new();
+        for (pack, entries) in by_pack {
+            let places: Vec<(u64, u32)> = entries.iter().map(|&(_, _, o, l)| (o, l)).collect();
+            for (span, members) in coalesce(&places, COALESCE_GAP_BYTES, MAX_RANGE_BYTES) {
+                let members = members.into_iter().map(|m| entries[m]).collect();
+                reads.push(Box::pin(self.get_span(pack, span, members)));
+            }
+        }
+        for (i, id) in loose {
+            reads.push(Box::pin(async move { vec![(i, self.get_loose(id).await)] }));
+        }
+        let mut done = futures::stream::iter(reads).buffer_unordered(READS_IN_FLIGHT);
+        while let Some(read) = done.next().await {
+            for (i, result) in read {
+                results[i] = Some(result);
+            }
         }
         results
             .into_iter()
@@ -366,6 +429,9 @@ impl ObjectBlockStore {
             .collect()
     }
 }
+
+/// Chunks read, each with its position in the window asked for.
+type Positioned = Vec<(usize, BlockResult<EncodedChunk>)>;
 
 fn oversized(id: ChunkId) -> BlockError {
     BlockError::Corrupt {
@@ -521,7 +587,18 @@ impl BlockStore for ObjectBlockStore {
     async fn put_pack(&self, pack: &Pack) -> BlockResult<()> {
         let path = pack_path(&pack.id());
         if self.pack_writes == PackWrites::Once {
-            return super::s3::put_once(self.inner.as_ref(), &path, pack.bytes().clone()).await;
+            // Bounded so that any number of concurrent uploads opens a bounded number of
+            // connections to the store; the packs waiting are held by their requests anyway.
+            let _permit = self
+                .pack_puts
+                .acquire()
+                .await
+                .map_err(|_| BlockError::Store("the store is shutting down".into()))?;
+            let bytes = pack.bytes().clone();
+            if bytes.len() > self.multipart_threshold {
+                return super::s3::put_once_in_parts(self.inner.as_ref(), &path, bytes).await;
+            }
+            return super::s3::put_once(self.inner.as_ref(), &path, bytes).await;
         }
         // A plain put (staging file renamed into place) rather than a conditional one: the
         // bytes are named by their hash, so racing writers of one pack write the same bytes,
@@ -559,6 +636,10 @@ impl BlockStore for ObjectBlockStore {
             None => self.get_many_remote(at).await,
         };
         results.into_iter().map(refusing_corrupt).collect()
+    }
+
+    fn read_ahead_policy(&self) -> ReadAhead {
+        self.read_ahead
     }
 
     fn list_packs(&self) -> BoxStream<'static, BlockResult<ListedPack>> {
@@ -1117,6 +1198,48 @@ mod tests {
         let test = "write_once_puts_keep_an_intact_pack_and_replace_a_damaged_one";
         if let Some(store) = crate::blocks::s3::test_store(test) {
             write_once_puts_keep_an_intact_pack_and_replace_a_damaged_one(store).await;
+        }
+    }
+
+    /// A pack above the multipart threshold is uploaded in parts and reads back whole;
+    /// putting it again leaves it alone, and racing writers of it all succeed.
+    async fn a_pack_over_the_threshold_is_written_in_parts_once(store: ObjectBlockStore) {
+        let chunks: Vec<EncodedChunk> = (0..72)
+            .map(|seed| encode_chunk(&random_bytes(300 + seed, 128 * 1024)).expect("encode"))
+            .collect();
+        let pack = pack_of(&chunks.iter().collect::<Vec<_>>());
+        assert!(
+            pack.bytes().len() > crate::blocks::s3::PART_BYTES,
+            "two parts at least"
+        );
+        let store = store.with_multipart_threshold(1024 * 1024);
+        store.put_pack(&pack).await.expect("put in parts");
+        let path = pack_path(&pack.id());
+        let first = store.inner.head(&path).await.expect("head");
+        assert_eq!(first.size, pack.bytes().len() as u64);
+        store.put_pack(&pack).await.expect("put again");
+        let kept = store.inner.head(&path).await.expect("head");
+        assert_eq!(kept.e_tag, first.e_tag, "an intact pack is left alone");
+        for (chunk, read) in chunks.iter().zip(store.get_many(pack.chunks()).await) {
+            assert_eq!(&read.expect("a chunk of a pack written in parts"), chunk);
+        }
+        write_raw(&store, &ObjectKey::Pack(pack.id()), b"truncated".to_vec()).await;
+        let racing = futures::future::join_all((0..3).map(|_| store.put_pack(&pack))).await;
+        for result in racing {
+            result.expect("a racing writer in parts");
+        }
+        for (chunk, read) in chunks.iter().zip(store.get_many(pack.chunks()).await) {
+            assert_eq!(&read.expect("the damaged pack was replaced"), chunk);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pack_over_the_threshold_is_written_in_parts_once_on_every_write_once_backend() {
+        let in_memory = ObjectBlockStore::write_once(Arc::new(InMemory::new()));
+        a_pack_over_the_threshold_is_written_in_parts_once(in_memory).await;
+        let test = "a_pack_over_the_threshold_is_written_in_parts_once";
+        if let Some(store) = crate::blocks::s3::test_store(test) {
+            a_pack_over_the_threshold_is_written_in_parts_once(store).await;
         }
     }
 

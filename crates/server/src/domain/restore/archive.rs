@@ -22,7 +22,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::blocks::{gzip, BlockError, BlockStore, ChunkId, ChunkLocation, ObjectKey, Placement};
+use crate::blocks::{
+    gzip, read_ahead, BlockError, BlockStore, ChunkId, ChunkLocation, Fetched, ObjectKey,
+    Placement, ReadAhead, Wanted,
+};
 use crate::domain::snapshots::manifest::{StoredChunkRef, StoredFile, StoredManifest};
 use crate::domain::{DomainError, DomainResult};
 use crate::model::OplogTs;
@@ -30,10 +33,6 @@ use crate::oplog::OplogSlice;
 
 /// Tar's block size.
 const TAR_BLOCK: usize = 512;
-/// Segments read together: one store call (one blocking task on local files) per window.
-const SEGMENTS_PER_WINDOW: usize = 64;
-/// Windows read ahead of the one being sent.
-const WINDOWS_IN_FLIGHT: usize = 2;
 /// Mode of the directories a manifest implies without recording them, and of
 /// `restoreInfo.txt`.
 const DIR_MODE: u32 = 0o755;
@@ -306,12 +305,24 @@ impl ArchivePlan {
         self.total == 0
     }
 
-    /// Streams bytes `start..end` of the archive, reading chunks from `blocks`. Each chunk is
-    /// verified on read; a missing or corrupt chunk ends the stream with its error, so a
-    /// client never receives a silently wrong archive.
+    /// Streams bytes `start..end` of the archive, reading chunks from `blocks` ahead of the
+    /// stream as the store's read-ahead policy says ([`read_ahead`]). Each chunk is verified
+    /// on read; a missing or corrupt chunk ends the stream with its error, so a client never
+    /// receives a silently wrong archive.
     pub fn stream(
         self: Arc<Self>,
         blocks: Arc<dyn BlockStore>,
+        start: u64,
+        end: u64,
+    ) -> BoxStream<'static, Result<Bytes, BlockError>> {
+        let policy = blocks.read_ahead_policy();
+        self.stream_with(blocks, policy, start, end)
+    }
+
+    fn stream_with(
+        self: Arc<Self>,
+        blocks: Arc<dyn BlockStore>,
+        policy: ReadAhead,
         start: u64,
         end: u64,
     ) -> BoxStream<'static, Result<Bytes, BlockError>> {
@@ -324,107 +335,109 @@ impl ArchivePlan {
             .partition_point(|&s| s <= start)
             .saturating_sub(1);
         let last = self.starts.partition_point(|&s| s < end);
-        let windows = self.windows(first..last);
-        stream::iter(windows)
-            .map(move |window| {
-                let (plan, blocks) = (self.clone(), blocks.clone());
-                async move {
-                    plan.window_pieces(window, blocks.as_ref(), start, end)
-                        .await
-                }
-            })
-            .buffered(WINDOWS_IN_FLIGHT)
-            .map_ok(|pieces| stream::iter(pieces.into_iter().map(Ok)))
-            .try_flatten()
-            .boxed()
-    }
-
-    /// Splits segments into windows read together: up to [`SEGMENTS_PER_WINDOW`], and an
-    /// oplog slice (up to a few MiB) alone, so the windows in flight hold a bounded amount
-    /// of memory.
-    fn windows(&self, segments: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
-        let mut windows = Vec::new();
-        let mut open = segments.start;
-        for i in segments.clone() {
-            let alone = matches!(self.segments[i], Segment::Slice(_));
-            if i > open && (alone || i - open == SEGMENTS_PER_WINDOW) {
-                windows.push(open..i);
-                open = i;
-            }
-            if alone {
-                windows.push(i..i + 1);
-                open = i + 1;
-            }
-        }
-        if open < segments.end {
-            windows.push(open..segments.end);
-        }
-        windows
-    }
-
-    /// The bytes of a window of segments, clipped to `start..end`, as pieces (a chunk's
-    /// member shares its stored payload). The window's chunks are read in one call.
-    async fn window_pieces(
-        &self,
-        window: std::ops::Range<usize>,
-        blocks: &dyn BlockStore,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<Bytes>, BlockError> {
-        let locations: Vec<ChunkLocation> = self.segments[window.clone()]
+        // Nothing past a chunk the index does not place is read: the stream ends there.
+        let wanted: Vec<Wanted> = self.segments[first..last]
             .iter()
+            .take_while(|s| !matches!(s, Segment::Chunk(_, None)))
             .filter_map(|s| match s {
-                Segment::Chunk(c, Some(placement)) => Some(ChunkLocation {
+                Segment::Chunk(c, Some(placement)) => Some(Wanted::Chunk(ChunkLocation {
                     id: c.id(),
                     placement: *placement,
-                }),
+                })),
+                Segment::Slice(slice) => Some(Wanted::Object(slice.key.clone())),
                 _ => None,
             })
             .collect();
-        let mut fetched = blocks.get_many(&locations).await.into_iter();
-        let mut out = Vec::new();
-        for i in window {
-            let segment = &self.segments[i];
-            let pieces = match segment {
-                Segment::Inline(bytes) => vec![bytes.clone()],
-                Segment::Slice(slice) => slice_member_pieces(blocks, slice).await?,
-                Segment::Chunk(chunk, None) => return Err(BlockError::NotFound(chunk.id())),
-                Segment::Chunk(chunk, Some(_)) => {
-                    let stored = fetched.next().ok_or_else(|| {
-                        BlockError::Io("the store returned fewer chunks than asked".into())
-                    })??;
-                    if gzip::chunk_member_len(&stored) != segment.len() {
-                        return Err(BlockError::Corrupt {
-                            id: chunk.id(),
-                            reason: "stored size differs from the manifest".into(),
-                        });
-                    }
-                    gzip::chunk_member_pieces(&stored)
-                }
-            };
-            let seg_start = self.starts[i];
-            let from = start.saturating_sub(seg_start);
-            let to = (end - seg_start).min(segment.len());
-            out.extend(slice_pieces(pieces, from, to));
-        }
-        Ok(out)
+        let cursor = Cursor {
+            fetched: read_ahead(blocks, wanted, policy),
+            plan: self,
+            next: first,
+            last,
+            start,
+            end,
+        };
+        stream::unfold(Some(cursor), |cursor| async move {
+            let mut cursor = cursor?;
+            if cursor.next >= cursor.last {
+                return None;
+            }
+            match cursor.next_pieces().await {
+                Ok(pieces) => Some((Ok(pieces), Some(cursor))),
+                Err(err) => Some((Err(err), None)),
+            }
+        })
+        .map_ok(|pieces| stream::iter(pieces.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
     }
+}
+
+/// Where a stream of an archive's bytes is: the next segment and what was read ahead.
+struct Cursor {
+    plan: Arc<ArchivePlan>,
+    fetched: BoxStream<'static, Result<Fetched, BlockError>>,
+    next: usize,
+    last: usize,
+    start: u64,
+    end: u64,
+}
+
+impl Cursor {
+    /// The next segment's bytes, clipped to `start..end`, as pieces (a chunk's member
+    /// shares its stored payload).
+    async fn next_pieces(&mut self) -> Result<Vec<Bytes>, BlockError> {
+        let i = self.next;
+        self.next += 1;
+        let plan = self.plan.clone();
+        let segment = &plan.segments[i];
+        let pieces = match segment {
+            Segment::Inline(bytes) => vec![bytes.clone()],
+            Segment::Chunk(chunk, None) => return Err(BlockError::NotFound(chunk.id())),
+            Segment::Chunk(chunk, Some(_)) => {
+                let Fetched::Chunk(stored) = self.next_fetched().await? else {
+                    return Err(out_of_step());
+                };
+                if gzip::chunk_member_len(&stored) != segment.len() {
+                    return Err(BlockError::Corrupt {
+                        id: chunk.id(),
+                        reason: "stored size differs from the manifest".into(),
+                    });
+                }
+                gzip::chunk_member_pieces(&stored)
+            }
+            Segment::Slice(slice) => {
+                let Fetched::Object(bytes) = self.next_fetched().await? else {
+                    return Err(out_of_step());
+                };
+                slice_member_pieces(slice, bytes)?
+            }
+        };
+        let seg_start = plan.starts[i];
+        let from = self.start.saturating_sub(seg_start);
+        let to = (self.end - seg_start).min(segment.len());
+        Ok(slice_pieces(pieces, from, to))
+    }
+
+    async fn next_fetched(&mut self) -> Result<Fetched, BlockError> {
+        self.fetched
+            .next()
+            .await
+            .unwrap_or_else(|| Err(BlockError::Io("the read-ahead ended early".into())))
+    }
+}
+
+fn out_of_step() -> BlockError {
+    BlockError::Io("the read-ahead is out of step with the archive plan".into())
 }
 
 /// A whole oplog slice as a gzip member: the fixed header, the stored deflate stream, and
 /// the CRC-32 and length its object records (its check verified, so no inflating).
-async fn slice_member_pieces(
-    blocks: &dyn BlockStore,
-    slice: &WholeSlice,
-) -> Result<Vec<Bytes>, BlockError> {
+fn slice_member_pieces(slice: &WholeSlice, bytes: Option<Bytes>) -> Result<Vec<Bytes>, BlockError> {
     let bad = |reason: String| BlockError::BadObject {
         path: slice.path.clone(),
         reason,
     };
-    let bytes = blocks
-        .get_object(&slice.key)
-        .await?
-        .ok_or_else(|| bad("the object is missing".into()))?;
+    let bytes = bytes.ok_or_else(|| bad("the object is missing".into()))?;
     let stored = OplogSlice::from_object_bytes(&slice.path, bytes).map_err(|e| bad(e.0))?;
     let agrees = stored.first() == slice.first
         && stored.last() == slice.last
@@ -660,6 +673,92 @@ mod tests {
             listed, expected,
             "an implied directory takes the snapshot's time"
         );
+    }
+
+    /// With a read-ahead of small windows, many in flight, the archive's bytes are the
+    /// same; a chunk found damaged mid-archive ends the stream with its error after exactly
+    /// the bytes before it, never with a complete-looking archive.
+    #[tokio::test]
+    async fn a_small_read_ahead_streams_the_same_bytes_and_a_damaged_chunk_ends_it() {
+        let inner = Arc::new(object_store::memory::InMemory::new());
+        let blocks: Arc<dyn BlockStore> = Arc::new(ObjectBlockStore::new(inner.clone()));
+        let mut placements = HashMap::new();
+        let mut files = Vec::new();
+        for n in 0..4u32 {
+            let content: Vec<u8> = (0..200_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761 + n) >> 11) as u8)
+                .collect();
+            files.push(
+                store_file(
+                    blocks.as_ref(),
+                    &mut placements,
+                    &format!("f{n}.wt"),
+                    &content,
+                )
+                .await,
+            );
+        }
+        let manifest = StoredManifest {
+            dirs: Vec::new(),
+            files,
+        };
+        let plan = Arc::new(ArchivePlan::build(&manifest, &placements, None, "info", 0).unwrap());
+        let whole = collect(plan.clone(), blocks.clone(), 0, plan.len()).await;
+        let small = ReadAhead {
+            window_chunks: 2,
+            window_bytes: 50_000,
+            windows: 5,
+        };
+        let read = |plan: Arc<ArchivePlan>| {
+            let end = plan.len();
+            plan.stream_with(blocks.clone(), small, 0, end)
+                .collect::<Vec<Result<Bytes, BlockError>>>()
+        };
+        let pieces: Vec<Bytes> = read(plan.clone())
+            .await
+            .into_iter()
+            .map(|p| p.unwrap())
+            .collect();
+        assert_eq!(pieces.concat(), whole);
+
+        let victim = manifest.files[2].chunks[1].id();
+        let Some(Placement::Packed { pack, offset, .. }) = placements.get(&victim).copied() else {
+            panic!("packed");
+        };
+        let path = crate::blocks::ObjectKey::Pack(pack).path().unwrap();
+        let mut bytes = object_store::ObjectStore::get(inner.as_ref(), &path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        bytes[offset as usize + 100] ^= 1;
+        object_store::ObjectStore::put(inner.as_ref(), &path, Bytes::from(bytes).into())
+            .await
+            .unwrap();
+        let read = read(plan.clone()).await;
+        let (last, before) = read.split_last().unwrap();
+        assert!(
+            matches!(last, Err(BlockError::Corrupt { id, .. }) if *id == victim),
+            "{last:?}"
+        );
+        let sent: Vec<u8> = before
+            .iter()
+            .map(|p| p.as_ref().unwrap().clone())
+            .collect::<Vec<_>>()
+            .concat();
+        let victim_at = plan
+            .segments
+            .iter()
+            .position(|s| matches!(s, Segment::Chunk(c, _) if c.id() == victim))
+            .unwrap();
+        assert_eq!(
+            sent.len() as u64,
+            plan.starts[victim_at],
+            "every byte before it, none after"
+        );
+        assert_eq!(sent[..], whole[..sent.len()]);
     }
 
     #[test]
