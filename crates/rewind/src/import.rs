@@ -123,8 +123,12 @@ fn file_mode(meta: &fs::Metadata) -> u32 {
 }
 
 #[cfg(not(unix))]
-fn file_mode(_meta: &fs::Metadata) -> u32 {
-    0o644
+fn file_mode(meta: &fs::Metadata) -> u32 {
+    if meta.is_dir() {
+        0o755
+    } else {
+        0o644
+    }
 }
 
 fn mtime_secs(meta: &fs::Metadata) -> i64 {

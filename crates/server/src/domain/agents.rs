@@ -581,3 +581,63 @@ impl Services {
         self.get_restore(principal, group, cluster, id).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::conformance::{http_job, replica_set, snapshot_of, ts};
+
+    fn job() -> RestoreJobRecord {
+        let cluster = replica_set(GroupId::generate(), "c");
+        http_job(&snapshot_of(&cluster, ts(10, 0), &["rs0"]), 5)
+    }
+
+    fn member(name: &str, bytes: u64) -> RestoreMemberRecord {
+        RestoreMemberRecord {
+            job_id: JobId::generate(),
+            member_name: name.into(),
+            state: MemberState::Applying,
+            agent_id: Some("a".into()),
+            progress_bytes: bytes,
+            failure: None,
+            updated: 0,
+        }
+    }
+
+    #[test]
+    fn a_job_being_prepared_shows_the_recorded_figures() {
+        let recorded = PreparationProgress {
+            prepared_bytes: 40,
+            planned_bytes: Some(100),
+        };
+        let shown = RestoreProgress::of(job(), vec![], recorded);
+        assert_eq!(
+            (shown.prepared_bytes, shown.expected_bytes),
+            (40, Some(100))
+        );
+        assert_eq!(shown.delivered_bytes, None, "HTTP delivery has no figure");
+    }
+
+    #[test]
+    fn a_prepared_archive_counts_whole_and_members_add_up() {
+        let automated = RestoreJobRecord {
+            archive_bytes: Some(120),
+            method: DeliveryMethod::Automated {
+                target_group: GroupId::generate(),
+                target_cluster: ClusterId::generate(),
+            },
+            ..job()
+        };
+        let recorded = PreparationProgress {
+            prepared_bytes: 90,
+            planned_bytes: Some(120),
+        };
+        let members = vec![member("a:1", 30), member("b:1", 120)];
+        let shown = RestoreProgress::of(automated, members, recorded);
+        assert_eq!(
+            (shown.prepared_bytes, shown.expected_bytes),
+            (120, Some(120))
+        );
+        assert_eq!(shown.delivered_bytes, Some(150));
+    }
+}

@@ -280,7 +280,7 @@ mod tests {
     use crate::domain::clusters::ClusterSpec;
     use crate::domain::test_support::{TestProject, NOW};
     use crate::ids::{ClusterId, GroupId};
-    use crate::meta::conformance::{http_job, replica_set, snapshot_of, ts};
+    use crate::meta::conformance::{http_job, replica_set, seed_snapshot, snapshot_of, ts};
 
     async fn project() -> TestProject {
         let spec = ClusterSpec {
@@ -304,6 +304,42 @@ mod tests {
             bytes: 1024,
             sha1: "ab".repeat(20),
         }
+    }
+
+    #[tokio::test]
+    async fn progress_is_written_once_laid_out_and_only_by_the_lease_holder() {
+        let p = project().await;
+        let meta = p.services.meta.clone();
+        let cluster = p.services.find_cluster(p.group, p.cluster).await.unwrap();
+        let snapshot = seed_snapshot(meta.as_ref(), &cluster, 100).await;
+        let job = http_job(&snapshot, NOW - 60);
+        meta.insert_jobs(std::slice::from_ref(&job)).await.unwrap();
+        let claimed = meta.claim_jobs("w", NOW, NOW + 15, 1).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let meter = Arc::new(PreparationMeter::default());
+        let meters = vec![(job.id, meter.clone())];
+        let shown = || async { meta.preparation_progress(job.id).await.unwrap().unwrap() };
+        p.services.record_preparation_progress("w", &meters).await;
+        assert_eq!(shown().await.planned_bytes, None, "nothing laid out yet");
+        meter.planned.store(1000, Ordering::Relaxed);
+        meter.prepared.store(250, Ordering::Relaxed);
+        p.services.record_preparation_progress("w", &meters).await;
+        assert_eq!(
+            shown().await,
+            crate::meta::restore::PreparationProgress {
+                prepared_bytes: 250,
+                planned_bytes: Some(1000),
+            }
+        );
+        meter.prepared.store(600, Ordering::Relaxed);
+        p.services
+            .record_preparation_progress("other", &meters)
+            .await;
+        assert_eq!(
+            shown().await.prepared_bytes,
+            250,
+            "a worker without the lease writes nothing"
+        );
     }
 
     fn passing() -> PreparationError {
