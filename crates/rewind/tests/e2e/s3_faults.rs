@@ -198,6 +198,31 @@ async fn an_import_while_s3_is_down_fails_clearly_and_a_rerun_after_its_restart_
         "the client is told why: {stderr}"
     );
 
+    // A request that needs the store is answered at once (within the retry bound), clearly.
+    let asked = Instant::now();
+    let entry = rewind_devtools::oplog::oplog_entry(crate::oplog::now_secs() - 60, 1, "x");
+    let push = format!("{}/rs0", crate::oplog::oplog_path(&group, &cluster));
+    let reply = send_raw(
+        &client,
+        reqwest::Method::POST,
+        &push,
+        &entry,
+        "application/octet-stream",
+    )
+    .await;
+    let body = reply.assert_error(503, "STORAGE_UNAVAILABLE", &[]);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("block store could not be reached")),
+        "{body}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
+
     weed.resume().await;
     let rerun = import_dir(&server, &group, &cluster, source.path());
     let scanned = rerun["bytesScanned"].as_u64().unwrap();

@@ -449,7 +449,8 @@ impl Services {
         Err(DomainError::rejected(
             ErrorCode::ConcurrentOplogPush,
             format!(
-                "The oplog of replica set {:?} changed while this push was stored (another push ran at the same time). \
+                "The oplog of replica set {:?} changed while this push was stored (another push ran at the same time, \
+                 or this one outlasted the garbage collector's grace period and its slices were collected). \
                  Nothing was stored; push again.",
                 stream.replica_set
             ),
