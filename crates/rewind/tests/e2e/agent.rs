@@ -21,15 +21,15 @@ use crate::support::*;
 const RESTORE_WITHIN: Duration = Duration::from_secs(90);
 
 /// One target member on this "host": its data directory and the files its scripts touch.
-struct Member {
-    name: String,
-    dbpath: PathBuf,
+pub(crate) struct Member {
+    pub(crate) name: String,
+    pub(crate) dbpath: PathBuf,
     /// Written `started`/`stopped` by the start and stop commands.
     state_file: PathBuf,
 }
 
 impl Member {
-    fn new(root: &Path, name: &str, old_seed: u64) -> Member {
+    pub(crate) fn new(root: &Path, name: &str, old_seed: u64) -> Member {
         let dbpath = root.join(name).join("db");
         std::fs::create_dir_all(&dbpath).unwrap();
         generate(&dbpath, 200_000, old_seed);
@@ -40,7 +40,7 @@ impl Member {
         }
     }
 
-    fn beside(&self, suffix: &str) -> PathBuf {
+    pub(crate) fn beside(&self, suffix: &str) -> PathBuf {
         self.dbpath.with_file_name(format!("db.rewind-{suffix}"))
     }
 
@@ -48,13 +48,13 @@ impl Member {
         format!("echo stopped > '{}'", self.state_file.display())
     }
 
-    fn start_command(&self) -> String {
+    pub(crate) fn start_command(&self) -> String {
         format!("echo started > '{}'", self.state_file.display())
     }
 }
 
 /// A running `rewind agent` with its config and log; killed when dropped.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     config: PathBuf,
     log: PathBuf,
@@ -101,18 +101,18 @@ impl Drop for Agent {
 }
 
 /// The target side of a test: a registered target cluster and where its agents live.
-struct Target {
-    group: String,
-    cluster: String,
+pub(crate) struct Target {
+    pub(crate) group: String,
+    pub(crate) cluster: String,
     public_key: String,
     private_key: String,
-    root: tempfile::TempDir,
+    pub(crate) root: tempfile::TempDir,
 }
 
 impl Target {
     /// Registers a target cluster (`shards: None` for a replica set) with a project key
     /// holding `GROUP_BACKUP_ADMIN`, as an operator would give each agent.
-    async fn register(server: &TestServer, name: &str, shards: Option<u32>) -> Target {
+    pub(crate) async fn register(server: &TestServer, name: &str, shards: Option<u32>) -> Target {
         let client = server.client();
         let group = server.boot.group_id.clone();
         let mut body = json!({ "clusterName": name });
@@ -138,7 +138,7 @@ impl Target {
     }
 
     /// Writes an agent config for `members` of `replica_set` and starts the agent.
-    fn agent(
+    pub(crate) fn agent(
         &self,
         server_url: &str,
         replica_set: &str,
@@ -185,7 +185,7 @@ fn seed_automated_body(target_group: &str, target_cluster: &str, snapshot: &str)
     .replace("{SNAPSHOT-ID}", snapshot)
 }
 
-async fn create_automated(
+pub(crate) async fn create_automated(
     server: &TestServer,
     jobs_path: &str,
     target: &Target,
@@ -214,7 +214,7 @@ async fn create_automated(
 }
 
 /// Polls a job until it leaves IN_PROGRESS; returns it.
-async fn wait_until_ended(server: &TestServer, jobs_path: &str, id: &str) -> Value {
+pub(crate) async fn wait_until_ended(server: &TestServer, jobs_path: &str, id: &str) -> Value {
     let deadline = Instant::now() + RESTORE_WITHIN;
     let client = server.client();
     loop {
@@ -231,7 +231,7 @@ async fn wait_until_ended(server: &TestServer, jobs_path: &str, id: &str) -> Val
 }
 
 /// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + RESTORE_WITHIN;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -242,7 +242,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// The member holds exactly the snapshot's files; the restore info lies beside it; the
 /// previous data directory is gone once the job finished.
 #[track_caller]
-fn assert_member_restored(member: &Member, source: &Path) {
+pub(crate) fn assert_member_restored(member: &Member, source: &Path) {
     assert_eq!(
         read_tree(&member.dbpath),
         read_tree(source),
@@ -260,7 +260,7 @@ fn assert_member_restored(member: &Member, source: &Path) {
     );
 }
 
-fn no_restore_leftovers(member: &Member) -> bool {
+pub(crate) fn no_restore_leftovers(member: &Member) -> bool {
     ["previous", "journal.json", "staging", "download.tar.gz"]
         .iter()
         .all(|s| !member.beside(s).exists())
@@ -404,7 +404,7 @@ async fn an_automated_oplog_restore_leaves_the_oplog_to_replay_beside_each_membe
 
 /// Waits until the agents' heartbeats show on the target cluster (and the three members
 /// are registered: each agent heartbeats before it polls).
-async fn eventually_heartbeat(client: &rewind_cli::client::ApiClient, target: &Target) {
+pub(crate) async fn eventually_heartbeat(client: &rewind_cli::client::ApiClient, target: &Target) {
     let deadline = Instant::now() + RESTORE_WITHIN;
     loop {
         let cluster = get(client, &target.cluster_path()).await.json();

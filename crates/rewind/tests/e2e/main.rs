@@ -2,6 +2,7 @@
 
 mod agent;
 mod auth;
+mod chaos;
 mod checkpoints;
 mod curl;
 mod delivery;
