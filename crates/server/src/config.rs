@@ -433,6 +433,27 @@ mod tests {
     }
 
     #[test]
+    fn leases_last_fifteen_seconds_unless_set_within_three_seconds_and_an_hour() {
+        let config = ServerConfig::resolve(Settings::default()).unwrap();
+        assert_eq!(config.lease, Duration::from_secs(15));
+        let file: Settings = toml::from_str("lease_secs = 3\n").unwrap();
+        assert_eq!(
+            ServerConfig::resolve(file).unwrap().lease,
+            Duration::from_secs(3)
+        );
+        for refused in [2, 3601] {
+            let settings = Settings {
+                lease_secs: Some(refused),
+                ..Settings::default()
+            };
+            match ServerConfig::resolve(settings) {
+                Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, "lease_secs"),
+                other => panic!("{refused}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn a_blocks_url_moves_only_the_blocks_into_the_bucket() {
         let file: Settings = toml::from_str(
             "blocks_url = \"s3://rewind/site-a\"\ns3_endpoint = \"http://127.0.0.1:8333/\"\n\

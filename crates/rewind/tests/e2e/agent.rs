@@ -242,7 +242,7 @@ pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// The member holds exactly the snapshot's files; the restore info lies beside it; the
 /// previous data directory is gone once the job finished.
 #[track_caller]
-fn assert_member_restored(member: &Member, source: &Path) {
+pub(crate) fn assert_member_restored(member: &Member, source: &Path) {
     assert_eq!(
         read_tree(&member.dbpath),
         read_tree(source),

@@ -3,6 +3,7 @@
 mod agent;
 mod archive_fidelity;
 mod auth;
+mod chaos;
 mod checkpoints;
 mod curl;
 mod delivery;

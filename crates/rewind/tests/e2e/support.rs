@@ -739,6 +739,16 @@ pub fn needs_local_blocks(why: &str) -> bool {
     skip
 }
 
+/// True, after saying why, when a test that needs PostgreSQL (several nodes on one
+/// metadata store) cannot run because [`DATABASE_URL_VAR`] names none.
+pub fn needs_postgres(why: &str) -> bool {
+    let skip = !runs_on_postgres();
+    if skip {
+        println!("skipped without {DATABASE_URL_VAR}: {why}");
+    }
+    skip
+}
+
 /// One deployment's random prefix in the test bucket, and the `serve` flags naming it.
 struct TestPrefix {
     endpoint: String,
@@ -841,4 +851,161 @@ impl Drop for TestPrefix {
             eprintln!("cannot empty the test's S3 prefix {}: {err}", self.prefix);
         }
     }
+}
+/// A loopback address with a port free a moment ago, for a node that must listen where a
+/// balancer already points (its printed URL is then the public one, not its own).
+pub fn free_loopback_address() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().to_string()
+}
+
+impl TestServer {
+    /// As `start_node_of`, listening on `listen`; `url` is that address (a public URL
+    /// among `extra` names the balancer in front).
+    pub fn start_node_of_listening(other: &TestServer, listen: &str, extra: &[&str]) -> TestServer {
+        let mut node = TestServer::spawn_node(
+            other.data_dir.clone(),
+            other.database.clone(),
+            other.boot.clone(),
+            &[],
+            listen,
+            extra,
+            &other.log_filter,
+        );
+        node.url = format!("http://{listen}");
+        node
+    }
+
+    /// Kills the server without warning (SIGKILL) and leaves it dead, as a node that
+    /// crashed with no supervisor to restart it. Its data directory stays with the others.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A round-robin HTTP load balancer on loopback in front of the nodes of a deployment:
+/// each client connection goes to the next node in turn, and a request to the one after
+/// when its node fails to answer it (a dead node), as an operator's balancer with health
+/// checks would. Connections stick to their node because a Digest nonce is, for now, only
+/// accepted by the process that issued it (a client asks again when one is refused as stale).
+/// Responses are streamed as they come, so a node that dies mid-download cuts the client's
+/// transfer.
+pub struct LoadBalancer {
+    pub url: String,
+    upstreams: Arc<std::sync::Mutex<Vec<String>>>,
+    /// A runtime of its own: tests block their own thread on `rewind` commands that talk
+    /// through the balancer.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LoadBalancer {
+    /// Listens on a free loopback port; it forwards nothing until given upstreams.
+    pub fn start() -> LoadBalancer {
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", std_listener.local_addr().unwrap());
+        let upstreams = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let turn = Arc::new(AtomicU32::new(0));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let balanced = upstreams.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            while let Ok((conn, _)) = listener.accept().await {
+                let (upstreams, http) = (balanced.clone(), http.clone());
+                let home = turn.fetch_add(1, Ordering::SeqCst) as usize;
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        forward(request, upstreams.clone(), home, http.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(conn), service)
+                        .await;
+                });
+            }
+        });
+        LoadBalancer {
+            url,
+            upstreams,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// The nodes requests go to, in turn.
+    pub fn balance(&self, nodes: &[&TestServer]) {
+        *self.upstreams.lock().unwrap() = nodes.iter().map(|n| n.url.clone()).collect();
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+type ProxiedBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+async fn forward(
+    request: hyper::Request<hyper::body::Incoming>,
+    upstreams: Arc<std::sync::Mutex<Vec<String>>>,
+    home: usize,
+    http: reqwest::Client,
+) -> Result<hyper::Response<ProxiedBody>, std::convert::Infallible> {
+    use futures::TryStreamExt;
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let nodes = upstreams.lock().unwrap().clone();
+    let first = home;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    for i in 0..nodes.len() {
+        let node = &nodes[(first + i) % nodes.len()];
+        let mut upstream = http.request(parts.method.clone(), format!("{node}{path}"));
+        for (name, value) in &parts.headers {
+            if name != reqwest::header::HOST {
+                upstream = upstream.header(name, value);
+            }
+        }
+        let response = match upstream.body(body.clone()).send().await {
+            Ok(response) => response,
+            // A dead node (refused, or reset on a kept connection): the next one answers.
+            Err(_) => continue,
+        };
+        let mut answer = hyper::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            if name != reqwest::header::TRANSFER_ENCODING && name != reqwest::header::CONNECTION {
+                answer = answer.header(name, value);
+            }
+        }
+        let stream = response
+            .bytes_stream()
+            .map_ok(hyper::body::Frame::data)
+            .map_err(std::io::Error::other);
+        let body = http_body_util::StreamBody::new(stream).boxed();
+        return Ok(answer.body(body).unwrap());
+    }
+    let empty = http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed();
+    Ok(hyper::Response::builder()
+        .status(StatusCode::BAD_GATEWAY)
+        .body(empty)
+        .unwrap())
 }
