@@ -572,6 +572,30 @@ pub struct RestoreJob {
     pub timestamp: BsonTimestamp,
 }
 
+/// One element of `POST …/restoreJobs/restorableTimeRanges` (a bare array, ordered by
+/// `start`): a stretch of moments, both ends included, that a point-in-time or oplog
+/// restore can reach from `snapshotId`. Sharded clusters add `shardCount` and
+/// `configServerType`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorableTimeRange {
+    #[serde(
+        rename = "configServerType",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub config_server_type: Option<String>,
+    pub end: BsonTimestamp,
+    #[serde(
+        rename = "shardCount",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub shard_count: Option<u32>,
+    #[serde(rename = "snapshotId")]
+    pub snapshot_id: String,
+    pub start: BsonTimestamp,
+}
+
 /// Rewind-only payloads of `rewind agent` (under `/api/rewind/v1`).
 pub mod agent {
     use serde::{Deserialize, Serialize};

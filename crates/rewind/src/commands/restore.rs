@@ -101,6 +101,8 @@ pub enum RestoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the moments a point-in-time or oplog restore of a cluster can reach now.
+    Ranges(super::ranges::RangesArgs),
     /// Wait for a job, download its archive (resuming after breaks), verify its SHA-1.
     Download {
         #[command(flatten)]
@@ -204,6 +206,7 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
                 print_jobs(&page.results);
             }
         }
+        RestoreCommand::Ranges(args) => super::ranges::run(args).await?,
         RestoreCommand::Cancel {
             client,
             job,

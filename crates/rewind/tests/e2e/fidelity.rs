@@ -334,3 +334,216 @@ async fn sharded_snapshots_say_whether_they_may_be_inconsistent() {
     assert!(one.get("isPossiblyInconsistent").is_none(), "{one}");
     assert!(one.get("expires").is_none(), "no retention is set: {one}");
 }
+
+/// Pushes one entry per second of `secs` (increment 1) as `replica_set`'s oplog.
+async fn push_oplog(
+    client: &rewind_cli::client::ApiClient,
+    group: &str,
+    cluster: &str,
+    replica_set: &str,
+    secs: std::ops::RangeInclusive<u32>,
+) {
+    let bytes: Vec<u8> = secs
+        .flat_map(|s| rewind_devtools::oplog::oplog_entry(s, 1, "fidelity"))
+        .collect();
+    let path = format!("{REWIND_API}/groups/{group}/clusters/{cluster}/oplog/{replica_set}");
+    let reply: Reply = client
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(&bytes),
+            "application/octet-stream",
+        )
+        .await
+        .expect("the server answers")
+        .into();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+fn bson(secs: u32, inc: u32) -> serde_json::Value {
+    let date = chrono::DateTime::from_timestamp(i64::from(secs), 0).unwrap();
+    json!({"date": date.format("%Y-%m-%dT%H:%M:%SZ").to_string(), "increment": inc})
+}
+
+/// `POST …/restoreJobs/restorableTimeRanges` answers Ops Manager's bare array, ordered by
+/// `start`, one element per stretch a snapshot plus gap-free oplog reaches; restores to
+/// both ends of every range are accepted, and to the moments just outside refused.
+#[tokio::test]
+async fn restorable_time_ranges_are_exactly_what_a_point_in_time_restore_accepts() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let rs = register_replica_set(&client, &group, "timeline").await;
+    let ranges_path = format!("{}/restorableTimeRanges", restore_jobs_path(&group, &rs));
+    let none = post(&client, &ranges_path, json!({})).await;
+    assert_eq!(none.status, StatusCode::OK, "{}", none.text);
+    assert_eq!(none.json(), json!([]));
+
+    let t0 = chrono::Utc::now().timestamp() as u32 - 3600;
+    push_oplog(&client, &group, &rs, "timeline", t0..=t0 + 100).await;
+    push_oplog(&client, &group, &rs, "timeline", t0 + 200..=t0 + 300).await;
+    let mut snapshots = Vec::new();
+    for taken in [t0 + 10, t0 + 150, t0 + 250] {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 20_000, u64::from(taken));
+        let dir = dir.path().to_str().unwrap().to_owned();
+        let at = format!("{taken}:1");
+        let summary = import(&server, &group, &rs, &["--from", &dir, "--taken-at", &at]);
+        snapshots.push(summary["snapshotId"].as_str().unwrap().to_owned());
+    }
+    let reply = client
+        .send(
+            reqwest::Method::POST,
+            &ranges_path,
+            None,
+            "application/json",
+        )
+        .await
+        .unwrap();
+    let ranges: Reply = reply.into();
+    assert_eq!(ranges.status, StatusCode::OK, "{}", ranges.text);
+    assert_eq!(
+        ranges.json(),
+        json!([
+            {"end": bson(t0 + 100, 1), "snapshotId": snapshots[0], "start": bson(t0 + 10, 1)},
+            {"end": bson(t0 + 300, 1), "snapshotId": snapshots[2], "start": bson(t0 + 250, 1)},
+        ]),
+        "the snapshot in the gap reaches nothing"
+    );
+    let enveloped = post(&client, &format!("{ranges_path}?envelope=true"), json!({})).await;
+    assert_eq!(enveloped.json()["content"], ranges.json());
+
+    let jobs_path = restore_jobs_path(&group, &rs);
+    let restore_to = |secs: u32, inc: u32| {
+        let body = json!({"delivery": {"methodName": "HTTP"}, "oplogTs": secs.to_string(), "oplogInc": inc});
+        let (client, jobs_path) = (&client, &jobs_path);
+        async move { post(client, jobs_path, body).await }
+    };
+    for (secs, inc, snapshot) in [
+        (t0 + 10, 1, &snapshots[0]),
+        (t0 + 100, 1, &snapshots[0]),
+        (t0 + 250, 1, &snapshots[2]),
+        (t0 + 300, 1, &snapshots[2]),
+    ] {
+        let accepted = restore_to(secs, inc).await;
+        assert_eq!(
+            accepted.status,
+            StatusCode::OK,
+            "{secs}:{inc}: {}",
+            accepted.text
+        );
+        assert_eq!(
+            accepted.json()["results"][0]["snapshotId"],
+            snapshot.as_str()
+        );
+    }
+    for (secs, inc) in [(t0 + 10, 0), (t0 + 100, 2), (t0 + 249, 1), (t0 + 300, 2)] {
+        restore_to(secs, inc).await.assert_error(
+            409,
+            "NO_CHECKPOINT_FOR_PIT_RESTORE",
+            &["oplogTs"],
+        );
+    }
+
+    let (id, public, private) = create_key(
+        &client,
+        &format!("{API}/groups/{group}/apiKeys"),
+        "GROUP_READ_ONLY",
+    )
+    .await;
+    allow_loopback(&client, &server.boot.org_id, &id).await;
+    let reader = server.client_for(&public, &private);
+    post(&reader, &ranges_path, json!({}))
+        .await
+        .assert_error(401, "USER_UNAUTHORIZED", &[]);
+    post(
+        &client,
+        &format!("{API}/groups/{group}/clusters/nope/restoreJobs/restorableTimeRanges"),
+        json!({}),
+    )
+    .await
+    .assert_error(404, "INVALID_CLUSTER_ID", &["nope"]);
+
+    let out = rewind_as_client(
+        &server,
+        &["restore", "ranges", "--group", &group, "--cluster", &rs],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("FROM"), "{table}");
+    assert!(
+        lines[1].contains(&format!("({}:1)", t0 + 10)) && lines[1].ends_with(snapshots[0].as_str()),
+        "{table}"
+    );
+    assert!(lines[2].contains(&format!("({}:1)", t0 + 300)), "{table}");
+    let out = rewind_as_client(
+        &server,
+        &[
+            "restore",
+            "ranges",
+            "--group",
+            &group,
+            "--cluster",
+            &rs,
+            "--json",
+        ],
+    );
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints the array");
+    assert_eq!(printed, ranges.json());
+}
+
+/// A sharded cluster's ranges say how many shards it has and that its config server is a
+/// replica set of its own; only what every shard and the config server reach is listed.
+#[tokio::test]
+async fn sharded_ranges_carry_the_shard_count_and_config_server_type() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let t0 = chrono::Utc::now().timestamp() as u32 - 1800;
+    let taken = format!("{}:1", t0 + 5);
+    let imported = ImportedShardedCluster::import_with(
+        &server,
+        20_000,
+        146,
+        json!({}),
+        &["--taken-at", &taken],
+    )
+    .await;
+    let cluster = &imported.cluster;
+    push_oplog(&client, &group, cluster, "ledger-shard-0", t0..=t0 + 60).await;
+    push_oplog(&client, &group, cluster, "ledger-shard-1", t0..=t0 + 40).await;
+    push_oplog(&client, &group, cluster, "ledger-config-0", t0..=t0 + 90).await;
+    let ranges_path = format!(
+        "{}/restorableTimeRanges",
+        restore_jobs_path(&group, cluster)
+    );
+    let ranges = post(&client, &ranges_path, json!({})).await;
+    assert_eq!(ranges.status, StatusCode::OK, "{}", ranges.text);
+    assert_eq!(
+        ranges.json(),
+        json!([{
+            "configServerType": "Dedicated",
+            "end": bson(t0 + 40, 1),
+            "shardCount": 2,
+            "snapshotId": imported.snapshot,
+            "start": bson(t0 + 5, 1),
+        }]),
+        "the shortest replica set's oplog bounds the range"
+    );
+    let ids = cluster_ids(&client, &group).await;
+    let shard = &ids["ledger-shard-0"];
+    post(
+        &client,
+        &format!("{}/restorableTimeRanges", restore_jobs_path(&group, shard)),
+        json!({}),
+    )
+    .await
+    .assert_error(400, "INVALID_ATTRIBUTE", &["clusterId"]);
+}

@@ -5,6 +5,7 @@ use rewind_api_types::iso_seconds::format_iso;
 
 use crate::domain::checkpoints::CheckpointView;
 use crate::domain::oplog::PushOutcome;
+use crate::domain::restore::pit::RestorableTimeRanges;
 use crate::domain::restore::JobNaming;
 use crate::domain::settings::BackupSettings;
 use crate::http::conventions::Links;
@@ -315,4 +316,18 @@ pub fn checkpoint(links: &Links, v: &CheckpointView) -> wire::Checkpoint {
         started: format_iso(c.recorded),
         timestamp: format_iso(i64::from(c.timestamp)),
     }
+}
+
+/// The restorable time ranges of a cluster, as Ops Manager lists them.
+pub fn restorable_time_ranges(r: &RestorableTimeRanges) -> Vec<wire::RestorableTimeRange> {
+    r.ranges
+        .iter()
+        .map(|range| wire::RestorableTimeRange {
+            config_server_type: r.sharded.map(|_| "Dedicated".to_owned()),
+            end: bson_ts(range.end),
+            shard_count: r.sharded.map(|s| s.shard_count),
+            snapshot_id: range.snapshot.to_hex(),
+            start: bson_ts(range.start),
+        })
+        .collect()
 }
