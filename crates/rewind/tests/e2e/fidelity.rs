@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fixtures::*;
 use crate::support::*;
@@ -546,4 +546,331 @@ async fn sharded_ranges_carry_the_shard_count_and_config_server_type() {
     )
     .await
     .assert_error(400, "INVALID_ATTRIBUTE", &["clusterId"]);
+}
+
+/// The Go client's `SnapshotSchedule` round trip: its fixture's values PATCHed (with the
+/// empty ids the client sends) come back as the fixture shows them; the point-in-time
+/// window and the checkpoint interval are the project's one record, shared with
+/// `backupSettings`; every field is validated with Cloud Manager's error codes, all or none.
+#[tokio::test]
+async fn the_snapshot_schedule_reads_and_changes_as_the_go_client_expects() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let rs = register_replica_set(&client, &group, "sched").await;
+    let sharded =
+        register_cluster(&client, &group, json!({"clusterName": "wide", "shards": 1})).await;
+    let sharded = sharded["members"][0]["id"].as_str().unwrap().to_owned();
+    let path = |c: &str| format!("{API}/groups/{group}/backupConfigs/{c}/snapshotSchedule");
+    let fresh = get(&client, &path(&rs)).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text);
+    assert_eq!(
+        fresh.json(),
+        json!({
+            "clusterId": rs, "groupId": group,
+            "links": [{"href": server.at(&path(&rs)), "rel": "self"}],
+            "pointInTimeWindowHours": 24
+        }),
+        "nothing set: no retention, so imported snapshots never expire on their own"
+    );
+    assert_eq!(
+        get(&client, &path(&sharded)).await.json()["clusterCheckpointIntervalMin"],
+        15
+    );
+
+    let fixture = json!({
+        "clusterId": "", "groupId": "",
+        "dailySnapshotRetentionDays": 7, "monthlySnapshotRetentionMonths": 13,
+        "pointInTimeWindowHours": 48, "snapshotIntervalHours": 6,
+        "snapshotRetentionDays": 2, "weeklySnapshotRetentionWeeks": 4,
+        "referenceHourOfDay": 3, "referenceMinuteOfHour": 30, "referenceTimeZoneOffset": "-0530"
+    });
+    let patched = call(&client, reqwest::Method::PATCH, &path(&rs), Some(fixture)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let expected = json!({
+        "clusterId": rs, "dailySnapshotRetentionDays": 7, "groupId": group,
+        "links": [{"href": server.at(&path(&rs)), "rel": "self"}],
+        "monthlySnapshotRetentionMonths": 13, "pointInTimeWindowHours": 48,
+        "referenceHourOfDay": 3, "referenceMinuteOfHour": 30, "referenceTimeZoneOffset": "-0530",
+        "snapshotIntervalHours": 6, "snapshotRetentionDays": 2, "weeklySnapshotRetentionWeeks": 4
+    });
+    assert_eq!(patched.json(), expected);
+    assert_eq!(get(&client, &path(&rs)).await.json(), expected);
+    let settings = format!("{REWIND_API}/groups/{group}/backupSettings");
+    assert_eq!(
+        get(&client, &settings).await.json()["pointInTimeWindowHours"],
+        48,
+        "one record"
+    );
+    let changed = call(
+        &client,
+        reqwest::Method::PATCH,
+        &settings,
+        Some(json!({"checkpointIntervalMinutes": 30})),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(
+        get(&client, &path(&sharded)).await.json()["clusterCheckpointIntervalMin"],
+        30
+    );
+    let sharded_patch = call(
+        &client,
+        reqwest::Method::PATCH,
+        &path(&sharded),
+        Some(json!({"clusterCheckpointIntervalMin": 60})),
+    )
+    .await;
+    assert_eq!(
+        sharded_patch.json()["clusterCheckpointIntervalMin"],
+        60,
+        "{}",
+        sharded_patch.text
+    );
+
+    let refused = [
+        (
+            json!({"snapshotIntervalHours": 7}),
+            400,
+            "INVALID_SNAPSHOT_INTERVAL",
+            "snapshotIntervalHours",
+        ),
+        (
+            json!({"snapshotRetentionDays": 6}),
+            400,
+            "INVALID_SNAPSHOT_RETENTION_PERIOD",
+            "snapshotRetentionDays",
+        ),
+        (
+            json!({"dailySnapshotRetentionDays": 0}),
+            400,
+            "INVALID_DAILY_SNAPSHOT_RETENTION_PERIOD",
+            "dailySnapshotRetentionDays",
+        ),
+        (
+            json!({"weeklySnapshotRetentionWeeks": 53}),
+            400,
+            "INVALID_WEEKLY_SNAPSHOT_RETENTION_PERIOD",
+            "weeklySnapshotRetentionWeeks",
+        ),
+        (
+            json!({"monthlySnapshotRetentionMonths": 37}),
+            400,
+            "INVALID_MONTHLY_SNAPSHOT_RETENTION_PERIOD",
+            "monthlySnapshotRetentionMonths",
+        ),
+        (
+            json!({"referenceHourOfDay": 24}),
+            400,
+            "INVALID_REFERENCE_HOUR_OF_DAY",
+            "referenceHourOfDay",
+        ),
+        (
+            json!({"referenceMinuteOfHour": -1}),
+            400,
+            "INVALID_REFERENCE_MINUTE_OF_HOUR",
+            "referenceMinuteOfHour",
+        ),
+        (
+            json!({"referenceTimeZoneOffset": "UTC"}),
+            400,
+            "INVALID_REFERENCE_TIMEZONE_OFFSET",
+            "referenceTimeZoneOffset",
+        ),
+        (
+            json!({"clusterCheckpointIntervalMin": 30}),
+            400,
+            "CANNOT_SET_CLUSTER_CHECKPOINT_INTERVAL_FOR_REPLICA_SET",
+            "clusterCheckpointIntervalMin",
+        ),
+        (
+            json!({"pointInTimeWindowHours": 0}),
+            400,
+            "ATTRIBUTE_NEGATIVE_OR_ZERO",
+            "pointInTimeWindowHours",
+        ),
+        (
+            json!({"snapshotRetentionDays": "two"}),
+            400,
+            "INVALID_JSON_ATTRIBUTE",
+            "snapshotRetentionDays",
+        ),
+        (
+            json!({"snapshotRetentionDays": 1.5}),
+            400,
+            "INVALID_ATTRIBUTE",
+            "snapshotRetentionDays",
+        ),
+        (
+            json!({"referenceTimeZoneOffset": 0}),
+            400,
+            "INVALID_JSON_ATTRIBUTE",
+            "referenceTimeZoneOffset",
+        ),
+        (
+            json!({"retention": 3}),
+            400,
+            "INVALID_ATTRIBUTE",
+            "retention",
+        ),
+        (
+            json!({"clusterId": sharded}),
+            400,
+            "INVALID_ATTRIBUTE",
+            "clusterId",
+        ),
+    ];
+    for (body, status, code, field) in refused {
+        let mut body = body;
+        body["dailySnapshotRetentionDays"] = body
+            .get("dailySnapshotRetentionDays")
+            .cloned()
+            .unwrap_or(json!(30));
+        call(&client, reqwest::Method::PATCH, &path(&rs), Some(body))
+            .await
+            .assert_error(status, code, &[field]);
+    }
+    let other_group = "5f0000000000000000000009";
+    call(
+        &client,
+        reqwest::Method::PATCH,
+        &path(&rs),
+        Some(json!({"groupId": other_group})),
+    )
+    .await
+    .assert_error(400, "GROUP_MISMATCH", &[other_group]);
+    assert_eq!(
+        get(&client, &path(&rs)).await.json(),
+        expected,
+        "refused changes change nothing"
+    );
+    call(
+        &client,
+        reqwest::Method::PATCH,
+        &path(&rs),
+        Some(json!("nope")),
+    )
+    .await
+    .assert_error(400, "INVALID_JSON", &[]);
+    get(
+        &client,
+        &format!("{API}/groups/{group}/backupConfigs/{other_group}/snapshotSchedule"),
+    )
+    .await
+    .assert_error(404, "CLUSTER_NOT_FOUND", &[other_group, &group]);
+
+    let (id, public, private) = create_key(
+        &client,
+        &format!("{API}/groups/{group}/apiKeys"),
+        "GROUP_READ_ONLY",
+    )
+    .await;
+    allow_loopback(&client, &server.boot.org_id, &id).await;
+    let reader = server.client_for(&public, &private);
+    assert_eq!(
+        get(&reader, &path(&rs)).await.json(),
+        expected,
+        "any role reads it"
+    );
+    call(
+        &reader,
+        reqwest::Method::PATCH,
+        &path(&rs),
+        Some(json!({"snapshotRetentionDays": 1})),
+    )
+    .await
+    .assert_error(401, "USER_UNAUTHORIZED", &[]);
+}
+
+/// The retention gives imported snapshots their `expires`: the first of its month is kept
+/// `monthlySnapshotRetentionMonths`, a later one of the same day `snapshotRetentionDays`;
+/// the sweeper deletes an expired snapshot and keeps one marked `doNotDelete`.
+#[tokio::test]
+async fn retention_gives_imported_snapshots_their_expiry_and_the_sweeper_deletes_expired_ones() {
+    let server = TestServer::start_with(&["--sweep-interval-secs", "1"]);
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let rs = register_replica_set(&client, &group, "kept").await;
+    let schedule = format!("{API}/groups/{group}/backupConfigs/{rs}/snapshotSchedule");
+    let set = call(
+        &client,
+        reqwest::Method::PATCH,
+        &schedule,
+        Some(json!({"snapshotRetentionDays": 1})),
+    )
+    .await;
+    assert_eq!(
+        set.json()["monthlySnapshotRetentionMonths"],
+        13,
+        "the others take Cloud Manager's defaults"
+    );
+    let now = chrono::Utc::now().timestamp();
+    let mut taken = Vec::new();
+    for (i, offset) in [7200, 3600].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 10_000, 150 + i as u64);
+        let at = format!("{}:1", now - offset);
+        let dir = dir.path().to_str().unwrap().to_owned();
+        let summary = import(&server, &group, &rs, &["--from", &dir, "--taken-at", &at]);
+        taken.push(summary["snapshotId"].as_str().unwrap().to_owned());
+    }
+    let expires = |snapshot: &Value| {
+        let text = snapshot["expires"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no expiry: {snapshot}"));
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp()
+    };
+    let snapshot_path = |id: &str| format!("{}/{id}", snapshots_path(&group, &rs));
+    let first = get(&client, &snapshot_path(&taken[0])).await.json();
+    let second = get(&client, &snapshot_path(&taken[1])).await.json();
+    let day = 86_400;
+    assert!(
+        expires(&first) - now > 360 * day,
+        "the month's first is kept 13 months: {first}"
+    );
+    let kept = expires(&second) - now;
+    assert!(
+        (day - 60..=day + 60).contains(&kept),
+        "a later one of its day is kept 1 day: {second}"
+    );
+
+    let soon = rewind_api_types::iso_seconds::format_iso(chrono::Utc::now().timestamp() + 2);
+    for id in &taken {
+        let patched = call(
+            &client,
+            reqwest::Method::PATCH,
+            &snapshot_path(id),
+            Some(json!({"expires": soon})),
+        )
+        .await;
+        assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    }
+    let protected = call(
+        &client,
+        reqwest::Method::PATCH,
+        &snapshot_path(&taken[1]),
+        Some(json!({"doNotDelete": true})),
+    )
+    .await;
+    assert_eq!(protected.json()["doNotDelete"], true, "{}", protected.text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(&client, &snapshot_path(&taken[0])).await.status == StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired snapshot was never deleted"
+        );
+        pause(std::time::Duration::from_millis(200)).await;
+    }
+    get(&client, &snapshot_path(&taken[0])).await.assert_error(
+        404,
+        "SNAPSHOT_NOT_FOUND",
+        &[&taken[0], &rs],
+    );
+    assert_eq!(
+        get(&client, &snapshot_path(&taken[1])).await.status,
+        StatusCode::OK,
+        "doNotDelete wins"
+    );
 }

@@ -16,8 +16,7 @@ use super::super::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal,
 use super::archive::{OplogPiece, WholeSlice};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
 use crate::model::{
-    ClusterRecord, ClusterType, OplogRange, OplogSliceRecord, OplogStream, OplogTs, PageRequest,
-    SnapshotRecord,
+    ClusterRecord, ClusterType, OplogRange, OplogSliceRecord, OplogStream, OplogTs, SnapshotRecord,
 };
 use crate::oplog::coverage::{self, ClusterCoverage};
 use crate::oplog::slice::{payload_len_of, slice_key, MERGE_SLICES_BELOW_BYTES};
@@ -235,41 +234,6 @@ impl Services {
             streams.push((stream, ranges));
         }
         Ok(ClusterCoverage { streams })
-    }
-
-    /// The complete, live snapshots of a cluster taken at or before `at`, newest first.
-    pub async fn complete_snapshots_at_or_before(
-        &self,
-        group: GroupId,
-        cluster: ClusterId,
-        at: OplogTs,
-    ) -> DomainResult<Vec<SnapshotRecord>> {
-        const PAGE: u64 = 200;
-        let mut found = Vec::new();
-        let mut offset = 0;
-        loop {
-            let page = self
-                .meta
-                .list_snapshots(
-                    group,
-                    cluster,
-                    PageRequest {
-                        offset,
-                        limit: PAGE,
-                    },
-                )
-                .await?;
-            let full = page.items.len() as u64 == PAGE;
-            found.extend(
-                page.items
-                    .into_iter()
-                    .filter(|s| s.complete && s.deleted_at.is_none() && s.created <= at),
-            );
-            if !full {
-                return Ok(found);
-            }
-            offset += PAGE;
-        }
     }
 
     /// The rule for restores of `source` to a moment, as of now.

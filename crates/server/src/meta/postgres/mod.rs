@@ -51,6 +51,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../../../../migrations/postgres/0006_checkpoints.sql"),
     ),
+    (
+        10,
+        include_str!("../../../../../migrations/postgres/0010_snapshot_schedule.sql"),
+    ),
 ];
 
 /// The first half of the key of this service's advisory locks: one value per kind of lock,

@@ -69,6 +69,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../../../migrations/sqlite/0011_download_resume.sql"),
     ),
+    (
+        15,
+        include_str!("../../../../../migrations/sqlite/0015_snapshot_schedule.sql"),
+    ),
 ];
 
 /// Applies the migrations `conn` has not seen, each in its own transaction.
