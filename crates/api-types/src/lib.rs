@@ -587,6 +587,30 @@ pub struct RestoreJob {
     pub timestamp: BsonTimestamp,
 }
 
+/// One element of `POST …/restoreJobs/restorableTimeRanges` (a bare array, ordered by
+/// `start`): a stretch of moments, both ends included, that a point-in-time or oplog
+/// restore can reach from `snapshotId`. Sharded clusters add `shardCount` and
+/// `configServerType`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorableTimeRange {
+    #[serde(
+        rename = "configServerType",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub config_server_type: Option<String>,
+    pub end: BsonTimestamp,
+    #[serde(
+        rename = "shardCount",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub shard_count: Option<u32>,
+    #[serde(rename = "snapshotId")]
+    pub snapshot_id: String,
+    pub start: BsonTimestamp,
+}
+
 /// Rewind-only payloads of `rewind agent` (under `/api/rewind/v1`).
 pub mod agent {
     use serde::{Deserialize, Serialize};
@@ -880,6 +904,75 @@ pub struct BackupSettings {
     /// needed for them is kept.
     #[serde(rename = "pointInTimeWindowHours")]
     pub point_in_time_window_hours: u32,
+}
+
+/// A cluster's snapshot schedule (`GET/PATCH /groups/{G}/backupConfigs/{C}/snapshotSchedule`)
+/// with the Go client's `SnapshotSchedule` fields; unset ones are omitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSchedule {
+    /// Sharded clusters only.
+    #[serde(
+        rename = "clusterCheckpointIntervalMin",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub cluster_checkpoint_interval_min: Option<u32>,
+    #[serde(rename = "clusterId")]
+    pub cluster_id: String,
+    #[serde(
+        rename = "dailySnapshotRetentionDays",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub daily_snapshot_retention_days: Option<u32>,
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(
+        rename = "monthlySnapshotRetentionMonths",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub monthly_snapshot_retention_months: Option<u32>,
+    #[serde(rename = "pointInTimeWindowHours")]
+    pub point_in_time_window_hours: u32,
+    #[serde(
+        rename = "referenceHourOfDay",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub reference_hour_of_day: Option<u32>,
+    #[serde(
+        rename = "referenceMinuteOfHour",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub reference_minute_of_hour: Option<u32>,
+    #[serde(
+        rename = "referenceTimeZoneOffset",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub reference_time_zone_offset: Option<String>,
+    #[serde(
+        rename = "snapshotIntervalHours",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub snapshot_interval_hours: Option<u32>,
+    #[serde(
+        rename = "snapshotRetentionDays",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub snapshot_retention_days: Option<u32>,
+    #[serde(
+        rename = "weeklySnapshotRetentionWeeks",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub weekly_snapshot_retention_weeks: Option<u32>,
 }
 
 /// What `rewind oplog push --json` prints: the sums over the push's requests.

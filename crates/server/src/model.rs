@@ -190,6 +190,15 @@ pub struct OplogSliceRecord {
 pub struct BackupSettingsRecord {
     pub pit_window_hours: Option<u32>,
     pub checkpoint_interval_minutes: Option<u32>,
+    pub snapshot_interval_hours: Option<u32>,
+    pub snapshot_retention_days: Option<u32>,
+    pub daily_retention_days: Option<u32>,
+    pub weekly_retention_weeks: Option<u32>,
+    pub monthly_retention_months: Option<u32>,
+    pub reference_hour_of_day: Option<u32>,
+    pub reference_minute_of_hour: Option<u32>,
+    /// Minutes east of UTC.
+    pub reference_offset_minutes: Option<i32>,
 }
 
 /// A replica set's stored oplog in totals, with its ranges oldest first.

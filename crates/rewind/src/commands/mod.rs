@@ -3,6 +3,7 @@
 mod checkpoint;
 mod cluster;
 mod oplog;
+mod ranges;
 mod restore;
 mod serve;
 mod snapshot;

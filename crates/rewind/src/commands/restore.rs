@@ -127,6 +127,8 @@ pub enum RestoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the moments a point-in-time or oplog restore of a cluster can reach now.
+    Ranges(super::ranges::RangesArgs),
     /// Wait for a job, download its archive (resuming after breaks), verify its SHA-1.
     Download {
         #[command(flatten)]
@@ -264,6 +266,7 @@ pub async fn run(cmd: RestoreCommand) -> Result<()> {
             let api = client.client()?;
             watch(&api, &group, &cluster, &job, watch_display(json)).await?;
         }
+        RestoreCommand::Ranges(args) => super::ranges::run(args).await?,
         RestoreCommand::Cancel {
             client,
             job,

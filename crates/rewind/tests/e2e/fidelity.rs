@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fixtures::*;
 use crate::support::*;
@@ -333,4 +333,544 @@ async fn sharded_snapshots_say_whether_they_may_be_inconsistent() {
     .json();
     assert!(one.get("isPossiblyInconsistent").is_none(), "{one}");
     assert!(one.get("expires").is_none(), "no retention is set: {one}");
+}
+
+/// Pushes one entry per second of `secs` (increment 1) as `replica_set`'s oplog.
+async fn push_oplog(
+    client: &rewind_cli::client::ApiClient,
+    group: &str,
+    cluster: &str,
+    replica_set: &str,
+    secs: std::ops::RangeInclusive<u32>,
+) {
+    let bytes: Vec<u8> = secs
+        .flat_map(|s| rewind_devtools::oplog::oplog_entry(s, 1, "fidelity"))
+        .collect();
+    let path = format!("{REWIND_API}/groups/{group}/clusters/{cluster}/oplog/{replica_set}");
+    let reply: Reply = client
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(&bytes),
+            "application/octet-stream",
+        )
+        .await
+        .expect("the server answers")
+        .into();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+fn bson(secs: u32, inc: u32) -> serde_json::Value {
+    let date = chrono::DateTime::from_timestamp(i64::from(secs), 0).unwrap();
+    json!({"date": date.format("%Y-%m-%dT%H:%M:%SZ").to_string(), "increment": inc})
+}
+
+/// `POST …/restoreJobs/restorableTimeRanges` answers Ops Manager's bare array, ordered by
+/// `start`, one element per stretch a snapshot plus gap-free oplog reaches; restores to
+/// both ends of every range are accepted, and to the moments just outside refused.
+#[tokio::test]
+async fn restorable_time_ranges_are_exactly_what_a_point_in_time_restore_accepts() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let rs = register_replica_set(&client, &group, "timeline").await;
+    let ranges_path = format!("{}/restorableTimeRanges", restore_jobs_path(&group, &rs));
+    let none = post(&client, &ranges_path, json!({})).await;
+    assert_eq!(none.status, StatusCode::OK, "{}", none.text);
+    assert_eq!(none.json(), json!([]));
+
+    let t0 = chrono::Utc::now().timestamp() as u32 - 3600;
+    push_oplog(&client, &group, &rs, "timeline", t0..=t0 + 100).await;
+    push_oplog(&client, &group, &rs, "timeline", t0 + 200..=t0 + 300).await;
+    let mut snapshots = Vec::new();
+    for taken in [t0 + 10, t0 + 150, t0 + 250] {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 20_000, u64::from(taken));
+        let dir = dir.path().to_str().unwrap().to_owned();
+        let at = format!("{taken}:1");
+        let summary = import(&server, &group, &rs, &["--from", &dir, "--taken-at", &at]);
+        snapshots.push(summary["snapshotId"].as_str().unwrap().to_owned());
+    }
+    let reply = client
+        .send(
+            reqwest::Method::POST,
+            &ranges_path,
+            None,
+            "application/json",
+        )
+        .await
+        .unwrap();
+    let ranges: Reply = reply.into();
+    assert_eq!(ranges.status, StatusCode::OK, "{}", ranges.text);
+    assert_eq!(
+        ranges.json(),
+        json!([
+            {"end": bson(t0 + 100, 1), "snapshotId": snapshots[0], "start": bson(t0 + 10, 1)},
+            {"end": bson(t0 + 300, 1), "snapshotId": snapshots[2], "start": bson(t0 + 250, 1)},
+        ]),
+        "the snapshot in the gap reaches nothing"
+    );
+    let enveloped = post(&client, &format!("{ranges_path}?envelope=true"), json!({})).await;
+    assert_eq!(enveloped.json()["content"], ranges.json());
+
+    let jobs_path = restore_jobs_path(&group, &rs);
+    let restore_to = |secs: u32, inc: u32| {
+        let body = json!({"delivery": {"methodName": "HTTP"}, "oplogTs": secs.to_string(), "oplogInc": inc});
+        let (client, jobs_path) = (&client, &jobs_path);
+        async move { post(client, jobs_path, body).await }
+    };
+    for (secs, inc, snapshot) in [
+        (t0 + 10, 1, &snapshots[0]),
+        (t0 + 100, 1, &snapshots[0]),
+        (t0 + 250, 1, &snapshots[2]),
+        (t0 + 300, 1, &snapshots[2]),
+    ] {
+        let accepted = restore_to(secs, inc).await;
+        assert_eq!(
+            accepted.status,
+            StatusCode::OK,
+            "{secs}:{inc}: {}",
+            accepted.text
+        );
+        assert_eq!(
+            accepted.json()["results"][0]["snapshotId"],
+            snapshot.as_str()
+        );
+    }
+    for (secs, inc) in [(t0 + 10, 0), (t0 + 100, 2), (t0 + 249, 1), (t0 + 300, 2)] {
+        restore_to(secs, inc).await.assert_error(
+            409,
+            "NO_CHECKPOINT_FOR_PIT_RESTORE",
+            &["oplogTs"],
+        );
+    }
+
+    let (id, public, private) = create_key(
+        &client,
+        &format!("{API}/groups/{group}/apiKeys"),
+        "GROUP_READ_ONLY",
+    )
+    .await;
+    allow_loopback(&client, &server.boot.org_id, &id).await;
+    let reader = server.client_for(&public, &private);
+    post(&reader, &ranges_path, json!({}))
+        .await
+        .assert_error(401, "USER_UNAUTHORIZED", &[]);
+    post(
+        &client,
+        &format!("{API}/groups/{group}/clusters/nope/restoreJobs/restorableTimeRanges"),
+        json!({}),
+    )
+    .await
+    .assert_error(404, "INVALID_CLUSTER_ID", &["nope"]);
+
+    let out = rewind_as_client(
+        &server,
+        &["restore", "ranges", "--group", &group, "--cluster", &rs],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("FROM"), "{table}");
+    assert!(
+        lines[1].contains(&format!("({}:1)", t0 + 10)) && lines[1].ends_with(snapshots[0].as_str()),
+        "{table}"
+    );
+    assert!(lines[2].contains(&format!("({}:1)", t0 + 300)), "{table}");
+    let out = rewind_as_client(
+        &server,
+        &[
+            "restore",
+            "ranges",
+            "--group",
+            &group,
+            "--cluster",
+            &rs,
+            "--json",
+        ],
+    );
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints the array");
+    assert_eq!(printed, ranges.json());
+}
+
+/// A sharded cluster's ranges say how many shards it has and that its config server is a
+/// replica set of its own; only what every shard and the config server reach is listed.
+#[tokio::test]
+async fn sharded_ranges_carry_the_shard_count_and_config_server_type() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let t0 = chrono::Utc::now().timestamp() as u32 - 1800;
+    let taken = format!("{}:1", t0 + 5);
+    let imported = ImportedShardedCluster::import_with(
+        &server,
+        20_000,
+        146,
+        json!({}),
+        &["--taken-at", &taken],
+    )
+    .await;
+    let cluster = &imported.cluster;
+    push_oplog(&client, &group, cluster, "ledger-shard-0", t0..=t0 + 60).await;
+    push_oplog(&client, &group, cluster, "ledger-shard-1", t0..=t0 + 40).await;
+    push_oplog(&client, &group, cluster, "ledger-config-0", t0..=t0 + 90).await;
+    let ranges_path = format!(
+        "{}/restorableTimeRanges",
+        restore_jobs_path(&group, cluster)
+    );
+    let ranges = post(&client, &ranges_path, json!({})).await;
+    assert_eq!(ranges.status, StatusCode::OK, "{}", ranges.text);
+    assert_eq!(
+        ranges.json(),
+        json!([{
+            "configServerType": "Dedicated",
+            "end": bson(t0 + 40, 1),
+            "shardCount": 2,
+            "snapshotId": imported.snapshot,
+            "start": bson(t0 + 5, 1),
+        }]),
+        "the shortest replica set's oplog bounds the range"
+    );
+    let ids = cluster_ids(&client, &group).await;
+    let shard = &ids["ledger-shard-0"];
+    post(
+        &client,
+        &format!("{}/restorableTimeRanges", restore_jobs_path(&group, shard)),
+        json!({}),
+    )
+    .await
+    .assert_error(400, "INVALID_ATTRIBUTE", &["clusterId"]);
+}
+
+/// The Go client's `SnapshotSchedule` round trip: its fixture's values PATCHed (with the
+/// empty ids the client sends) come back as the fixture shows them; the point-in-time
+/// window and the checkpoint interval are the project's one record, shared with
+/// `backupSettings`; every field is validated with Cloud Manager's error codes, all or none.
+#[tokio::test]
+async fn the_snapshot_schedule_reads_and_changes_as_the_go_client_expects() {
+    let server = TestServer::start();
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let rs = register_replica_set(&client, &group, "sched").await;
+    let sharded =
+        register_cluster(&client, &group, json!({"clusterName": "wide", "shards": 1})).await;
+    let sharded = sharded["members"][0]["id"].as_str().unwrap().to_owned();
+    let path = |c: &str| format!("{API}/groups/{group}/backupConfigs/{c}/snapshotSchedule");
+    let fresh = get(&client, &path(&rs)).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text);
+    assert_eq!(
+        fresh.json(),
+        json!({
+            "clusterId": rs, "groupId": group,
+            "links": [{"href": server.at(&path(&rs)), "rel": "self"}],
+            "pointInTimeWindowHours": 24
+        }),
+        "nothing set: no retention, so imported snapshots never expire on their own"
+    );
+    assert_eq!(
+        get(&client, &path(&sharded)).await.json()["clusterCheckpointIntervalMin"],
+        15
+    );
+
+    let fixture = json!({
+        "clusterId": "", "groupId": "",
+        "dailySnapshotRetentionDays": 7, "monthlySnapshotRetentionMonths": 13,
+        "pointInTimeWindowHours": 48, "snapshotIntervalHours": 6,
+        "snapshotRetentionDays": 2, "weeklySnapshotRetentionWeeks": 4,
+        "referenceHourOfDay": 3, "referenceMinuteOfHour": 30, "referenceTimeZoneOffset": "-0530"
+    });
+    let patched = call(&client, reqwest::Method::PATCH, &path(&rs), Some(fixture)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let expected = json!({
+        "clusterId": rs, "dailySnapshotRetentionDays": 7, "groupId": group,
+        "links": [{"href": server.at(&path(&rs)), "rel": "self"}],
+        "monthlySnapshotRetentionMonths": 13, "pointInTimeWindowHours": 48,
+        "referenceHourOfDay": 3, "referenceMinuteOfHour": 30, "referenceTimeZoneOffset": "-0530",
+        "snapshotIntervalHours": 6, "snapshotRetentionDays": 2, "weeklySnapshotRetentionWeeks": 4
+    });
+    assert_eq!(patched.json(), expected);
+    assert_eq!(get(&client, &path(&rs)).await.json(), expected);
+    let settings = format!("{REWIND_API}/groups/{group}/backupSettings");
+    assert_eq!(
+        get(&client, &settings).await.json()["pointInTimeWindowHours"],
+        48,
+        "one record"
+    );
+    let changed = call(
+        &client,
+        reqwest::Method::PATCH,
+        &settings,
+        Some(json!({"checkpointIntervalMinutes": 30})),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(
+        get(&client, &path(&sharded)).await.json()["clusterCheckpointIntervalMin"],
+        30
+    );
+    let sharded_patch = call(
+        &client,
+        reqwest::Method::PATCH,
+        &path(&sharded),
+        Some(json!({"clusterCheckpointIntervalMin": 60})),
+    )
+    .await;
+    assert_eq!(
+        sharded_patch.json()["clusterCheckpointIntervalMin"],
+        60,
+        "{}",
+        sharded_patch.text
+    );
+
+    let refused = [
+        (
+            json!({"snapshotIntervalHours": 7}),
+            400,
+            "INVALID_SNAPSHOT_INTERVAL",
+            "snapshotIntervalHours",
+        ),
+        (
+            json!({"snapshotRetentionDays": 6}),
+            400,
+            "INVALID_SNAPSHOT_RETENTION_PERIOD",
+            "snapshotRetentionDays",
+        ),
+        (
+            json!({"dailySnapshotRetentionDays": 0}),
+            400,
+            "INVALID_DAILY_SNAPSHOT_RETENTION_PERIOD",
+            "dailySnapshotRetentionDays",
+        ),
+        (
+            json!({"weeklySnapshotRetentionWeeks": 53}),
+            400,
+            "INVALID_WEEKLY_SNAPSHOT_RETENTION_PERIOD",
+            "weeklySnapshotRetentionWeeks",
+        ),
+        (
+            json!({"monthlySnapshotRetentionMonths": 37}),
+            400,
+            "INVALID_MONTHLY_SNAPSHOT_RETENTION_PERIOD",
+            "monthlySnapshotRetentionMonths",
+        ),
+        (
+            json!({"referenceHourOfDay": 24}),
+            400,
+            "INVALID_REFERENCE_HOUR_OF_DAY",
+            "referenceHourOfDay",
+        ),
+        (
+            json!({"referenceMinuteOfHour": -1}),
+            400,
+            "INVALID_REFERENCE_MINUTE_OF_HOUR",
+            "referenceMinuteOfHour",
+        ),
+        (
+            json!({"referenceTimeZoneOffset": "UTC"}),
+            400,
+            "INVALID_REFERENCE_TIMEZONE_OFFSET",
+            "referenceTimeZoneOffset",
+        ),
+        (
+            json!({"clusterCheckpointIntervalMin": 30}),
+            400,
+            "CANNOT_SET_CLUSTER_CHECKPOINT_INTERVAL_FOR_REPLICA_SET",
+            "clusterCheckpointIntervalMin",
+        ),
+        (
+            json!({"pointInTimeWindowHours": 0}),
+            400,
+            "ATTRIBUTE_NEGATIVE_OR_ZERO",
+            "pointInTimeWindowHours",
+        ),
+        (
+            json!({"snapshotRetentionDays": "two"}),
+            400,
+            "INVALID_JSON_ATTRIBUTE",
+            "snapshotRetentionDays",
+        ),
+        (
+            json!({"snapshotRetentionDays": 1.5}),
+            400,
+            "INVALID_ATTRIBUTE",
+            "snapshotRetentionDays",
+        ),
+        (
+            json!({"referenceTimeZoneOffset": 0}),
+            400,
+            "INVALID_JSON_ATTRIBUTE",
+            "referenceTimeZoneOffset",
+        ),
+        (
+            json!({"retention": 3}),
+            400,
+            "INVALID_ATTRIBUTE",
+            "retention",
+        ),
+        (
+            json!({"clusterId": sharded}),
+            400,
+            "INVALID_ATTRIBUTE",
+            "clusterId",
+        ),
+    ];
+    for (body, status, code, field) in refused {
+        let mut body = body;
+        body["dailySnapshotRetentionDays"] = body
+            .get("dailySnapshotRetentionDays")
+            .cloned()
+            .unwrap_or(json!(30));
+        call(&client, reqwest::Method::PATCH, &path(&rs), Some(body))
+            .await
+            .assert_error(status, code, &[field]);
+    }
+    let other_group = "5f0000000000000000000009";
+    call(
+        &client,
+        reqwest::Method::PATCH,
+        &path(&rs),
+        Some(json!({"groupId": other_group})),
+    )
+    .await
+    .assert_error(400, "GROUP_MISMATCH", &[other_group]);
+    assert_eq!(
+        get(&client, &path(&rs)).await.json(),
+        expected,
+        "refused changes change nothing"
+    );
+    call(
+        &client,
+        reqwest::Method::PATCH,
+        &path(&rs),
+        Some(json!("nope")),
+    )
+    .await
+    .assert_error(400, "INVALID_JSON", &[]);
+    get(
+        &client,
+        &format!("{API}/groups/{group}/backupConfigs/{other_group}/snapshotSchedule"),
+    )
+    .await
+    .assert_error(404, "CLUSTER_NOT_FOUND", &[other_group, &group]);
+
+    let (id, public, private) = create_key(
+        &client,
+        &format!("{API}/groups/{group}/apiKeys"),
+        "GROUP_READ_ONLY",
+    )
+    .await;
+    allow_loopback(&client, &server.boot.org_id, &id).await;
+    let reader = server.client_for(&public, &private);
+    assert_eq!(
+        get(&reader, &path(&rs)).await.json(),
+        expected,
+        "any role reads it"
+    );
+    call(
+        &reader,
+        reqwest::Method::PATCH,
+        &path(&rs),
+        Some(json!({"snapshotRetentionDays": 1})),
+    )
+    .await
+    .assert_error(401, "USER_UNAUTHORIZED", &[]);
+}
+
+/// The retention gives imported snapshots their `expires`: the first of its month is kept
+/// `monthlySnapshotRetentionMonths`, a later one of the same day `snapshotRetentionDays`;
+/// the sweeper deletes an expired snapshot and keeps one marked `doNotDelete`.
+#[tokio::test]
+async fn retention_gives_imported_snapshots_their_expiry_and_the_sweeper_deletes_expired_ones() {
+    let server = TestServer::start_with(&["--sweep-interval-secs", "1"]);
+    let client = server.client();
+    let group = server.boot.group_id.clone();
+    let rs = register_replica_set(&client, &group, "kept").await;
+    let schedule = format!("{API}/groups/{group}/backupConfigs/{rs}/snapshotSchedule");
+    let set = call(
+        &client,
+        reqwest::Method::PATCH,
+        &schedule,
+        Some(json!({"snapshotRetentionDays": 1})),
+    )
+    .await;
+    assert_eq!(
+        set.json()["monthlySnapshotRetentionMonths"],
+        13,
+        "the others take Cloud Manager's defaults"
+    );
+    let now = chrono::Utc::now().timestamp();
+    let mut taken = Vec::new();
+    for (i, offset) in [7200, 3600].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 10_000, 150 + i as u64);
+        let at = format!("{}:1", now - offset);
+        let dir = dir.path().to_str().unwrap().to_owned();
+        let summary = import(&server, &group, &rs, &["--from", &dir, "--taken-at", &at]);
+        taken.push(summary["snapshotId"].as_str().unwrap().to_owned());
+    }
+    let expires = |snapshot: &Value| {
+        let text = snapshot["expires"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no expiry: {snapshot}"));
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp()
+    };
+    let snapshot_path = |id: &str| format!("{}/{id}", snapshots_path(&group, &rs));
+    let first = get(&client, &snapshot_path(&taken[0])).await.json();
+    let second = get(&client, &snapshot_path(&taken[1])).await.json();
+    let day = 86_400;
+    assert!(
+        expires(&first) - now > 360 * day,
+        "the month's first is kept 13 months: {first}"
+    );
+    let kept = expires(&second) - now;
+    assert!(
+        (day - 60..=day + 60).contains(&kept),
+        "a later one of its day is kept 1 day: {second}"
+    );
+
+    let soon = rewind_api_types::iso_seconds::format_iso(chrono::Utc::now().timestamp() + 2);
+    for id in &taken {
+        let patched = call(
+            &client,
+            reqwest::Method::PATCH,
+            &snapshot_path(id),
+            Some(json!({"expires": soon})),
+        )
+        .await;
+        assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    }
+    let protected = call(
+        &client,
+        reqwest::Method::PATCH,
+        &snapshot_path(&taken[1]),
+        Some(json!({"doNotDelete": true})),
+    )
+    .await;
+    assert_eq!(protected.json()["doNotDelete"], true, "{}", protected.text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(&client, &snapshot_path(&taken[0])).await.status == StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired snapshot was never deleted"
+        );
+        pause(std::time::Duration::from_millis(200)).await;
+    }
+    get(&client, &snapshot_path(&taken[0])).await.assert_error(
+        404,
+        "SNAPSHOT_NOT_FOUND",
+        &[&taken[0], &rs],
+    );
+    assert_eq!(
+        get(&client, &snapshot_path(&taken[1])).await.status,
+        StatusCode::OK,
+        "doNotDelete wins"
+    );
 }

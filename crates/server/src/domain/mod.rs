@@ -62,6 +62,9 @@ pub enum GroupAccess {
     Read,
     /// Backup administration: `GROUP_OWNER`, `GROUP_BACKUP_ADMIN` or `ORG_OWNER`.
     BackupAdmin,
+    /// Planning a restore (reading its restorable time ranges): backup administration, or
+    /// `ORG_READ_ONLY`, the roles Cloud Manager documents for it.
+    PlanRestore,
 }
 
 impl Principal {
@@ -98,6 +101,10 @@ impl Principal {
             GroupAccess::BackupAdmin => {
                 self.has_org_role(group.org_id, &[Role::OrgOwner])
                     || self.has_group_role(group.id, &[Role::GroupOwner, Role::GroupBackupAdmin])
+            }
+            GroupAccess::PlanRestore => {
+                self.may(group, GroupAccess::BackupAdmin)
+                    || self.has_org_role(group.org_id, &[Role::OrgReadOnly])
             }
         }
     }

@@ -227,10 +227,74 @@ pub(crate) fn cluster_from_row(row: &impl Columns) -> MetaResult<ClusterRecord> 
 }
 
 pub(crate) fn settings_from_row(row: &impl Columns) -> MetaResult<BackupSettingsRecord> {
+    let offset = row
+        .opt_int("reference_time_zone_offset_minutes")?
+        .map(|v| {
+            i32::try_from(v)
+                .map_err(|_| corrupt("reference_time_zone_offset_minutes", &v.to_string()))
+        })
+        .transpose()?;
     Ok(BackupSettingsRecord {
         pit_window_hours: row.opt_small("point_in_time_window_hours")?,
         checkpoint_interval_minutes: row.opt_small("checkpoint_interval_minutes")?,
+        snapshot_interval_hours: row.opt_small("snapshot_interval_hours")?,
+        snapshot_retention_days: row.opt_small("snapshot_retention_days")?,
+        daily_retention_days: row.opt_small("daily_snapshot_retention_days")?,
+        weekly_retention_weeks: row.opt_small("weekly_snapshot_retention_weeks")?,
+        monthly_retention_months: row.opt_small("monthly_snapshot_retention_months")?,
+        reference_hour_of_day: row.opt_small("reference_hour_of_day")?,
+        reference_minute_of_hour: row.opt_small("reference_minute_of_hour")?,
+        reference_offset_minutes: offset,
     })
+}
+
+/// The settings record's columns after the project id, in the order
+/// [`settings_values`] gives their values: both backends' upserts are built from these.
+pub(crate) const SETTINGS_COLUMNS: [&str; 10] = [
+    "point_in_time_window_hours",
+    "checkpoint_interval_minutes",
+    "snapshot_interval_hours",
+    "snapshot_retention_days",
+    "daily_snapshot_retention_days",
+    "weekly_snapshot_retention_weeks",
+    "monthly_snapshot_retention_months",
+    "reference_hour_of_day",
+    "reference_minute_of_hour",
+    "reference_time_zone_offset_minutes",
+];
+
+/// The values of a settings change, in [`SETTINGS_COLUMNS`] order (`None`: keep).
+pub(crate) fn settings_values(r: &BackupSettingsRecord) -> [Option<i64>; 10] {
+    let small = |v: Option<u32>| v.map(i64::from);
+    [
+        small(r.pit_window_hours),
+        small(r.checkpoint_interval_minutes),
+        small(r.snapshot_interval_hours),
+        small(r.snapshot_retention_days),
+        small(r.daily_retention_days),
+        small(r.weekly_retention_weeks),
+        small(r.monthly_retention_months),
+        small(r.reference_hour_of_day),
+        small(r.reference_minute_of_hour),
+        r.reference_offset_minutes.map(i64::from),
+    ]
+}
+
+/// The upsert of a settings change: every column given (`$2`… or `?`) replaces the stored
+/// one, `NULL` keeps it; the record as stored afterwards is returned.
+pub(crate) fn settings_upsert(placeholder: impl Fn(usize) -> String, keep: &str) -> String {
+    let columns = SETTINGS_COLUMNS.join(", ");
+    let values: Vec<String> = (1..=SETTINGS_COLUMNS.len() + 1).map(&placeholder).collect();
+    let sets: Vec<String> = SETTINGS_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = COALESCE(excluded.{c}, {keep}{c})"))
+        .collect();
+    format!(
+        "INSERT INTO backup_settings AS s (project_id, {columns}) VALUES ({}) \
+         ON CONFLICT (project_id) DO UPDATE SET {} RETURNING {columns}",
+        values.join(", "),
+        sets.join(", ")
+    )
 }
 
 pub(crate) fn member_from_row(row: &impl Columns) -> MetaResult<RestoreMemberRecord> {

@@ -402,3 +402,22 @@ async fn restore_progress_shapes_show_bytes_per_job_and_member() {
         assert_json_snapshot!("restore_progress_automated", body(&applying));
     });
 }
+
+/// The Go client's `SnapshotSchedule` fixture, PATCHed as the client sends it (empty ids)
+/// and read back.
+#[tokio::test]
+async fn snapshot_schedule_shape_follows_the_go_client_fixture() {
+    let app = App::new().await;
+    let cluster = replica_set(&app, "rs0").await;
+    let group = &app.boot.group_id;
+    let path = format!("{API}/groups/{group}/backupConfigs/{cluster}/snapshotSchedule");
+    let fixture = json!({
+        "clusterId": "", "groupId": "", "dailySnapshotRetentionDays": 7,
+        "monthlySnapshotRetentionMonths": 13, "pointInTimeWindowHours": 24,
+        "snapshotIntervalHours": 6, "snapshotRetentionDays": 2, "weeklySnapshotRetentionWeeks": 4
+    });
+    let patched = app.call(Method::PATCH, &path, Some(&fixture)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    settings().bind(|| assert_json_snapshot!("snapshot_schedule", body(&patched)));
+    assert_eq!(body(&app.get(&path).await), patched.json());
+}

@@ -84,6 +84,18 @@ fn invalid(field: &str, detail: impl Into<String>) -> DomainError {
     DomainError::rejected(ErrorCode::InvalidAttribute, detail, vec![field.to_owned()])
 }
 
+/// Point-in-time and oplog restores of a sharded cluster need FCV 4.2 or later (earlier
+/// ones restore to checkpoints).
+fn check_pit_topology(sharded: bool, fcv: (u32, u32), field: &str) -> DomainResult<()> {
+    if sharded && fcv < (4, 2) {
+        return Err(invalid(
+            field,
+            "Point-in-time and oplog restores of a sharded cluster need a feature compatibility version of 4.2 or later; use a checkpoint.",
+        ));
+    }
+    Ok(())
+}
+
 fn job_not_found(id: JobId, cluster: ClusterId) -> DomainError {
     DomainError::rejected(
         ErrorCode::RestoreJobNotFound,
@@ -344,7 +356,7 @@ impl Services {
     ) -> DomainResult<RestorePoint> {
         let sharded = source.type_name == ClusterType::ShardedReplicaSet;
         let fcv = parse_fcv(&source.fcv).unwrap_or((0, 0));
-        let (cut_at, field) = match target {
+        let cut = match target {
             RestoreTarget::Snapshot(id) => {
                 return Ok(RestorePoint {
                     snapshot: self.restorable_snapshot(source, *id).await?,
@@ -352,19 +364,18 @@ impl Services {
                 })
             }
             RestoreTarget::PointInTime { millis } => {
-                let secs = millis.div_euclid(1000);
                 let field = "pointInTimeUTCMillis";
-                self.check_point_in_time(source, sharded, fcv, secs, field)
-                    .await?;
+                check_pit_topology(sharded, fcv, field)?;
                 // A BSON timestamp counts whole seconds: every entry of that second is in.
-                let secs = u32::try_from(secs).map_err(|_| invalid(field, "out of range"))?;
-                (OplogTs::end_of_second(secs), field)
+                let secs = u32::try_from(millis.div_euclid(1000))
+                    .map_err(|_| invalid(field, "out of range"))?;
+                self.plan_point_in_time(source, OplogTs::end_of_second(secs), field)
+                    .await?
             }
             RestoreTarget::OplogTimestamp(ts) => {
                 let field = "oplogTs";
-                self.check_point_in_time(source, sharded, fcv, i64::from(ts.secs), field)
-                    .await?;
-                (*ts, field)
+                check_pit_topology(sharded, fcv, field)?;
+                self.plan_point_in_time(source, *ts, field).await?
             }
             RestoreTarget::Checkpoint(id) => {
                 if !sharded || fcv >= (4, 2) {
@@ -373,10 +384,10 @@ impl Services {
                         "Checkpoint restores are for sharded clusters with a feature compatibility version of 4.0 or earlier.",
                     ));
                 }
-                (self.checkpoint_cut(source, *id).await?, "checkpointId")
+                let cut_at = self.checkpoint_cut(source, *id).await?;
+                self.plan_oplog_cut(source, cut_at, "checkpointId").await?
             }
         };
-        let cut = self.plan_oplog_cut(source, cut_at, field).await?;
         Ok(RestorePoint {
             snapshot: cut.snapshot.clone(),
             cut: Some(cut),
@@ -415,44 +426,6 @@ impl Services {
             ));
         }
         Ok(snapshot)
-    }
-
-    /// The contract's rules for a point in time: sharded clusters need FCV ≥ 4.2, and the
-    /// point lies within the project's window and not in the future. A refusal says what is
-    /// restorable.
-    async fn check_point_in_time(
-        &self,
-        source: &ClusterRecord,
-        sharded: bool,
-        fcv: (u32, u32),
-        secs: i64,
-        field: &str,
-    ) -> DomainResult<()> {
-        if sharded && fcv < (4, 2) {
-            return Err(invalid(
-                field,
-                "Point-in-time and oplog restores of a sharded cluster need a feature compatibility version of 4.2 or later; use a checkpoint.",
-            ));
-        }
-        let now = self.clock.now();
-        let settings = self.settings_of(source.group_id).await?;
-        let (window_hours, window_start) = (settings.pit_window_hours, settings.window_start(now));
-        let problem = if secs > now {
-            "the point in time is in the future".to_owned()
-        } else if secs < window_start {
-            format!("the point in time is outside the restorable window of the last {window_hours} hours")
-        } else {
-            return Ok(());
-        };
-        let coverage = self.cluster_coverage(source).await?;
-        let stretches = self.restorable_stretches_of(source, &coverage).await?;
-        Err(invalid(
-            field,
-            format!(
-                "Invalid attribute {field} specified: {problem}. {}",
-                pit::describe_stretches(&stretches)
-            ),
-        ))
     }
 
     /// How the jobs of `cluster` (the cluster their restore was requested for) name

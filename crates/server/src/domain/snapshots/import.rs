@@ -17,7 +17,9 @@ use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal
 use crate::ids::{ClaimToken, ClusterId, GroupId, SnapshotId};
 use crate::meta::snapshots::PackDeletionRule;
 use crate::meta::MetaStore;
-use crate::model::{ChunkInfo, ClusterType, OplogTs, SnapshotPartRecord, SnapshotRecord};
+use crate::model::{
+    ChunkInfo, ClusterType, OplogTs, SnapshotPartRecord, SnapshotRecord, UnixSeconds,
+};
 
 /// Most chunk ids one "which are missing" query may ask about.
 pub const MAX_IDS_PER_QUERY: usize = 10_000;
@@ -90,6 +92,7 @@ impl Services {
                 ))
             })
             .collect();
+        let expires = self.imported_expiry(group, cluster, spec.created).await?;
         let snapshot = SnapshotRecord {
             id: SnapshotId::generate(),
             group_id: group,
@@ -97,7 +100,7 @@ impl Services {
             created: spec.created,
             last_oplog_applied: spec.last_oplog_applied,
             complete: false,
-            expires: None,
+            expires,
             do_not_delete: false,
             deleted_at: None,
             mongod_version: spec.mongod_version,
@@ -349,6 +352,32 @@ fn malformed_upload(err: FrameError) -> DomainError {
         format!("Malformed chunk upload: {err}."),
         vec!["body".into()],
     )
+}
+
+impl Services {
+    /// The expiry an import opened now gets from the project's retention (`None` while the
+    /// project sets none), given the cluster's complete snapshots.
+    async fn imported_expiry(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        created: OplogTs,
+    ) -> DomainResult<Option<UnixSeconds>> {
+        let Some(retention) = self.settings_of(group).await?.retention else {
+            return Ok(None);
+        };
+        let others: Vec<UnixSeconds> = self
+            .complete_snapshots_at_or_before(group, cluster, OplogTs::MAX)
+            .await?
+            .iter()
+            .map(|s| i64::from(s.created.secs))
+            .collect();
+        Ok(Some(retention.expiry(
+            i64::from(created.secs),
+            self.clock.now(),
+            &others,
+        )))
+    }
 }
 
 #[cfg(test)]

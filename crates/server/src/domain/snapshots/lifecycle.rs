@@ -3,7 +3,7 @@
 use super::invalid;
 use crate::domain::{DomainError, DomainResult, ErrorCode, GroupAccess, Principal, Services};
 use crate::ids::{ClusterId, GroupId, SnapshotId};
-use crate::model::{PageOf, PageRequest, SnapshotRecord, UnixSeconds};
+use crate::model::{OplogTs, PageOf, PageRequest, SnapshotRecord, UnixSeconds};
 
 fn snapshot_not_found(id: SnapshotId, cluster: ClusterId) -> DomainError {
     DomainError::rejected(
@@ -101,6 +101,41 @@ impl Services {
             .set_snapshot_retention(id, expires, do_not_delete)
             .await?;
         self.get_snapshot(principal, group, cluster, id).await
+    }
+
+    /// The complete, live snapshots of a cluster taken at or before `at`, newest first.
+    pub async fn complete_snapshots_at_or_before(
+        &self,
+        group: GroupId,
+        cluster: ClusterId,
+        at: OplogTs,
+    ) -> DomainResult<Vec<SnapshotRecord>> {
+        const PAGE: u64 = 200;
+        let mut found = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .meta
+                .list_snapshots(
+                    group,
+                    cluster,
+                    PageRequest {
+                        offset,
+                        limit: PAGE,
+                    },
+                )
+                .await?;
+            let full = page.items.len() as u64 == PAGE;
+            found.extend(
+                page.items
+                    .into_iter()
+                    .filter(|s| s.complete && s.deleted_at.is_none() && s.created <= at),
+            );
+            if !full {
+                return Ok(found);
+            }
+            offset += PAGE;
+        }
     }
 
     /// Deletes a snapshot. Its chunks are released by the sweeper once no restore reads

@@ -10,6 +10,7 @@ mod keys;
 mod oplog;
 mod orgs;
 mod restore;
+mod schedule;
 mod snapshots;
 mod views;
 
@@ -35,6 +36,7 @@ pub fn api_routes() -> Router<AppState> {
         .merge(agents::routes())
         .merge(oplog::routes())
         .merge(orgs::routes())
+        .merge(schedule::routes())
 }
 
 /// Routes that authenticate by other means (download tokens) or not at all.

@@ -3,7 +3,7 @@
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use rewind_api_types::iso_seconds::parse_iso;
 use serde_json::Value;
@@ -27,6 +27,26 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(&list, get(list_jobs).post(create))
         .route(&format!("{list}/{{job}}"), get(get_one))
+        .route(
+            &format!("{list}/restorableTimeRanges"),
+            post(restorable_time_ranges),
+        )
+}
+
+/// `POST …/restoreJobs/restorableTimeRanges`: no body (any sent is ignored), a bare array.
+async fn restorable_time_ranges(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((group, cluster)): ApiPath<(GroupId, ClusterId)>,
+) -> Result<Response, ApiError> {
+    let ranges = state
+        .services
+        .restorable_time_ranges(&principal, group, cluster)
+        .await?;
+    Ok(crate::http::conventions::json_response(
+        StatusCode::OK,
+        &views::restorable_time_ranges(&ranges),
+    ))
 }
 
 fn invalid(field: &str, detail: impl Into<String>) -> ApiError {

@@ -5,8 +5,9 @@ use rewind_api_types::iso_seconds::format_iso;
 
 use crate::domain::checkpoints::CheckpointView;
 use crate::domain::oplog::PushOutcome;
+use crate::domain::restore::pit::RestorableTimeRanges;
 use crate::domain::restore::JobNaming;
-use crate::domain::settings::BackupSettings;
+use crate::domain::settings::{format_offset, BackupSettings, SnapshotSchedule};
 use crate::http::conventions::Links;
 use crate::http::AppState;
 use crate::ids::{ClusterId, GroupId};
@@ -314,5 +315,47 @@ pub fn checkpoint(links: &Links, v: &CheckpointView) -> wire::Checkpoint {
         restorable: v.restorable,
         started: format_iso(c.recorded),
         timestamp: format_iso(i64::from(c.timestamp)),
+    }
+}
+
+/// The restorable time ranges of a cluster, as Ops Manager lists them.
+pub fn restorable_time_ranges(r: &RestorableTimeRanges) -> Vec<wire::RestorableTimeRange> {
+    r.ranges
+        .iter()
+        .map(|range| wire::RestorableTimeRange {
+            config_server_type: r.sharded.map(|_| "Dedicated".to_owned()),
+            end: bson_ts(range.end),
+            shard_count: r.sharded.map(|s| s.shard_count),
+            snapshot_id: range.snapshot.to_hex(),
+            start: bson_ts(range.start),
+        })
+        .collect()
+}
+
+/// A cluster's snapshot schedule: the project's settings as Cloud Manager names them.
+pub fn snapshot_schedule(
+    links: &Links,
+    group: GroupId,
+    s: &SnapshotSchedule,
+) -> wire::SnapshotSchedule {
+    let settings = &s.settings;
+    let retention = settings.retention;
+    wire::SnapshotSchedule {
+        cluster_checkpoint_interval_min: s.sharded.then_some(settings.checkpoint_interval_minutes),
+        cluster_id: s.cluster.to_hex(),
+        daily_snapshot_retention_days: retention.map(|r| r.daily_days),
+        group_id: group.to_hex(),
+        links: links.self_link(&format!(
+            "/groups/{group}/backupConfigs/{}/snapshotSchedule",
+            s.cluster
+        )),
+        monthly_snapshot_retention_months: retention.map(|r| r.monthly_months),
+        point_in_time_window_hours: settings.pit_window_hours,
+        reference_hour_of_day: settings.reference_hour_of_day,
+        reference_minute_of_hour: settings.reference_minute_of_hour,
+        reference_time_zone_offset: settings.reference_offset_minutes.map(format_offset),
+        snapshot_interval_hours: settings.snapshot_interval_hours,
+        snapshot_retention_days: retention.map(|r| r.snapshot_days),
+        weekly_snapshot_retention_weeks: retention.map(|r| r.weekly_weeks),
     }
 }

@@ -445,6 +445,7 @@ pub async fn each_backup_setting_is_kept_apart_from_the_other(meta: &dyn MetaSto
     let both = BackupSettingsRecord {
         pit_window_hours: Some(48),
         checkpoint_interval_minutes: Some(30),
+        ..nothing
     };
     assert_eq!(
         meta.update_backup_settings(group, &window).await.unwrap(),
@@ -479,6 +480,51 @@ pub async fn each_backup_setting_is_kept_apart_from_the_other(meta: &dyn MetaSto
     );
 }
 
+pub async fn the_snapshot_schedule_is_kept_in_the_same_record(meta: &dyn MetaStore) {
+    let account = seed_account(meta).await;
+    let group = account.group.id;
+    let window = BackupSettingsRecord {
+        pit_window_hours: Some(36),
+        ..BackupSettingsRecord::default()
+    };
+    meta.update_backup_settings(group, &window).await.unwrap();
+    let schedule = BackupSettingsRecord {
+        snapshot_interval_hours: Some(6),
+        snapshot_retention_days: Some(2),
+        daily_retention_days: Some(7),
+        weekly_retention_weeks: Some(4),
+        monthly_retention_months: Some(13),
+        reference_hour_of_day: Some(23),
+        reference_minute_of_hour: Some(59),
+        reference_offset_minutes: Some(-330),
+        ..BackupSettingsRecord::default()
+    };
+    let stored = meta.update_backup_settings(group, &schedule).await.unwrap();
+    let expected = BackupSettingsRecord {
+        pit_window_hours: Some(36),
+        ..schedule
+    };
+    assert_eq!(
+        stored, expected,
+        "the window is kept, every schedule field stored"
+    );
+    assert_eq!(meta.backup_settings(group).await.unwrap(), expected);
+    let daily = BackupSettingsRecord {
+        daily_retention_days: Some(30),
+        reference_offset_minutes: Some(0),
+        ..BackupSettingsRecord::default()
+    };
+    assert_eq!(
+        meta.update_backup_settings(group, &daily).await.unwrap(),
+        BackupSettingsRecord {
+            daily_retention_days: Some(30),
+            reference_offset_minutes: Some(0),
+            ..expected
+        },
+        "one field changes, the others stay"
+    );
+}
+
 pub async fn concurrent_changes_to_different_settings_both_survive(meta: Arc<dyn MetaStore>) {
     let account = seed_account(meta.as_ref()).await;
     let group = account.group.id;
@@ -487,12 +533,12 @@ pub async fn concurrent_changes_to_different_settings_both_survive(meta: Arc<dyn
             let change = if i == 0 {
                 BackupSettingsRecord {
                     pit_window_hours: Some(round),
-                    checkpoint_interval_minutes: None,
+                    ..BackupSettingsRecord::default()
                 }
             } else {
                 BackupSettingsRecord {
-                    pit_window_hours: None,
                     checkpoint_interval_minutes: Some(round * 15),
+                    ..BackupSettingsRecord::default()
                 }
             };
             meta.update_backup_settings(group, &change).await.unwrap()
@@ -503,6 +549,7 @@ pub async fn concurrent_changes_to_different_settings_both_survive(meta: Arc<dyn
             BackupSettingsRecord {
                 pit_window_hours: Some(round),
                 checkpoint_interval_minutes: Some(round * 15),
+                ..BackupSettingsRecord::default()
             },
             "round {round}: neither write undid the other"
         );
@@ -512,6 +559,7 @@ pub async fn concurrent_changes_to_different_settings_both_survive(meta: Arc<dyn
 mod tests {
     contract_tests!(
         a_secret_keeps_the_value_it_was_first_created_with,
+        the_snapshot_schedule_is_kept_in_the_same_record,
         bootstrap_writes_the_first_identity_and_nothing_after_it,
         unknown_ids_are_not_found,
         a_project_name_is_unique_within_its_organization,

@@ -66,6 +66,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../../../migrations/postgres/0009_pack_states.sql"),
     ),
     (
+        10,
+        include_str!("../../../../../migrations/postgres/0010_snapshot_schedule.sql"),
+    ),
+    (
         11,
         include_str!("../../../../../migrations/postgres/0011_preparation_progress.sql"),
     ),

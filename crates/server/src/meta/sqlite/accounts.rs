@@ -6,7 +6,8 @@ use super::SqliteMetaStore;
 use crate::ids::{ApiKeyId, GroupId, OrgId};
 use crate::meta::rows::{
     access_from_row, build_insert, cluster_from_row, cluster_row, corrupt, group_from_row,
-    key_from_row, org_from_row, page_limit, role_from_row, settings_from_row, CLUSTER_INSERT,
+    key_from_row, org_from_row, page_limit, role_from_row, settings_from_row, settings_upsert,
+    settings_values, CLUSTER_INSERT, SETTINGS_COLUMNS,
 };
 use crate::meta::{AccountMeta, BootstrapRecords, GroupScope, MetaResult};
 use crate::model::{
@@ -307,12 +308,14 @@ impl AccountMeta for SqliteMetaStore {
     }
 
     async fn backup_settings(&self, group: GroupId) -> MetaResult<BackupSettingsRecord> {
-        let row = sqlx::query(
-            "SELECT point_in_time_window_hours, checkpoint_interval_minutes FROM backup_settings WHERE project_id = ?",
-        )
-        .bind(group.to_hex())
-        .fetch_optional(self.pool())
-        .await?;
+        let sql = format!(
+            "SELECT {} FROM backup_settings WHERE project_id = ?",
+            SETTINGS_COLUMNS.join(", ")
+        );
+        let row = sqlx::query(&sql)
+            .bind(group.to_hex())
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref()
             .map(settings_from_row)
             .transpose()
@@ -324,19 +327,14 @@ impl AccountMeta for SqliteMetaStore {
         group: GroupId,
         change: &BackupSettingsRecord,
     ) -> MetaResult<BackupSettingsRecord> {
-        // One statement: the upsert and the read of the result are atomic.
-        let row = sqlx::query(
-            "INSERT INTO backup_settings (project_id, point_in_time_window_hours, checkpoint_interval_minutes) \
-             VALUES (?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET \
-             point_in_time_window_hours = COALESCE(excluded.point_in_time_window_hours, point_in_time_window_hours), \
-             checkpoint_interval_minutes = COALESCE(excluded.checkpoint_interval_minutes, checkpoint_interval_minutes) \
-             RETURNING point_in_time_window_hours, checkpoint_interval_minutes",
-        )
-        .bind(group.to_hex())
-        .bind(change.pit_window_hours.map(i64::from))
-        .bind(change.checkpoint_interval_minutes.map(i64::from))
-        .fetch_one(self.writer())
-        .await?;
+        // One statement: the upsert locks the row, so concurrent changes apply one after
+        // the other, each over what the other left.
+        let sql = settings_upsert(|_| "?".to_owned(), "s.");
+        let mut query = sqlx::query(&sql).bind(group.to_hex());
+        for value in settings_values(change) {
+            query = query.bind(value);
+        }
+        let row = query.fetch_one(self.writer()).await?;
         settings_from_row(&row)
     }
 }

@@ -84,6 +84,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../../../migrations/sqlite/0014_pack_states.sql"),
     ),
     (
+        15,
+        include_str!("../../../../../migrations/sqlite/0015_snapshot_schedule.sql"),
+    ),
+    (
         16,
         include_str!("../../../../../migrations/sqlite/0016_preparation_progress.sql"),
     ),
