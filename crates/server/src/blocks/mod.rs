@@ -33,7 +33,7 @@ pub use store::{BlockStore, ListedPack, ObjectBlockStore, ObjectKey};
 
 /// Errors of the block store. Backend details are flattened to text: callers decide on the
 /// variant, and the text is for logs only.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BlockError {
     /// The chunk's object, or the pack holding it, is absent.
     #[error("chunk {0} not found")]

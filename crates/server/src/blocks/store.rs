@@ -372,14 +372,35 @@ impl ObjectBlockStore {
                 .into_iter()
                 .map(|(i, id, _, _)| (i, Err(BlockError::NotFound(id))))
                 .collect(),
-            _ => {
-                let mut out = Vec::with_capacity(entries.len());
-                for (i, id, offset, len) in entries {
-                    out.push((i, self.get_packed(id, pack, offset, len).await));
+            Err(err) => {
+                let first = entries[0].1;
+                match self.explain_range_failure(&path, first, span, err).await {
+                    // A damaged pack: chunk by chunk, so the intact ones before the damage
+                    // are still served and the error names the first damaged chunk.
+                    BlockError::Corrupt { .. } => self.get_each_packed(pack, entries).await,
+                    // A failing store fails the whole span at once: one request per chunk,
+                    // each waiting out the retry bound, would stall the reader for minutes.
+                    failed => entries
+                        .into_iter()
+                        .map(|(i, _, _, _)| (i, Err(failed.clone())))
+                        .collect(),
                 }
-                out
             }
+            Ok(_) => self.get_each_packed(pack, entries).await,
         }
+    }
+
+    /// The chunks of `entries` read from `pack` one request each.
+    async fn get_each_packed(
+        &self,
+        pack: PackId,
+        entries: Vec<(usize, ChunkId, u64, u32)>,
+    ) -> Positioned {
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, id, offset, len) in entries {
+            out.push((i, self.get_packed(id, pack, offset, len).await));
+        }
+        out
     }
 
     /// [`BlockStore::get_many`] through `object_store`: the chunks of each pack coalesced
