@@ -10,9 +10,10 @@ source "$(dirname "$0")/common.sh"
 SIZE_MIB=${1:-512}
 RUNS=${2:-3}
 BIG_GIB=${3:-5}
-# boto3 threads, reading and writing: as many as the read-ahead's windows in flight
-# (ReadAhead::REMOTE) and the import client's uploads in flight.
-THREADS=4
+# boto3 threads: reading as many as the read-ahead's windows in flight
+# (ReadAhead::REMOTE), writing as many as the import client's uploads in flight.
+GET_THREADS=4
+PUT_THREADS=3
 VENV=${REWIND_BENCH_VENV:-$ROOT/target/bench-venv}
 S3_PORT=18433
 export AWS_ACCESS_KEY_ID=rewind-bench AWS_SECRET_ACCESS_KEY=rewind-bench-secret
@@ -56,7 +57,7 @@ serve_snapshot() {
   until [ "$("$REWIND" restore get "$JOB" --group "$GROUP" --cluster "$CLUSTER" --json | json '["delivery"]["statusName"]')" = READY ]; do sleep 0.2; done
   URL=$("$REWIND" restore get "$JOB" --group "$GROUP" --cluster "$CLUSTER" --json | json '["delivery"]["url"]')
 }
-download() { curl -s -o /dev/null -w '%{time_total} %{size_download}' "$URL"; }
+download() { curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "$URL"; }
 
 "$DEVTOOLS" gen-dbpath --dir "$WORK/src" --size-mib "$SIZE_MIB" --seed 11 >/dev/null
 sync
@@ -67,7 +68,7 @@ for run in $(seq 1 "$RUNS"); do
   STORED=$(du -sb "$WORK/local-$run/blocks" | cut -f1)
   s3_on "run-$run"; serve_snapshot "$WORK/s3-$run" "$WORK/src"; SI+=("$IMPORT_SECS"); CM+=("$IMPORT_RSS")
   download >/dev/null; read -r t _ < <(download); SD+=("$t"); stop_server; s3_off
-  read -r PACK_BYTES g p < <("$VENV/bin/python" "$ROOT/bench/s3_raw.py" "http://127.0.0.1:$S3_PORT" rewind "run-$run" "$THREADS")
+  read -r PACK_BYTES g p < <("$VENV/bin/python" "$ROOT/bench/s3_raw.py" "http://127.0.0.1:$S3_PORT" rewind "run-$run" "$GET_THREADS" "$PUT_THREADS")
   RG+=("$g"); RP+=("$p")
   echo "run $run: import local ${LI[-1]} s3 ${SI[-1]}; delivery local ${LD[-1]} s3 ${SD[-1]}; raw get $g put $p (${PACK_BYTES} pack bytes); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
@@ -77,10 +78,10 @@ pct() { python3 -c "print(f'{100 * $1 / $2:.0f} %')"; }
 li=$(median "${LI[@]}"); si=$(median "${SI[@]}"); ld=$(median "${LD[@]}"); sd=$(median "${SD[@]}")
 rg=$(median "${RG[@]}"); rp=$(median "${RP[@]}")
 printf '| %s MiB dbpath, %s pack bytes, archive %s bytes; median of %s | seconds | MB/s of pack bytes | vs raw S3 |\n|---|---:|---:|---:|\n' "$SIZE_MIB" "$PACK_BYTES" "$ARCHIVE_BYTES" "$RUNS"
-echo "| raw S3 GET of the packs, boto3, $THREADS threads | $rg | $(mb "$PACK_BYTES" "$rg") | 100 % |"
+echo "| raw S3 GET of the packs, boto3, $GET_THREADS threads | $rg | $(mb "$PACK_BYTES" "$rg") | 100 % |"
 echo "| HTTP delivery, blocks on S3 | $sd | $(mb "$PACK_BYTES" "$sd") | $(pct "$rg" "$sd") |"
 echo "| HTTP delivery, blocks in the local directory | $ld | $(mb "$PACK_BYTES" "$ld") | $(pct "$rg" "$ld") |"
-echo "| raw S3 PUT of the packs, boto3, $THREADS threads | $rp | $(mb "$PACK_BYTES" "$rp") | 100 % |"
+echo "| raw S3 PUT of the packs, boto3, $PUT_THREADS threads | $rp | $(mb "$PACK_BYTES" "$rp") | 100 % |"
 echo "| snapshot import, blocks on S3 | $si | $(mb "$PACK_BYTES" "$si") | $(pct "$rp" "$si") |"
 echo "| snapshot import, blocks in the local directory | $li | $(mb "$PACK_BYTES" "$li") | $(pct "$rp" "$li") |"
 echo "import client peak RSS (S3, max over runs): $(python3 -c "print(round(max(${CM[*]/%/,}0)/1024,1))") MiB; local block store: $STORED bytes on disk; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -30,9 +30,10 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Batches waiting for the uploader.
 const QUEUED_BATCHES: usize = 2;
 /// Upload requests in flight at once. Each becomes one pack put on the server; with blocks
-/// on an object store a put is a round trip that leaves the server's CPU idle, so four keep
-/// it busy where two left gaps (see "Reading and writing S3 fast" in docs/decisions.md).
-const UPLOADS_IN_FLIGHT: usize = 4;
+/// on an object store a put is a round trip that leaves the server's CPU idle, so a third
+/// keeps it busy where two left gaps; four took the client to 200 MiB (see "Reading and
+/// writing S3 fast" in docs/decisions.md).
+const UPLOADS_IN_FLIGHT: usize = 3;
 
 /// One replica set's data directory.
 #[derive(Debug, Clone)]

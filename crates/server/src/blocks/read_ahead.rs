@@ -40,13 +40,13 @@ impl ReadAhead {
         windows: 2,
     };
 
-    /// For an object store: a window of 4 MiB is usually one ranged GET (the chunks of a
-    /// file lie end to end in a pack), and four of them in flight keep a loopback or LAN
-    /// server streaming while one window is sent (see "Reading and writing S3 fast" in
-    /// docs/decisions.md for the measurements behind the sizes).
+    /// For an object store: a window of 8 MiB (a pack's worth) is usually one ranged GET
+    /// (the chunks of a file lie end to end in a pack), and four of them in flight keep as
+    /// many bytes requested as four whole-pack GETs would (see "Reading and writing S3
+    /// fast" in docs/decisions.md for the measurements behind the sizes).
     pub const REMOTE: ReadAhead = ReadAhead {
-        window_chunks: 1024,
-        window_bytes: 4 * 1024 * 1024,
+        window_chunks: 2048,
+        window_bytes: 8 * 1024 * 1024,
         windows: 4,
     };
 
