@@ -1,8 +1,9 @@
 //! Two `rewind serve` nodes on one PostgreSQL and one block directory, behind a
-//! round-robin load balancer, with one node killed (SIGKILL) in the middle of the work: jobs
-//! being prepared, a download, an automated restore through three agents. The other node
-//! must take the work over within the lease and finish it once, with every download
-//! counted once and every archive whole.
+//! round-robin load balancer that sends each client's successive requests to alternate
+//! nodes, with one node killed (SIGKILL) in the middle of the work: jobs being prepared, a
+//! download, an automated restore through three agents. The other node must take the work
+//! over within the lease and finish it once, with every download counted once and every
+//! archive whole; a Digest header captured before the kill stays refused by both nodes.
 //!
 //! They need PostgreSQL (`REWIND_TEST_DATABASE_URL`): several nodes cannot share SQLite.
 
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::agent::*;
 use crate::fixtures::*;
+use crate::nodes_auth::{assert_replay_refused, used_header};
 use crate::support::*;
 
 /// Lease of every job and task: a dead node's work is taken over within about this long.
@@ -65,6 +67,42 @@ impl TwoNodes {
     /// `url` (a download link, on the balancer) aimed at one node instead.
     fn on_node(&self, url: &str, node: &str) -> String {
         url.replacen(&self.balancer.url, node, 1)
+    }
+
+    /// A hand-driven Digest signer aimed at `node` itself, not at the balancer.
+    fn signer_at(&self, node: &str) -> Signer {
+        let boot = &self.imported.server.boot;
+        Signer::new(node, &boot.public_key, &boot.private_key)
+    }
+
+    fn group_path(&self) -> String {
+        format!("{API}/groups/{}", self.imported.server.boot.group_id)
+    }
+
+    /// One `Authorization` header each node has accepted, captured while both are up.
+    async fn headers_used_at_each_node(&self) -> Vec<String> {
+        let path = self.group_path();
+        let mut captured = Vec::new();
+        for node in [&self.a_url, &self.b_url] {
+            captured.push(used_header(&self.signer_at(node), &path).await);
+        }
+        captured
+    }
+
+    /// After node B's SIGKILL: every captured header is refused by A, which survived, and by
+    /// B once restarted on its address (a supervisor's restart): a used nonce count stays
+    /// used across a crash, whichever node saw it.
+    async fn assert_replays_refused_by_both_nodes(&mut self, captured: &[String]) {
+        let path = self.group_path();
+        let at_a = self.signer_at(&self.a_url);
+        for header in captured {
+            assert_replay_refused(&at_a, &path, header).await;
+        }
+        self.b.restart();
+        let at_b = self.signer_at(&self.b_url);
+        for header in captured {
+            assert_replay_refused(&at_b, &path, header).await;
+        }
     }
 
     fn job_path(&self, id: &str) -> String {
@@ -155,6 +193,7 @@ async fn jobs_being_prepared_on_a_node_that_dies_are_finished_once_by_the_other(
         .flatten()
         .collect();
     assert_eq!(created.len(), 20);
+    let captured = d.headers_used_at_each_node().await;
     d.b.kill();
 
     let mut in_flight = 0;
@@ -190,6 +229,7 @@ async fn jobs_being_prepared_on_a_node_that_dies_are_finished_once_by_the_other(
         download_and_check(&d, job).await;
     }
     d.assert_snapshot_verifies();
+    d.assert_replays_refused_by_both_nodes(&captured).await;
 }
 
 #[tokio::test]
@@ -202,6 +242,7 @@ async fn a_download_cut_by_its_node_dying_is_counted_once_and_the_link_serves_th
     let job = d.imported.ready_job(&jobs[0]).await;
     assert_eq!(job["delivery"]["statusName"], "READY", "{job}");
     let url = job["delivery"]["url"].as_str().unwrap().to_owned();
+    let captured = d.headers_used_at_each_node().await;
 
     let mut cut = reqwest::get(d.on_node(&url, &d.b_url)).await.unwrap();
     assert_eq!(cut.status(), StatusCode::OK);
@@ -239,6 +280,7 @@ async fn a_download_cut_by_its_node_dying_is_counted_once_and_the_link_serves_th
         "MAX_DOWNLOADS_EXCEEDED"
     );
     d.assert_snapshot_verifies();
+    d.assert_replays_refused_by_both_nodes(&captured).await;
 }
 
 #[tokio::test]
@@ -282,10 +324,11 @@ async fn parallel_downloads_on_both_nodes_get_exactly_max_downloads() {
     }
 }
 
-/// Three agents, each on its own member, reaching the deployment through the balancer
-/// (their connections, and so their polls, claims, reports and downloads, spread over both
-/// nodes); node B is
-/// killed once every member has begun when `kill_midway`. The job ends FINISHED.
+/// Three agents, each on its own member, reaching the deployment through the balancer, so
+/// that each agent's successive requests (long-polls, claims, reports, downloads) alternate
+/// between the two nodes; node B is killed once every member has begun when `kill_midway`.
+/// The job ends FINISHED; both nodes answered agents' polls (and reports, when neither
+/// dies), and neither refused an agent.
 async fn automated_restore_through_the_balancer(seed: u64, kill_midway: bool) {
     let mut d = TwoNodes::start(2 << 20, seed).await;
     let server = &d.imported.server;
@@ -305,11 +348,14 @@ async fn automated_restore_through_the_balancer(seed: u64, kill_midway: bool) {
     eventually_heartbeat(&server.client(), &target).await;
     let path = d.imported.jobs_path();
     let jobs = create_automated(server, &path, &target, &d.imported.snapshot).await;
+    let captured = d.headers_used_at_each_node().await;
     if kill_midway {
         eventually("every member has begun", || {
             members.iter().all(|m| m.beside("journal.json").exists())
         })
         .await;
+        // Both nodes have answered agents before one of them dies.
+        assert_both_nodes_served(&d, "/agents/work");
         d.b.kill();
     }
     let job = wait_until_ended(&d.imported.server, &path, job_id(&jobs[0])).await;
@@ -321,10 +367,35 @@ async fn automated_restore_through_the_balancer(seed: u64, kill_midway: bool) {
     pause(Duration::from_secs(2 * LEASE_SECS + 1)).await;
     assert_eq!(d.job(job_id(&jobs[0])).await, job);
     d.assert_snapshot_verifies();
+    assert_both_nodes_served(&d, "/agents/work");
+    if !kill_midway {
+        assert_both_nodes_served(&d, "/agents/reports");
+    }
+    d.assert_replays_refused_by_both_nodes(&captured).await;
+}
+
+/// Each node answered some agent requests to `endpoint` with a success, and no agent
+/// request was refused by either node (other than a Digest challenge).
+#[track_caller]
+fn assert_both_nodes_served(d: &TwoNodes, endpoint: &str) {
+    let refused: Vec<_> = d
+        .balancer
+        .answers("/agents/")
+        .into_iter()
+        .filter(|(_, status)| !status.is_success() && *status != StatusCode::UNAUTHORIZED)
+        .collect();
+    assert_eq!(refused, [], "agent requests refused (node, status)");
+    let answers = d.balancer.answers(endpoint);
+    for node in [0, 1] {
+        assert!(
+            answers.iter().any(|&(n, s)| n == node && s.is_success()),
+            "{endpoint} answered by node A and node B: {answers:?}"
+        );
+    }
 }
 
 #[tokio::test]
-async fn agents_whose_connections_spread_over_two_nodes_finish_an_automated_restore() {
+async fn agents_whose_requests_alternate_between_two_nodes_finish_an_automated_restore() {
     if needs_postgres(NEEDS) {
         return;
     }

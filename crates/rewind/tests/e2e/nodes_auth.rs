@@ -59,17 +59,29 @@ async fn a_replayed_header_is_refused_by_both_nodes_whichever_saw_it_first() {
     let signers = [a.signer(), b.signer()];
     for (first, other) in [(0, 1), (1, 0)] {
         let signer = &signers[first];
-        let nonce = signer.nonce().await;
-        let captured = signer.header("GET", &path, &nonce, 1);
-        let reply = signer.send(Method::GET, &path, Some(&captured)).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let captured = used_header(signer, &path).await;
         for replayer in [&signers[other], signer] {
-            let replay = replayer.send(Method::GET, &path, Some(&captured)).await;
-            replay.assert_error(401, "USER_UNAUTHORIZED", &[]);
-            // Not stale: the nonce is valid, its counter used.
-            assert_challenge(replay.header("www-authenticate").unwrap(), false);
+            assert_replay_refused(replayer, &path, &captured).await;
         }
     }
+}
+
+/// An `Authorization` header for `GET path` that `signer`'s node has just accepted: what an
+/// eavesdropper on that exchange would capture.
+pub(crate) async fn used_header(signer: &Signer, path: &str) -> String {
+    let nonce = signer.nonce().await;
+    let captured = signer.header("GET", path, &nonce, 1);
+    let reply = signer.send(Method::GET, path, Some(&captured)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    captured
+}
+
+/// `captured`, already used, sent again to `replayer`'s node is refused.
+pub(crate) async fn assert_replay_refused(replayer: &Signer, path: &str, captured: &str) {
+    let replay = replayer.send(Method::GET, path, Some(captured)).await;
+    replay.assert_error(401, "USER_UNAUTHORIZED", &[]);
+    // Not stale: the nonce is valid, its counter used.
+    assert_challenge(replay.header("www-authenticate").unwrap(), false);
 }
 
 /// A key of the bootstrap organization, allowed from loopback (and from `more`), created

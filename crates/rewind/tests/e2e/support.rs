@@ -884,16 +884,19 @@ impl TestServer {
     }
 }
 
-/// A round-robin HTTP load balancer on loopback in front of the nodes of a deployment:
-/// each client connection goes to the next node in turn, and a request to the one after
-/// when its node fails to answer it (a dead node), as an operator's balancer with health
-/// checks would. Connections stick to their node because a Digest nonce is, for now, only
-/// accepted by the process that issued it (a client asks again when one is refused as stale).
-/// Responses are streamed as they come, so a node that dies mid-download cuts the client's
-/// transfer.
+/// A round-robin HTTP load balancer on loopback in front of the nodes of a deployment: each
+/// client connection starts at the next node in turn, and each request on it goes to the
+/// node after the one that took the connection's previous request to the same path (so a
+/// client's successive long-polls alternate, and so do its reports, instead of a poll-report
+/// cycle pinning each kind to one node; a Digest challenge and its answer land on different
+/// nodes too). A request goes to the next node when its node fails to answer it (a dead
+/// node), as an operator's balancer with health checks would. Responses are streamed as they
+/// come, so a node that dies mid-download cuts the client's transfer. It records which node
+/// answered each request, for tests that check the work was really spread.
 pub struct LoadBalancer {
     pub url: String,
     upstreams: Arc<std::sync::Mutex<Vec<String>>>,
+    answered: Answers,
     /// A runtime of its own: tests block their own thread on `rewind` commands that talk
     /// through the balancer.
     runtime: Option<tokio::runtime::Runtime>,
@@ -919,15 +922,31 @@ impl LoadBalancer {
             .no_proxy()
             .build()
             .unwrap();
-        let balanced = upstreams.clone();
+        let answered = Answers::default();
+        let (balanced, recorded) = (upstreams.clone(), answered.clone());
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             while let Ok((conn, _)) = listener.accept().await {
-                let (upstreams, http) = (balanced.clone(), http.clone());
+                let (upstreams, http, answered) =
+                    (balanced.clone(), http.clone(), recorded.clone());
                 let home = turn.fetch_add(1, Ordering::SeqCst) as usize;
+                // Requests per path so far on this connection.
+                let sent = std::sync::Mutex::new(std::collections::HashMap::<String, usize>::new());
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        forward(request, upstreams.clone(), home, http.clone())
+                    let service = service_fn(move |request: hyper::Request<_>| {
+                        let next = {
+                            let mut sent = sent.lock().unwrap();
+                            let before = sent.entry(request.uri().path().to_owned()).or_default();
+                            *before += 1;
+                            home + *before - 1
+                        };
+                        forward(
+                            request,
+                            upstreams.clone(),
+                            next,
+                            http.clone(),
+                            answered.clone(),
+                        )
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(conn), service)
@@ -938,6 +957,7 @@ impl LoadBalancer {
         LoadBalancer {
             url,
             upstreams,
+            answered,
             runtime: Some(runtime),
         }
     }
@@ -946,7 +966,27 @@ impl LoadBalancer {
     pub fn balance(&self, nodes: &[&TestServer]) {
         *self.upstreams.lock().unwrap() = nodes.iter().map(|n| n.url.clone()).collect();
     }
+
+    /// Which node (its index in `balance` order) answered each request whose path contains
+    /// `part`, and with what status, in the order the answers came.
+    pub fn answers(&self, part: &str) -> Vec<(usize, StatusCode)> {
+        let answered = self.answered.lock().unwrap();
+        answered
+            .iter()
+            .filter(|a| a.path.contains(part))
+            .map(|a| (a.node, a.status))
+            .collect()
+    }
 }
+
+/// One request the balancer forwarded: which node answered it, how.
+struct Answered {
+    node: usize,
+    path: String,
+    status: StatusCode,
+}
+
+type Answers = Arc<std::sync::Mutex<Vec<Answered>>>;
 
 impl Drop for LoadBalancer {
     fn drop(&mut self) {
@@ -961,8 +1001,9 @@ type ProxiedBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::E
 async fn forward(
     request: hyper::Request<hyper::body::Incoming>,
     upstreams: Arc<std::sync::Mutex<Vec<String>>>,
-    home: usize,
+    first: usize,
     http: reqwest::Client,
+    answered: Answers,
 ) -> Result<hyper::Response<ProxiedBody>, std::convert::Infallible> {
     use futures::TryStreamExt;
     use http_body_util::BodyExt;
@@ -973,10 +1014,10 @@ async fn forward(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let nodes = upstreams.lock().unwrap().clone();
-    let first = home;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     for i in 0..nodes.len() {
-        let node = &nodes[(first + i) % nodes.len()];
+        let at = (first + i) % nodes.len();
+        let node = &nodes[at];
         let mut upstream = http.request(parts.method.clone(), format!("{node}{path}"));
         for (name, value) in &parts.headers {
             if name != reqwest::header::HOST {
@@ -988,6 +1029,11 @@ async fn forward(
             // A dead node (refused, or reset on a kept connection): the next one answers.
             Err(_) => continue,
         };
+        answered.lock().unwrap().push(Answered {
+            node: at,
+            path: parts.uri.path().to_owned(),
+            status: response.status(),
+        });
         let mut answer = hyper::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             if name != reqwest::header::TRANSFER_ENCODING && name != reqwest::header::CONNECTION {

@@ -585,7 +585,48 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clusters::ClusterSpec;
+    use crate::domain::test_support::TestProject;
     use crate::meta::conformance::{http_job, replica_set, snapshot_of, ts};
+
+    fn replica_set_spec(name: &str) -> ClusterSpec {
+        ClusterSpec {
+            name: name.into(),
+            shards: None,
+            fcv: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_heartbeat_is_accepted_by_a_node_whose_cluster_list_predates_the_target() {
+        let p = TestProject::start(replica_set_spec("rs0")).await;
+        let other = p.second_node();
+        // The other node has the project's cluster list cached, without the target.
+        other.find_cluster(p.group, p.cluster).await.unwrap();
+        let target = p
+            .services
+            .register_cluster(&p.principal, p.group, &replica_set_spec("rs1"))
+            .await
+            .unwrap()[0]
+            .id;
+        let hello = AgentHello {
+            agent_id: "host0".into(),
+            members: vec!["node0:27017".into()],
+            replica_set_name: "rs1".into(),
+        };
+        other
+            .agent_heartbeat(&p.principal, p.group, target, &hello)
+            .await
+            .unwrap();
+        let found = other
+            .get_cluster(&p.principal, p.group, target)
+            .await
+            .unwrap();
+        assert_eq!(found.cluster_name, "rs1");
+        // A cluster that exists nowhere is still missing.
+        let missing = other.find_cluster(p.group, ClusterId::generate()).await;
+        assert_eq!(missing.unwrap_err().code(), ErrorCode::ClusterNotFound);
+    }
 
     fn job() -> RestoreJobRecord {
         let cluster = replica_set(GroupId::generate(), "c");

@@ -181,7 +181,17 @@ impl Services {
     }
 
     /// Loads a cluster of a project the caller was already authorized for.
+    ///
+    /// A cluster missing from the cached list is looked for once more in the store before
+    /// it is called missing: another node may have registered it since the list was cached,
+    /// and a client's next request (an agent's first heartbeat after its registration) may
+    /// reach any node. Misses are rare, so the second read costs little.
     pub async fn find_cluster(&self, group: GroupId, id: ClusterId) -> DomainResult<ClusterRecord> {
+        let cached = self.cached_clusters(group).await?;
+        if let Some(cluster) = cached.iter().find(|c| c.id == id) {
+            return Ok(cluster.clone());
+        }
+        self.clusters_changed(group);
         let all = self.cached_clusters(group).await?;
         all.iter().find(|c| c.id == id).cloned().ok_or_else(|| {
             DomainError::rejected(
