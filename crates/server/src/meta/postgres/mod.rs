@@ -25,6 +25,7 @@ mod oplog;
 mod restore;
 mod snapshots;
 
+use super::group_commit::{Batching, JobInserter};
 use super::{MetaError, MetaResult};
 
 /// Ordered migrations for this backend; each runs once, in its own transaction.
@@ -117,6 +118,11 @@ async fn migrate(conn: &mut PgConnection) -> MetaResult<()> {
     Ok(())
 }
 
+/// Combined job inserts running at once: two keep a connection busy while the other
+/// statement's answer travels back; more would only split the queue into smaller batches,
+/// each with its own commit.
+const JOB_INSERTS_IN_FLIGHT: usize = 2;
+
 /// How many pooled connections serve concurrent requests by default.
 pub const DEFAULT_POOL_CONNECTIONS: u32 = 16;
 
@@ -124,6 +130,9 @@ pub struct PostgresMetaStore {
     pool: PgPool,
     /// Group commit of the replay ledger, on a connection of its own.
     nonce_recorder: nonces::NonceRecorder,
+    /// Group commit of restore jobs, on the pool.
+    job_inserter: JobInserter,
+    parts_cache: snapshots::PartsCache,
 }
 
 impl PostgresMetaStore {
@@ -152,9 +161,18 @@ impl PostgresMetaStore {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
+        let job_inserter = JobInserter::start(
+            pool.clone(),
+            Batching {
+                max_rows: restore::JOBS_PER_BATCH,
+                in_flight: JOB_INSERTS_IN_FLIGHT,
+            },
+        );
         Ok(Self {
             pool,
             nonce_recorder: nonces::NonceRecorder::start(ledger_pool),
+            job_inserter,
+            parts_cache: snapshots::PartsCache::default(),
         })
     }
 
