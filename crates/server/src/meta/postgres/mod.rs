@@ -118,10 +118,11 @@ async fn migrate(conn: &mut PgConnection) -> MetaResult<()> {
     Ok(())
 }
 
-/// Combined job inserts running at once: two keep a connection busy while the other
-/// statement's answer travels back; more would only split the queue into smaller batches,
-/// each with its own commit.
-const JOB_INSERTS_IN_FLIGHT: usize = 2;
+/// Combined job inserts running at once. One: while it runs the next batch gathers, so
+/// batches grow with the load. Two were measured too: the second statement mostly carried
+/// a single row, for ~25% more PostgreSQL CPU per creation and no more creations per second
+/// (docs/benchmarks.md).
+const JOB_INSERTS_IN_FLIGHT: usize = 1;
 
 /// How many pooled connections serve concurrent requests by default.
 pub const DEFAULT_POOL_CONNECTIONS: u32 = 16;
