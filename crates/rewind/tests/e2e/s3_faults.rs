@@ -247,7 +247,9 @@ async fn a_download_while_s3_stops_breaks_off_and_is_not_counted() {
         return;
     };
     let server = TestServer::start_on_s3(&weed.endpoint(), &RETRY_FLAGS);
-    let imported = ImportedReplicaSet::start_on(server, 48 << 20, 62).await;
+    // Far more than the server reads ahead (32 MiB), so that stopping S3 after the first
+    // MiB leaves most of the archive unreadable.
+    let imported = ImportedReplicaSet::start_on(server, 96 << 20, 62).await;
     let jobs = imported.restore(json!({ "maxDownloads": 2 })).await;
     let job = imported.ready_job(&jobs[0]).await;
     let url = job["delivery"]["url"].as_str().expect("a download link");

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod checkpoints;
 #[cfg(test)]
 pub(crate) mod conformance;
+mod group_commit;
 pub mod leases;
 pub mod nonces;
 pub mod oplog;

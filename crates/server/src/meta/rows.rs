@@ -794,8 +794,8 @@ pub(crate) fn attach_checkpoint_parts<R: Columns>(
 }
 
 /// Gives each snapshot its parts, from rows of `snapshot_parts` in the order to keep.
-pub(crate) fn attach_snapshot_parts<R: Columns>(
-    snapshots: &mut [SnapshotRecord],
+pub(crate) fn attach_snapshot_parts<'a, R: Columns>(
+    snapshots: impl IntoIterator<Item = &'a mut SnapshotRecord>,
     part_rows: Vec<R>,
 ) -> MetaResult<()> {
     let mut parts = group_by_owner(part_rows, "snapshot_id")?;

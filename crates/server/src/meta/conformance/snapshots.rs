@@ -272,6 +272,21 @@ pub async fn committing_the_last_part_completes_the_snapshot(meta: &dyn MetaStor
     for n in [1, 2, 3] {
         assert!(is_referenced(meta, id(n)).await, "chunk {n}");
     }
+
+    // Read again, as restores do (a backend may keep a complete snapshot's parts): the
+    // parts are the same, and the snapshot's own fields are current.
+    meta.set_snapshot_retention(snapshot.id, Some(9_000), true)
+        .await
+        .unwrap();
+    let again = get(meta, &snapshot).await.unwrap();
+    assert_eq!(again.parts, whole.parts);
+    assert_eq!((again.expires, again.do_not_delete), (Some(9_000), true));
+    assert!(meta.mark_snapshot_deleted(snapshot.id, 700).await.unwrap());
+    let deleted = get(meta, &snapshot).await.unwrap();
+    assert_eq!(
+        (deleted.deleted_at, deleted.parts),
+        (Some(700), whole.parts)
+    );
 }
 
 pub async fn a_part_is_committed_once(meta: &dyn MetaStore) {

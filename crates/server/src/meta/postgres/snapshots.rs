@@ -4,7 +4,8 @@
 //! UPDATE`, or an insert sorted by id), so that an import committing its part, a release and
 //! the collector never wait for each other in a cycle.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
@@ -20,7 +21,9 @@ use crate::meta::rows::{
 };
 use crate::meta::snapshots::{ForgottenChunks, PackDeletionRule, PartCommit, SnapshotMeta};
 use crate::meta::MetaResult;
-use crate::model::{ChunkInfo, PageOf, PageRequest, PartStats, SnapshotRecord, UnixSeconds};
+use crate::model::{
+    ChunkInfo, PageOf, PageRequest, PartStats, SnapshotPartRecord, SnapshotRecord, UnixSeconds,
+};
 
 fn hex_ids(ids: &[ChunkId]) -> Vec<String> {
     ids.iter().map(ChunkId::to_hex).collect()
@@ -64,19 +67,79 @@ impl PostgresMetaStore {
             .iter()
             .map(snapshot_from_row)
             .collect::<MetaResult<Vec<_>>>()?;
-        if found.is_empty() {
+        // Parts of complete snapshots come from the cache; the rest are read in one query.
+        let missing: HashSet<SnapshotId> = found
+            .iter_mut()
+            .filter_map(|s| (!self.parts_cache.fill(s)).then_some(s.id))
+            .collect();
+        if missing.is_empty() {
             return Ok(found);
         }
-        let ids: Vec<String> = found.iter().map(|s| s.id.to_hex()).collect();
         let part_rows = sqlx::query(
             "SELECT * FROM snapshot_parts WHERE snapshot_id = ANY($1) \
              ORDER BY snapshot_id, cluster_id, replica_set_name",
         )
-        .bind(&ids)
+        .bind(missing.iter().map(SnapshotId::to_hex).collect::<Vec<_>>())
         .fetch_all(self.pool())
         .await?;
-        attach_snapshot_parts(&mut found, part_rows)?;
+        let mut read: Vec<&mut SnapshotRecord> = found
+            .iter_mut()
+            .filter(|s| missing.contains(&s.id))
+            .collect();
+        attach_snapshot_parts(read.iter_mut().map(|s| &mut **s), part_rows)?;
+        for snapshot in read {
+            self.parts_cache.keep(snapshot);
+        }
         Ok(found)
+    }
+}
+
+/// The parts of complete snapshots, by snapshot id, so that reading a snapshot (as every
+/// restore request does) costs one query instead of two. Nothing here can go stale: a
+/// snapshot is complete once its last part commits, in the transaction that marks it so,
+/// and its part rows never change afterwards, on any node. Entries are only ever served
+/// for a snapshot row just read, so a snapshot deleted on another node is never served from
+/// here. The map is bounded: when full it is emptied, which costs one parts query per
+/// snapshot read afterwards.
+#[derive(Default)]
+pub(super) struct PartsCache {
+    entries: Mutex<HashMap<SnapshotId, Vec<SnapshotPartRecord>>>,
+}
+
+/// Complete snapshots whose parts are kept at most (a few hundred bytes each).
+const CACHED_SNAPSHOTS: usize = 4096;
+
+impl PartsCache {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SnapshotId, Vec<SnapshotPartRecord>>> {
+        // No operation under this lock can leave the map half-updated, so a poisoned lock
+        // is still consistent.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets a complete snapshot's parts from the cache; `false` when they must be read.
+    fn fill(&self, snapshot: &mut SnapshotRecord) -> bool {
+        if !snapshot.complete {
+            return false;
+        }
+        match self.lock().get(&snapshot.id) {
+            Some(parts) => {
+                snapshot.parts = parts.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers a complete snapshot's parts, as just read.
+    fn keep(&self, snapshot: &SnapshotRecord) {
+        if !snapshot.complete {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= CACHED_SNAPSHOTS {
+            entries.clear();
+        }
+        entries.insert(snapshot.id, snapshot.parts.clone());
     }
 }
 

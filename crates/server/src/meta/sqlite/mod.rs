@@ -20,13 +20,13 @@ use sqlx::{ConnectOptions, Connection, SqlitePool};
 mod accounts;
 mod agents;
 mod checkpoints;
-mod group_commit;
 mod leases;
 mod nonces;
 mod oplog;
 mod restore;
 mod snapshots;
 
+use super::group_commit::{Batching, JobInserter};
 use super::{MetaError, MetaResult};
 
 /// Ordered migrations for this backend; each runs once, in its own transaction.
@@ -129,7 +129,7 @@ pub struct SqliteMetaStore {
     /// writers wait their turn in the pool's queue instead of sleeping in SQLite's busy
     /// handler, whose 1–100 ms naps made the latency tail of job creation.
     writer: SqlitePool,
-    job_inserter: group_commit::JobInserter,
+    job_inserter: JobInserter,
 }
 
 impl SqliteMetaStore {
@@ -157,7 +157,14 @@ impl SqliteMetaStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        let job_inserter = group_commit::JobInserter::start(writer.clone());
+        let job_inserter = JobInserter::start(
+            writer.clone(),
+            Batching {
+                max_rows: restore::MAX_ROWS_PER_STATEMENT,
+                // One write lock: a second statement would only wait for it.
+                in_flight: 1,
+            },
+        );
         Ok(Self {
             pool,
             writer,

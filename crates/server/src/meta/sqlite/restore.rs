@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use sqlx::SqlitePool;
 
-use super::group_commit::MAX_ROWS_PER_STATEMENT;
 use super::SqliteMetaStore;
 use crate::ids::{BatchId, ClusterId, GroupId, JobId, SnapshotId};
+use crate::meta::group_commit::JobRows;
 use crate::meta::restore::{
     ClaimedJob, JobLease, PreparationProgress, PreparedOutcome, RestoreMeta,
 };
@@ -284,24 +284,31 @@ impl RestoreMeta for SqliteMetaStore {
     }
 }
 
+/// Rows written by one statement at most (29 bound values each, under SQLite's limit of
+/// 32,766 bound parameters).
+pub(super) const MAX_ROWS_PER_STATEMENT: usize = 256;
+
 /// Inserts `jobs` atomically: as one multi-row statement (atomic on its own, so the write
 /// lock is held only while it runs), or, beyond one statement's worth of rows, as several in
 /// one transaction.
-pub(super) async fn insert_rows(writer: &SqlitePool, jobs: &[&RestoreJobRecord]) -> MetaResult<()> {
-    if jobs.len() <= MAX_ROWS_PER_STATEMENT {
-        return insert_statement(jobs)
-            .build()
-            .execute(writer)
-            .await
-            .map(drop)
-            .map_err(Into::into);
+#[async_trait]
+impl JobRows for SqlitePool {
+    async fn insert_rows(&self, jobs: &[&RestoreJobRecord]) -> MetaResult<()> {
+        if jobs.len() <= MAX_ROWS_PER_STATEMENT {
+            return insert_statement(jobs)
+                .build()
+                .execute(self)
+                .await
+                .map(drop)
+                .map_err(Into::into);
+        }
+        let mut tx = self.begin_with("BEGIN IMMEDIATE").await?;
+        for rows in jobs.chunks(MAX_ROWS_PER_STATEMENT) {
+            insert_statement(rows).build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    for rows in jobs.chunks(MAX_ROWS_PER_STATEMENT) {
-        insert_statement(rows).build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 fn insert_statement<'a>(jobs: &[&RestoreJobRecord]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
