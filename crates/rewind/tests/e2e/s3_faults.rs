@@ -23,6 +23,10 @@ use crate::support::*;
 const WEED_VAR: &str = "REWIND_TEST_WEED";
 /// Loopback ports one server takes (S3, master, volume, filer, admin, debug and their gRPC).
 const PORTS_PER_SERVER: u16 = 11;
+/// How long a SeaweedFS server may take to answer S3 once started (about 2 s when idle).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Port ranges tried before a test gives up starting its server.
+const START_ATTEMPTS: usize = 3;
 /// How long one S3 request is retried by the servers under test before it fails.
 const RETRY_FLAGS: [&str; 2] = ["--s3-retry-timeout-secs", "2"];
 
@@ -51,8 +55,19 @@ impl Weed {
             base_port: free_port_range(PORTS_PER_SERVER),
             child: None,
         };
-        weed.resume().await;
-        Some(weed)
+        // A port of the range may be taken between the check and the server's bind (by a
+        // test running beside this one): such a server exits, and another range is tried.
+        for _ in 0..START_ATTEMPTS {
+            if weed.run().await {
+                return Some(weed);
+            }
+            weed.stop();
+            weed.base_port = free_port_range(PORTS_PER_SERVER);
+        }
+        panic!(
+            "SeaweedFS did not start in {START_ATTEMPTS} attempts: {}",
+            weed.log_tail()
+        );
     }
 
     fn endpoint(&self) -> String {
@@ -93,8 +108,26 @@ impl Weed {
         }
     }
 
-    /// Starts the server (again) on its directory and ports, and waits until S3 answers.
+    /// Starts the server again on its directory and ports (the endpoint the Rewind server
+    /// was given), and waits until S3 answers.
     async fn resume(&mut self) {
+        assert!(
+            self.run().await,
+            "SeaweedFS did not restart: {}",
+            self.log_tail()
+        );
+    }
+
+    /// The end of the server's log, for a failure message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default();
+        let start = log.len().saturating_sub(2_000);
+        log.get(start..).unwrap_or_default().to_owned()
+    }
+
+    /// Starts the server on its directory and ports; whether S3 answered within
+    /// [`START_TIMEOUT`] (false too when the server exited first).
+    async fn run(&mut self) -> bool {
         let port = |n: u16| (self.base_port + n).to_string();
         let log = std::fs::File::create(self.dir.path().join("weed.log")).expect("a log file");
         let child = Command::new(&self.binary)
@@ -120,16 +153,19 @@ impl Weed {
             .expect("weed starts");
         self.child = Some(child);
         std::fs::create_dir_all(self.dir.path().join("data")).expect("the data directory");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let listed = self.bucket().list(None).next().await;
             if !matches!(listed, Some(Err(_))) {
-                return;
+                return true;
             }
-            assert!(
-                Instant::now() < deadline,
-                "SeaweedFS did not answer in 60 s"
-            );
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|child| !matches!(child.try_wait(), Ok(None)));
+            if exited || Instant::now() >= deadline {
+                return false;
+            }
             pause(Duration::from_millis(200)).await;
         }
     }
@@ -144,7 +180,8 @@ impl Drop for Weed {
 /// The first of `count` consecutive loopback ports that are free now.
 fn free_port_range(count: u16) -> u16 {
     loop {
-        let base = 20_000 + rand::random::<u16>() % 20_000;
+        // Below Linux's ephemeral ports (32768 and up), which outgoing connections take.
+        let base = 10_000 + rand::random::<u16>() % 20_000;
         let free = (0..count).all(|n| TcpListener::bind(("127.0.0.1", base + n)).is_ok());
         if free {
             return base;
