@@ -3,8 +3,10 @@
 mod agent;
 mod archive_fidelity;
 mod auth;
+mod browser;
 mod chaos;
 mod checkpoints;
+mod console_browser;
 mod curl;
 mod delivery;
 mod errors;
