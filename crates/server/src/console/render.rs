@@ -48,6 +48,7 @@ fn environment() -> &'static Environment<'static> {
         // The wire views leave out unset optional fields, as the API does: a page reads them as
         // empty rather than failing.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.add_filter("bytes", |n: u64| super::pages::bytes_text(n));
         env
     })
 }

@@ -76,8 +76,8 @@ function showJob(state) {
   if (status) status.className = `status status-${job.statusName.toLowerCase()}`;
   text("delivery-status", job.delivery.statusName);
   text("failure-reason", job.failureReason);
-  text("bytes-prepared", state.progress.bytesPrepared);
-  text("bytes-expected", state.progress.bytesExpected ?? "?");
+  text("bytes-prepared", bytes(state.progress.bytesPrepared));
+  text("bytes-expected", bytes(state.progress.bytesExpected));
   const download = document.getElementById("download");
   if (download && job.delivery.url) {
     download.hidden = false;

@@ -15,6 +15,7 @@ use super::cluster::cluster_path;
 use super::{page_number, Chrome, Pager};
 use crate::console::render;
 use crate::console::session::{Change, ConsoleResult, Viewer};
+use crate::domain::restore::UNLIMITED_DOWNLOADS;
 use crate::domain::GroupAccess;
 use crate::http::conventions::json_response;
 use crate::http::path::ApiPath;
@@ -108,6 +109,8 @@ struct JobPage {
     base: String,
     state: JobState,
     may_cancel: bool,
+    /// An HTTP job without a download limit (the API shows the sentinel number).
+    unlimited_downloads: bool,
     curl: Option<String>,
     progress_url: String,
 }
@@ -138,6 +141,7 @@ pub async fn show(
             progress_url: format!("{base}/jobs/{job}/progress"),
             base,
             may_cancel: job_state.running && principal.may(&project, GroupAccess::BackupAdmin),
+            unlimited_downloads: job_state.job.delivery.max_downloads == Some(UNLIMITED_DOWNLOADS),
             state: job_state,
             curl,
         },
