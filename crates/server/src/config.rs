@@ -119,6 +119,8 @@ pub struct Settings {
     pub role: Option<Role>,
     /// Seconds a node's lease on a restore job or a background task lasts unrenewed.
     pub lease_secs: Option<u64>,
+    /// Seconds a web console session lasts after its sign-in.
+    pub console_session_secs: Option<u64>,
 }
 
 impl Settings {
@@ -159,6 +161,7 @@ impl Settings {
             header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
             role: self.role.or(lower.role),
             lease_secs: self.lease_secs.or(lower.lease_secs),
+            console_session_secs: self.console_session_secs.or(lower.console_session_secs),
         }
     }
 }
@@ -191,6 +194,8 @@ pub struct ServerConfig {
     /// How long a node's lease on a restore job or a background task lasts unrenewed (it
     /// renews every third of it): how long work waits after its node died.
     pub lease: Duration,
+    /// How long a web console session lasts after its sign-in, in seconds.
+    pub console_session_secs: u64,
 }
 
 impl ServerConfig {
@@ -270,6 +275,7 @@ impl ServerConfig {
             ),
             role: settings.role.unwrap_or_default(),
             lease: lease(settings.lease_secs)?,
+            console_session_secs: console_session_secs(settings.console_session_secs)?,
         })
     }
 }
@@ -289,6 +295,18 @@ fn lease(secs: Option<u64>) -> Result<Duration, ConfigError> {
         });
     }
     Ok(lease)
+}
+
+/// A console session's lifetime: from a second (tests) to a week.
+fn console_session_secs(secs: Option<u64>) -> Result<u64, ConfigError> {
+    let secs = secs.unwrap_or(crate::domain::sessions::DEFAULT_SESSION_SECS);
+    if !(1..=7 * 86_400).contains(&secs) {
+        return Err(ConfigError::Invalid {
+            name: "console_session_secs",
+            message: "must be between 1 and 604800".into(),
+        });
+    }
+    Ok(secs)
 }
 
 /// Where a deployment's data lives: the data directory, with the metadata in the database

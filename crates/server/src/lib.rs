@@ -2,7 +2,7 @@
 //! Manager Public API v1.0 for backup restores.
 //!
 //! Layers, each importing only the ones below it:
-//! `http` (routing, auth, API errors) → `domain` (what Rewind does) → `meta` (metadata
+//! `console` (the web console's pages) and `http` (routing, auth, API errors) → `domain` (what Rewind does) → `meta` (metadata
 //! store trait and backends). `model` holds the plain records they share. `blocks` is the
 //! content-addressed chunk store that snapshot data lives in; `oplog` holds the formats and
 //! continuity rules of the oplog slices kept beside it. The formats clients share with the
@@ -10,6 +10,7 @@
 
 pub mod blocks;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod http;
 pub mod ids;

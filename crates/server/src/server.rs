@@ -9,6 +9,7 @@ use rewind_api_types::BootstrapCredentials;
 use crate::config::ServerConfig;
 use crate::domain::leases::Task;
 use crate::domain::replay::ReplayLedger;
+use crate::domain::sessions::ConsoleSessions;
 use crate::domain::{bootstrap, Clock, DomainError, Services, SystemClock};
 use crate::http::conventions::Links;
 use crate::http::digest::NonceService;
@@ -93,6 +94,7 @@ pub async fn app_state(
         trusted_proxy: config.trusted_proxy,
         require_access_list: config.require_access_list,
         agent_timeout: config.agent_timeout,
+        console_sessions: Arc::new(ConsoleSessions::new(config.console_session_secs)),
     })
 }
 
@@ -122,7 +124,7 @@ pub async fn bind(config: &ServerConfig, storage: &Storage) -> Result<BoundServe
     let state = app_state(config, storage, &public_url).await?;
     let services = state.services.clone();
     let app = if config.role.serves_api() {
-        router(state)
+        router(state, crate::console::routes())
     } else {
         worker_router(state)
     };

@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// how long work waits after its node died before another node takes it over [default: 15]
     #[arg(long, env = "REWIND_LEASE_SECS")]
     lease_secs: Option<u64>,
+    /// Seconds a web console session lasts after its sign-in [default: 28800].
+    #[arg(long, env = "REWIND_CONSOLE_SESSION_SECS")]
+    console_session_secs: Option<u64>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -184,6 +187,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         header_timeout_secs: args.header_timeout_secs,
         role: args.role,
         lease_secs: args.lease_secs,
+        console_session_secs: args.console_session_secs,
         ..args.blocks.into_settings(args.database)
     };
     let file = match &args.config {

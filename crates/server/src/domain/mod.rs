@@ -14,6 +14,7 @@ pub mod organizations;
 pub mod projects;
 pub mod replay;
 pub mod restore;
+pub mod sessions;
 pub mod settings;
 pub mod snapshots;
 #[cfg(test)]

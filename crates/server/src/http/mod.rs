@@ -8,7 +8,7 @@ pub mod digest;
 pub mod error;
 mod listener;
 pub mod path;
-mod routes;
+pub(crate) mod routes;
 mod telemetry;
 
 use std::net::IpAddr;
@@ -37,10 +37,14 @@ pub struct AppState {
     pub require_access_list: bool,
     /// How long an automated restore waits for its agents (see `ServerConfig`).
     pub agent_timeout: std::time::Duration,
+    /// The web console's sessions: their lifetime and the sign-in throttle.
+    pub console_sessions: Arc<crate::domain::sessions::ConsoleSessions>,
 }
 
-/// The full application: the authenticated APIs plus the unauthenticated health and metrics.
-pub fn router(state: AppState) -> Router {
+/// The full application: the authenticated APIs plus the unauthenticated health and metrics,
+/// and `pages` (the web console, which authenticates by its own sessions) under the same
+/// request-target limit and telemetry.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let api = routes::api_routes()
         .layer(from_fn(conventions::output_conventions))
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
@@ -48,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::unauthenticated_routes())
+        .merge(pages)
         .route("/health", get(health))
         .route("/metrics", get(telemetry::render_metrics))
         .fallback(not_found)

@@ -1,8 +1,9 @@
 //! The retention sweeper: schedules the passes that delete expired snapshots and abandoned
 //! imports, release the chunk references of deleted snapshots once no restore reads them,
 //! collect chunks (and packs) unreferenced for longer than the GC delay, delete orphan
-//! packs, expire download links, and retire and collect oplog slices. What each pass may
-//! delete is decided in the domain (`domain::garbage`, `domain::oplog`); this only says when.
+//! packs, expire download links, retire and collect oplog slices, and forget expired web
+//! console sessions. What each pass may delete is decided in the domain (`domain::garbage`,
+//! `domain::oplog`, `domain::sessions`); this only says when.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct SweepReport {
     pub links_expired: u64,
     pub oplog_slices_retired: u64,
     pub oplog_slices_collected: usize,
+    /// Web console sessions forgotten after they expired.
+    pub console_sessions_purged: u64,
 }
 
 pub struct Sweeper {
@@ -67,6 +70,7 @@ impl Sweeper {
                         links_expired = report.links_expired,
                         oplog_slices_retired = report.oplog_slices_retired,
                         oplog_slices_collected = report.oplog_slices_collected,
+                        console_sessions_purged = report.console_sessions_purged,
                         "sweeper pass"
                     );
                 }
@@ -99,6 +103,7 @@ impl Sweeper {
         }
         report.oplog_slices_retired = services.retain_oplog(now).await?;
         report.oplog_slices_collected = services.collect_oplog_slices(before).await?;
+        report.console_sessions_purged = services.purge_console_sessions().await?;
         Ok(report)
     }
 

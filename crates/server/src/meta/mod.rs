@@ -1,5 +1,5 @@
 //! The metadata store: organizations, projects, keys, clusters, and (one module per area)
-//! snapshots, restore jobs, the oplog, checkpoints and the Digest replay ledger. One trait
+//! snapshots, restore jobs, the oplog, checkpoints, the Digest replay ledger and the console's sessions. One trait
 //! per area, one module per backend; the domain talks only to the traits.
 
 pub mod accounts;
@@ -14,6 +14,7 @@ pub mod oplog;
 mod postgres;
 pub mod restore;
 mod rows;
+pub mod sessions;
 pub mod snapshots;
 mod sqlite;
 
@@ -25,6 +26,7 @@ pub use nonces::{NonceMeta, NonceUse};
 pub use oplog::OplogMeta;
 pub use postgres::PostgresMetaStore;
 pub use restore::RestoreMeta;
+pub use sessions::{ConsoleSessionMeta, ConsoleSessionRecord};
 pub use snapshots::SnapshotMeta;
 pub use sqlite::SqliteMetaStore;
 
@@ -75,6 +77,7 @@ pub trait MetaStore:
     + CheckpointMeta
     + TaskLeaseMeta
     + NonceMeta
+    + ConsoleSessionMeta
 {
 }
 
@@ -86,7 +89,8 @@ impl<
             + OplogMeta
             + CheckpointMeta
             + TaskLeaseMeta
-            + NonceMeta,
+            + NonceMeta
+            + ConsoleSessionMeta,
     > MetaStore for T
 {
 }

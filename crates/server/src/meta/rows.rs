@@ -13,6 +13,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 use super::agents::{MemberState, RestoreMemberRecord};
 use super::oplog::CollectableSlice;
 use super::restore::{ClaimedJob, PreparationProgress};
+use super::sessions::ConsoleSessionRecord;
 use super::{LeaseToken, MetaError, MetaResult};
 use crate::blocks::{ChunkId, PackId, Placement};
 use crate::ids::SnapshotId;
@@ -487,6 +488,90 @@ pub(crate) const HOLD_TASK_LEASE: &str = "INSERT INTO task_leases (task, holder,
 /// epoch, so anyone may take it, and the token goes on growing.
 pub(crate) const RELEASE_TASK_LEASE: &str =
     "UPDATE task_leases SET until = 0 WHERE task = $1 AND holder = $2 AND token = $3";
+
+/// The console sessions' statements ([`console_session_meta`]), numbered placeholders alike
+/// in both backends.
+/// `$1` id hash, `$2` key, `$3` CSRF token, `$4` created, `$5` expires.
+pub(crate) const INSERT_CONSOLE_SESSION: &str = "INSERT INTO console_sessions \
+     (id_hash, key_id, csrf_token, created, expires) VALUES ($1, $2, $3, $4, $5)";
+/// `$1` id hash, `$2` now: a session is over at its expiry second.
+pub(crate) const FIND_CONSOLE_SESSION: &str = "SELECT id_hash, key_id, csrf_token, created, \
+     expires FROM console_sessions WHERE id_hash = $1 AND expires > $2";
+pub(crate) const DELETE_CONSOLE_SESSION: &str = "DELETE FROM console_sessions WHERE id_hash = $1";
+pub(crate) const PURGE_CONSOLE_SESSIONS: &str = "DELETE FROM console_sessions WHERE expires <= $1";
+
+pub(crate) fn console_session_from_row(row: &impl Columns) -> MetaResult<ConsoleSessionRecord> {
+    Ok(ConsoleSessionRecord {
+        id_hash: row.text("id_hash")?,
+        key_id: row.parsed("key_id", ApiKeyId::parse)?,
+        csrf_token: row.text("csrf_token")?,
+        created: row.int("created")?,
+        expires: row.int("expires")?,
+    })
+}
+
+/// Implements [`ConsoleSessionMeta`](crate::meta::ConsoleSessionMeta) for a backend's store
+/// that reads through `self.$read()` and writes through `self.$write()`: the statements and
+/// rows are alike in both dialects, only the connections differ (SQLite's single writer).
+macro_rules! console_session_meta {
+    ($store:ty, read: $read:ident, write: $write:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::meta::ConsoleSessionMeta for $store {
+            async fn insert_console_session(
+                &self,
+                session: &$crate::meta::ConsoleSessionRecord,
+            ) -> $crate::meta::MetaResult<()> {
+                sqlx::query($crate::meta::rows::INSERT_CONSOLE_SESSION)
+                    .bind(&session.id_hash)
+                    .bind(session.key_id.to_hex())
+                    .bind(&session.csrf_token)
+                    .bind(session.created)
+                    .bind(session.expires)
+                    .execute(self.$write())
+                    .await?;
+                Ok(())
+            }
+
+            async fn find_console_session(
+                &self,
+                id_hash: &str,
+                now: $crate::model::UnixSeconds,
+            ) -> $crate::meta::MetaResult<Option<$crate::meta::ConsoleSessionRecord>> {
+                let row = sqlx::query($crate::meta::rows::FIND_CONSOLE_SESSION)
+                    .bind(id_hash)
+                    .bind(now)
+                    .fetch_optional(self.$read())
+                    .await?;
+                row.as_ref()
+                    .map($crate::meta::rows::console_session_from_row)
+                    .transpose()
+            }
+
+            async fn delete_console_session(
+                &self,
+                id_hash: &str,
+            ) -> $crate::meta::MetaResult<bool> {
+                let done = sqlx::query($crate::meta::rows::DELETE_CONSOLE_SESSION)
+                    .bind(id_hash)
+                    .execute(self.$write())
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn purge_console_sessions(
+                &self,
+                now: $crate::model::UnixSeconds,
+            ) -> $crate::meta::MetaResult<u64> {
+                let done = sqlx::query($crate::meta::rows::PURGE_CONSOLE_SESSIONS)
+                    .bind(now)
+                    .execute(self.$write())
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use console_session_meta;
 
 /// A job id read back from a statement's `RETURNING id`.
 pub(crate) fn parse_job_id(text: &str) -> MetaResult<JobId> {

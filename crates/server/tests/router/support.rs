@@ -69,7 +69,7 @@ impl App {
         let nonce = state.nonces.issue(chrono::Utc::now().timestamp());
         App {
             services: state.services.clone(),
-            router: router(state),
+            router: router(state, axum::Router::new()),
             boot,
             nonce,
             nc: AtomicU32::new(0),

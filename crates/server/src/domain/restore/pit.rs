@@ -354,17 +354,64 @@ impl Services {
         } else {
             None
         };
-        let fcv = parse_fcv(&source.fcv).unwrap_or((0, 0));
-        let ranges = if sharded && fcv < (4, 2) {
-            Vec::new()
-        } else {
+        let ranges = if restores_to_moments(&source) {
             self.pit_rule(&source).await?.ranges()
+        } else {
+            Vec::new()
         };
         Ok(RestorableTimeRanges {
             ranges,
             sharded: shape,
         })
     }
+
+    /// What a picture of a cluster's restorability shows, read once: the rule (its stored
+    /// oplog, complete snapshots and window), the ranges it makes restorable (none when the
+    /// key may not plan restores, as the ranges endpoint would refuse it), and the
+    /// checkpoints.
+    pub async fn restorability(
+        &self,
+        principal: &Principal,
+        group: GroupId,
+        cluster: ClusterId,
+    ) -> DomainResult<Restorability> {
+        let project = self
+            .authorize_group(principal, group, GroupAccess::Read)
+            .await?;
+        let source = self.find_cluster(group, cluster).await?;
+        let rule = self.pit_rule(&source).await?;
+        let may_plan = principal.may(&project, GroupAccess::PlanRestore);
+        let ranges = if may_plan && source.parent_id.is_none() && restores_to_moments(&source) {
+            rule.ranges()
+        } else {
+            Vec::new()
+        };
+        let checkpoints = self.meta.checkpoint_timestamps(cluster).await?;
+        Ok(Restorability {
+            rule,
+            ranges,
+            may_plan,
+            checkpoints,
+        })
+    }
+}
+
+/// Whether a cluster restores to any moment: all but sharded clusters with FCV 4.0 or
+/// earlier, which restore to checkpoints only.
+fn restores_to_moments(source: &ClusterRecord) -> bool {
+    let fcv = parse_fcv(&source.fcv).unwrap_or((0, 0));
+    source.type_name != ClusterType::ShardedReplicaSet || fcv >= (4, 2)
+}
+
+/// See [`Services::restorability`].
+#[derive(Debug, Clone)]
+pub struct Restorability {
+    pub rule: PitRule,
+    pub ranges: Vec<RestorableRange>,
+    /// Whether the key may plan restores of the cluster (and so sees its ranges).
+    pub may_plan: bool,
+    /// The cluster's checkpoints' times, oldest first.
+    pub checkpoints: Vec<u32>,
 }
 
 /// Whether an archive sends a slice as stored: wholly inside the cut `(after, upto]`, and

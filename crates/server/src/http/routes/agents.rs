@@ -10,8 +10,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use rewind_api_types::agent::{
-    AgentHello, AgentTask, HeartbeatAck, MemberReport, MemberStatus, ReportAck, RestoreProgress,
-    WorkRequest, WorkResponse,
+    AgentHello, AgentTask, HeartbeatAck, MemberReport, ReportAck, WorkRequest, WorkResponse,
 };
 use rewind_api_types::iso_seconds::format_iso;
 use serde::de::DeserializeOwned;
@@ -152,30 +151,8 @@ async fn members(
         .services
         .restore_progress(&principal, group, cluster, job)
         .await?;
-    let results: Vec<MemberStatus> = progress
-        .members
-        .into_iter()
-        .map(|m| MemberStatus {
-            agent_id: m.agent_id,
-            bytes_delivered: m.progress_bytes,
-            bytes_expected: progress.expected_bytes,
-            failure_reason: m.failure,
-            member_name: m.member_name,
-            progress_bytes: m.progress_bytes,
-            state: m.state,
-            updated: format_iso(m.updated),
-        })
-        .collect();
     Ok(json_response(
         StatusCode::OK,
-        &RestoreProgress {
-            bytes_delivered: progress.delivered_bytes,
-            bytes_expected: progress.expected_bytes,
-            bytes_prepared: progress.prepared_bytes,
-            failure_reason: progress.job.failure,
-            job_id: progress.job.id.to_hex(),
-            results,
-            status_name: progress.job.status.as_str().to_owned(),
-        },
+        &views::restore_progress(progress),
     ))
 }

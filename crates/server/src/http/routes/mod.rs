@@ -9,10 +9,10 @@ mod groups;
 mod keys;
 mod oplog;
 mod orgs;
-mod restore;
+pub(crate) mod restore;
 mod schedule;
 mod snapshots;
-mod views;
+pub(crate) mod views;
 
 use axum::Router;
 

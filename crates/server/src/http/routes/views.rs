@@ -359,3 +359,32 @@ pub fn snapshot_schedule(
         weekly_snapshot_retention_weeks: retention.map(|r| r.weekly_weeks),
     }
 }
+
+/// `GET …/restoreJobs/{JOB}/members`: a job's preparation and its members' state and bytes.
+pub fn restore_progress(
+    progress: crate::domain::agents::RestoreProgress,
+) -> wire::agent::RestoreProgress {
+    let results = progress
+        .members
+        .into_iter()
+        .map(|m| wire::agent::MemberStatus {
+            agent_id: m.agent_id,
+            bytes_delivered: m.progress_bytes,
+            bytes_expected: progress.expected_bytes,
+            failure_reason: m.failure,
+            member_name: m.member_name,
+            progress_bytes: m.progress_bytes,
+            state: m.state,
+            updated: format_iso(m.updated),
+        })
+        .collect();
+    wire::agent::RestoreProgress {
+        bytes_delivered: progress.delivered_bytes,
+        bytes_expected: progress.expected_bytes,
+        bytes_prepared: progress.prepared_bytes,
+        failure_reason: progress.job.failure,
+        job_id: progress.job.id.to_hex(),
+        results,
+        status_name: progress.job.status.as_str().to_owned(),
+    }
+}

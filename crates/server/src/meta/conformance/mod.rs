@@ -62,6 +62,7 @@ mod leases;
 mod nonces;
 mod oplog;
 mod restore;
+mod sessions;
 mod snapshots;
 
 /// Names the backend the suite runs against, as a database URL; unset means `sqlite:`.

@@ -23,6 +23,7 @@ mod leases;
 mod nonces;
 mod oplog;
 mod restore;
+mod sessions;
 mod snapshots;
 
 use super::group_commit::{Batching, JobInserter};
@@ -73,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         11,
         include_str!("../../../../../migrations/postgres/0011_preparation_progress.sql"),
+    ),
+    (
+        12,
+        include_str!("../../../../../migrations/postgres/0012_console_sessions.sql"),
     ),
 ];
 

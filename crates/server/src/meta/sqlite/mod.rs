@@ -24,6 +24,7 @@ mod leases;
 mod nonces;
 mod oplog;
 mod restore;
+mod sessions;
 mod snapshots;
 
 use super::group_commit::{Batching, JobInserter};
@@ -90,6 +91,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         16,
         include_str!("../../../../../migrations/sqlite/0016_preparation_progress.sql"),
+    ),
+    (
+        17,
+        include_str!("../../../../../migrations/sqlite/0017_console_sessions.sql"),
     ),
 ];
 
