@@ -10,6 +10,7 @@
 
 pub mod blocks;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod http;
 pub mod ids;

@@ -1,0 +1,3 @@
+//! The web console: server-rendered pages under `/console`.
+
+pub mod timeline;
