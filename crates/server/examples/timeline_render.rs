@@ -3,13 +3,16 @@
 //! snapshots, 5,760 checkpoints) at several zooms and prints the median, 90th percentile
 //! and size of N renders of each.
 //!
-//! `cargo run --release -p rewind-server --example timeline_render -- [N] [--html FILE]`
+//! `cargo run --release -p rewind-server --example timeline_render -- [N] [--html FILE]`,
+//! or `bench/timeline_render.sh` for several runs
 //! (`--html` also writes a page showing the pictures with timeline.css and timeline.js,
 //! to look at in a browser.)
 
 use std::time::Instant;
 
-use rewind_server::console::timeline::{render, sample, TimelineView};
+use rewind_server::console::timeline::{
+    render, sample, Lane, SnapshotMark, Span, TimelineInput, TimelineView,
+};
 
 fn main() {
     let mut renders = 200usize;
@@ -51,6 +54,57 @@ fn main() {
         println!("{name:<10} {median:>10.0} {p90:>7.0} {:>6}", svg.len());
         page.push_str(&format!("<h2>{name}</h2>\n{svg}\n"));
     }
+    // A replica set whose agent stopped for six hours yesterday, seen by a read-only key.
+    let troubled = TimelineInput {
+        now,
+        window_start: Some(now - 2 * 86_400),
+        lanes: vec![Lane {
+            name: "rs-<prod>&\"eu\"".to_owned(),
+            stretches: vec![
+                Span {
+                    start: now - 3 * 86_400,
+                    end: now - 30 * 3_600,
+                },
+                Span {
+                    start: now - 24 * 3_600,
+                    end: now - 8 * 3_600 - 1,
+                },
+                Span {
+                    start: now - 8 * 3_600 + 90,
+                    end: now - 60,
+                },
+            ],
+        }],
+        snapshots: [
+            (3 * 86_400 - 600, true),
+            (2 * 86_400, true),
+            (86_400, true),
+            (3_600, false),
+        ]
+        .iter()
+        .map(|&(ago, complete)| SnapshotMark {
+            at: now - ago,
+            complete,
+        })
+        .collect(),
+        checkpoints: Vec::new(),
+        restorable: vec![
+            Span {
+                start: now - 3 * 86_400 + 600,
+                end: now - 30 * 3_600,
+            },
+            Span {
+                start: now - 86_400,
+                end: now - 8 * 3_600 - 1,
+            },
+        ],
+        restore_url: None,
+    };
+    let view = TimelineView::default_for(&troubled);
+    page.push_str(&format!(
+        "<h2>a replica set with a gap, read-only</h2>\n{}\n",
+        render(&troubled, &view)
+    ));
     if let Some(path) = html {
         let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/src/console/assets");
         let document = format!(

@@ -984,10 +984,18 @@ impl Svg {
     fn axis(&mut self, scale: &Scale, ticks: &[Tick], rows_bottom: f64) {
         for tick in ticks {
             let x = scale.x(tick.at);
+            // Labels on the plot's edges grow inwards, clear of the label column.
+            let class = if x < PLOT_X + MIN_TICK_SPACING_PX / 3.0 {
+                "tl-tick tl-tick-start"
+            } else if x > PLOT_X + PLOT_WIDTH - MIN_TICK_SPACING_PX / 3.0 {
+                "tl-tick tl-tick-end"
+            } else {
+                "tl-tick"
+            };
             let _ = write!(
                 self.out,
                 "<line class=\"tl-grid\" x1=\"{x:.1}\" y1=\"{TOP_PX}\" x2=\"{x:.1}\" \
-                 y2=\"{:.1}\"/><text class=\"tl-tick\" x=\"{x:.1}\" y=\"{:.1}\">",
+                 y2=\"{:.1}\"/><text class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\">",
                 rows_bottom + 4.0,
                 rows_bottom + 16.0
             );
@@ -1769,6 +1777,24 @@ mod tests {
     }
 
     #[test]
+    fn tick_labels_on_the_plot_edges_grow_inwards() {
+        let svg = render(
+            &input_with(vec![]),
+            &TimelineView::new(NOW - HOUR_SECS, NOW, NOW),
+        );
+        let first = svg.find("class=\"tl-tick").expect("a tick");
+        assert!(
+            svg[first..].starts_with("class=\"tl-tick tl-tick-start\""),
+            "11:00 at the left edge"
+        );
+        assert!(
+            svg.contains("class=\"tl-tick tl-tick-end\""),
+            "12:00 at the right edge"
+        );
+        assert!(svg.contains("class=\"tl-tick\" "));
+    }
+
+    #[test]
     fn durations_read_naturally() {
         for (secs, text) in [
             (0, "0 s"),
@@ -1839,6 +1865,11 @@ mod tests {
                 let view = TimelineView::from_query(Some(&from.to_string()), Some(&to.to_string()), &input);
                 let svg = render(&input, &view);
                 prop_assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+                // Whatever the times, nothing is drawn outside the plot.
+                for rect in svg.split("<rect ").skip(1).filter(|rect| rect.contains(" x=")) {
+                    let (x, width) = (attr(rect, "x"), attr(rect, "width"));
+                    prop_assert!(x >= PLOT_X - 0.05 && x + width <= PLOT_X + PLOT_WIDTH + 0.15, "{rect}");
+                }
                 let _ = TimelineView::default_for(&input).zoom_links(now);
             }
         }
