@@ -461,7 +461,7 @@ pub fn render(input: &TimelineInput, view: &TimelineView) -> String {
     let mut svg = Svg::with_capacity(16 * 1024);
     svg.open_root(input, view, height);
     svg.defs();
-    svg.caption(input, view);
+    svg.caption(view);
 
     // Background first: row stripes, the window, the grid; marks on top.
     for row in 0..rows {
@@ -618,7 +618,7 @@ impl Svg {
         );
     }
 
-    fn caption(&mut self, input: &TimelineInput, view: &TimelineView) {
+    fn caption(&mut self, view: &TimelineView) {
         let _ = write!(
             self.out,
             "<text class=\"tl-caption\" x=\"{PLOT_X}\" y=\"15\">"
@@ -629,14 +629,6 @@ impl Svg {
         self.out.push_str(" (");
         push_duration(&mut self.out, view.span());
         self.out.push_str(", UTC)</text>");
-        if input.restore_url.is_some() {
-            let _ = write!(
-                self.out,
-                "<text class=\"tl-caption tl-hint\" x=\"{}\" y=\"15\">Click a moment to \
-                 restore to it</text>",
-                PLOT_X + PLOT_WIDTH
-            );
-        }
     }
 
     fn rect(&mut self, class: &str, x: f64, y: f64, width: f64, height: f64, title: Option<&str>) {
@@ -790,7 +782,7 @@ impl Svg {
         let (x, width) = at_least_one_px(x0, x1);
         let _ = write!(
             self.out,
-            "<rect class=\"{}\" x=\"{x:.1}\" y=\"{bar_y:.1}\" width=\"{width:.1}\" \
+            "<rect class=\"{}\" x=\"{x:.1}\" y=\"{bar_y}\" width=\"{width:.1}\" \
              height=\"{BAR_PX}\"",
             words.class
         );
@@ -825,7 +817,7 @@ impl Svg {
         let (x, width) = at_least_one_px(scale.x(after.saturating_add(1)), scale.x(before));
         let _ = write!(
             self.out,
-            "<rect class=\"tl-gap\" x=\"{x:.1}\" y=\"{bar_y:.1}\" width=\"{width:.1}\" \
+            "<rect class=\"tl-gap\" x=\"{x:.1}\" y=\"{bar_y}\" width=\"{width:.1}\" \
              height=\"{BAR_PX}\""
         );
         self.gap_title(after, before, words);
@@ -853,7 +845,7 @@ impl Svg {
         if band.count == 1 {
             let _ = write!(
                 self.out,
-                "<rect class=\"tl-gap tl-gap-narrow\" x=\"{x:.1}\" y=\"{bar_y:.1}\" \
+                "<rect class=\"tl-gap tl-gap-narrow\" x=\"{x:.1}\" y=\"{bar_y}\" \
                  width=\"{width:.1}\" height=\"{BAR_PX}\""
             );
             self.gap_title(band.first, band.last, words);
@@ -861,7 +853,7 @@ impl Svg {
         }
         let _ = write!(
             self.out,
-            "<rect class=\"tl-gap tl-gap-many\" x=\"{x:.1}\" y=\"{bar_y:.1}\" \
+            "<rect class=\"tl-gap tl-gap-many\" x=\"{x:.1}\" y=\"{bar_y}\" \
              width=\"{width:.1}\" height=\"{BAR_PX}\""
         );
         self.open_title();
@@ -895,11 +887,13 @@ impl Svg {
                 let incomplete = bin.iter().filter(|mark| !mark.complete).count();
                 let (first, last) = (bin[0].at, bin[bin.len() - 1].at);
                 let x = (scale.x(first) + scale.x(last)) / 2.0;
-                let class = match (incomplete, bin.len()) {
-                    (0, 1) => "tl-snapshot",
-                    (0, _) => "tl-snapshot tl-many",
-                    (_, 1) => "tl-snapshot tl-incomplete",
-                    _ => "tl-snapshot tl-incomplete tl-many",
+                // Hollow when none of the bin is complete: a bin of a year's view holds
+                // dozens of snapshots, one incomplete among them would hollow them all.
+                let class = match (incomplete == bin.len(), bin.len()) {
+                    (false, 1) => "tl-snapshot",
+                    (false, _) => "tl-snapshot tl-many",
+                    (true, 1) => "tl-snapshot tl-incomplete",
+                    (true, _) => "tl-snapshot tl-incomplete tl-many",
                 };
                 let _ = write!(
                     self.out,
@@ -990,10 +984,18 @@ impl Svg {
     fn axis(&mut self, scale: &Scale, ticks: &[Tick], rows_bottom: f64) {
         for tick in ticks {
             let x = scale.x(tick.at);
+            // Labels on the plot's edges grow inwards, clear of the label column.
+            let class = if x < PLOT_X + MIN_TICK_SPACING_PX / 3.0 {
+                "tl-tick tl-tick-start"
+            } else if x > PLOT_X + PLOT_WIDTH - MIN_TICK_SPACING_PX / 3.0 {
+                "tl-tick tl-tick-end"
+            } else {
+                "tl-tick"
+            };
             let _ = write!(
                 self.out,
                 "<line class=\"tl-grid\" x1=\"{x:.1}\" y1=\"{TOP_PX}\" x2=\"{x:.1}\" \
-                 y2=\"{:.1}\"/><text class=\"tl-tick\" x=\"{x:.1}\" y=\"{:.1}\">",
+                 y2=\"{:.1}\"/><text class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\">",
                 rows_bottom + 4.0,
                 rows_bottom + 16.0
             );
@@ -1078,6 +1080,15 @@ impl Svg {
             );
             // About 6.5 units a character at the legend's font size.
             x += 16.0 + 6.5 * text.len() as f64 + 18.0;
+        }
+        if input.restore_url.is_some() {
+            let _ = write!(
+                self.out,
+                "<text class=\"tl-legend tl-hint\" x=\"{}\" y=\"{:.1}\">Click a moment to \
+                 restore to it</text>",
+                PLOT_X + PLOT_WIDTH,
+                y + 9.0
+            );
         }
     }
 
@@ -1766,6 +1777,24 @@ mod tests {
     }
 
     #[test]
+    fn tick_labels_on_the_plot_edges_grow_inwards() {
+        let svg = render(
+            &input_with(vec![]),
+            &TimelineView::new(NOW - HOUR_SECS, NOW, NOW),
+        );
+        let first = svg.find("class=\"tl-tick").expect("a tick");
+        assert!(
+            svg[first..].starts_with("class=\"tl-tick tl-tick-start\""),
+            "11:00 at the left edge"
+        );
+        assert!(
+            svg.contains("class=\"tl-tick tl-tick-end\""),
+            "12:00 at the right edge"
+        );
+        assert!(svg.contains("class=\"tl-tick\" "));
+    }
+
+    #[test]
     fn durations_read_naturally() {
         for (secs, text) in [
             (0, "0 s"),
@@ -1836,6 +1865,11 @@ mod tests {
                 let view = TimelineView::from_query(Some(&from.to_string()), Some(&to.to_string()), &input);
                 let svg = render(&input, &view);
                 prop_assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+                // Whatever the times, nothing is drawn outside the plot.
+                for rect in svg.split("<rect ").skip(1).filter(|rect| rect.contains(" x=")) {
+                    let (x, width) = (attr(rect, "x"), attr(rect, "width"));
+                    prop_assert!(x >= PLOT_X - 0.05 && x + width <= PLOT_X + PLOT_WIDTH + 0.15, "{rect}");
+                }
                 let _ = TimelineView::default_for(&input).zoom_links(now);
             }
         }
