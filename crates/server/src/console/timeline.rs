@@ -132,8 +132,8 @@ pub struct TimelineView {
 }
 
 /// A zoom or pan link's target: the page renders it as `<a class="zoom">` with
-/// `?from=FROM&to=TO`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `?from=FROM&to=TO` (serializable, for templates).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ZoomLink {
     pub label: &'static str,
     pub from: i64,
@@ -471,7 +471,11 @@ pub fn render(input: &TimelineInput, view: &TimelineView) -> String {
         } else {
             "tl-row tl-row-alt"
         };
-        svg.rect(class, PLOT_X, top, PLOT_WIDTH, ROW_PX, None);
+        let _ = write!(
+            svg.out,
+            "<rect class=\"{class}\" x=\"{PLOT_X}\" y=\"{top}\" width=\"{PLOT_WIDTH}\" \
+             height=\"{ROW_PX}\"/>"
+        );
     }
     if let Some(window_start) = input.window_start {
         svg.window(&scale, window_start, input.now, rows_bottom);
@@ -629,22 +633,6 @@ impl Svg {
         self.out.push_str(" (");
         push_duration(&mut self.out, view.span());
         self.out.push_str(", UTC)</text>");
-    }
-
-    fn rect(&mut self, class: &str, x: f64, y: f64, width: f64, height: f64, title: Option<&str>) {
-        let _ = write!(
-            self.out,
-            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" \
-             height=\"{height:.1}\""
-        );
-        match title {
-            Some(title) => {
-                self.out.push_str("><title>");
-                self.out.push_str(title);
-                self.out.push_str("</title></rect>");
-            }
-            None => self.out.push_str("/>"),
-        }
     }
 
     /// Starts a `<title>` holding already escaped text; the caller appends more and
@@ -1231,7 +1219,10 @@ pub mod sample {
             let mut stretches = Vec::with_capacity(stretches_per_lane);
             let mut start = year_ago;
             for _ in 0..stretches_per_lane {
-                let end = (start + stretch - 1).max(start);
+                if start > now {
+                    break;
+                }
+                let end = (start + stretch - 1).max(start).min(now);
                 stretches.push(Span { start, end });
                 start = end + 1;
                 if next(20) == 0 {
