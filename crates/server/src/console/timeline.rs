@@ -548,7 +548,7 @@ struct SpanWords<'a> {
     empty: &'static str,
 }
 
-/// Consecutive spans merged because nothing at least a pixel wide separates them.
+/// Consecutive spans drawn as one bar because no gap at least a column wide separates them.
 struct Run {
     first: i64,
     /// Last second covered (inclusive).
@@ -792,7 +792,7 @@ impl Svg {
         if run.hidden_gaps > 0 {
             let _ = write!(
                 self.out,
-                " with {} gap{} too short to show at this zoom",
+                " with {} short gap{} (the red marks; zoom in to see them apart)",
                 run.hidden_gaps,
                 plural(run.hidden_gaps)
             );
