@@ -850,9 +850,9 @@ impl Svg {
         push_iso(&mut self.out, band.first);
         self.out.push_str(" and ");
         push_iso(&mut self.out, band.last);
-        self.out.push_str(", ");
+        self.out.push_str(" (");
         push_duration(&mut self.out, band.missing_secs);
-        self.out.push_str(" missing in all; zoom in to see them");
+        self.out.push_str(" missing)");
         self.close_title("rect");
     }
 
@@ -1199,11 +1199,15 @@ pub mod sample {
     use super::{Lane, SnapshotMark, Span, TimelineInput, DAY_SECS, HOUR_SECS, MINUTE_SECS};
 
     /// Three shards and a config server with a year of oplog in `stretches_per_lane`
-    /// stretches each (one boundary in twenty a gap of up to ten minutes, the others
+    /// stretches each (one boundary in `gap_one_in` a gap of up to ten minutes, the others
     /// abutting), 10,000 snapshots over the
     /// year (one in fifty incomplete), checkpoints every 15 minutes over the last 60 days,
     /// restorable ranges between the gaps, and a 7-day point-in-time window.
-    pub fn production_cluster(now: i64, stretches_per_lane: usize) -> TimelineInput {
+    pub fn production_cluster(
+        now: i64,
+        stretches_per_lane: usize,
+        gap_one_in: i64,
+    ) -> TimelineInput {
         let year_ago = now - 365 * DAY_SECS;
         // A small linear congruential generator: deterministic, no crate for it.
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -1225,7 +1229,7 @@ pub mod sample {
                 let end = (start + stretch - 1).max(start).min(now);
                 stretches.push(Span { start, end });
                 start = end + 1;
-                if next(20) == 0 {
+                if next(gap_one_in) == 0 {
                     start += 1 + next(10 * MINUTE_SECS);
                 }
             }
@@ -1397,7 +1401,7 @@ mod tests {
 
     #[test]
     fn a_year_of_production_data_stays_small() {
-        let input = sample::production_cluster(NOW, 5_000);
+        let input = sample::production_cluster(NOW, 5_000, 20);
         for view in [
             TimelineView::new(NOW - 365 * DAY_SECS, NOW, NOW),
             TimelineView::new(NOW - 30 * DAY_SECS, NOW, NOW),
