@@ -21,6 +21,29 @@
 //! - [`axis_ticks`]`(&view) -> Vec<Tick>`: the axis' ticks and labels.
 //! - [`sample`]: a cluster at production scale, for the benchmark example and tests.
 //!
+//! ```
+//! use rewind_server::console::timeline::{self, Lane, Span, TimelineInput, TimelineView};
+//!
+//! let now = 1_796_385_600;
+//! let input = TimelineInput {
+//!     now,
+//!     window_start: Some(now - 7 * 86_400),
+//!     lanes: vec![Lane {
+//!         name: "rs0".to_owned(),
+//!         stretches: vec![Span { start: now - 10 * 86_400, end: now - 5 }],
+//!     }],
+//!     restore_url: Some("/console/projects/G/clusters/C/restore?method=pit".to_owned()),
+//!     ..TimelineInput::default()
+//! };
+//! // The page's `?from=&to=` values, as given (absent or hostile ones fall back).
+//! let view = TimelineView::from_query(Some("1796299200"), None, &input);
+//! let svg = timeline::render(&input, &view); // embed as is (a template's safe string)
+//! assert!(svg.starts_with("<svg id=\"timeline\""));
+//! for link in view.zoom_links(input.now) {
+//!     let _ = (link.label, link.query(), link.is_current); // <a class="zoom" href="?{query}">
+//! }
+//! ```
+//!
 //! The svg element carries `data-from`, `data-to` (the view, Unix seconds),
 //! `data-plot-x`, `data-plot-width` (the plot's horizontal extent in viewBox units) and,
 //! when the key may restore, `data-restore-url`; `timeline.js` reads them to draw the
