@@ -55,8 +55,8 @@
 //! gathered into one mark per column, at least a pixel wide, so a gap is never hidden), and
 //! snapshots and checkpoints are binned per column, each bin's `<title>` telling how many
 //! and the first and last exact times. Each row holds at most about three elements per
-//! column, whatever the data. A year of a four-replica-set cluster with
-//! 10,000 snapshots renders in well under a millisecond (see docs/benchmarks.md).
+//! column, whatever the data. A year of a four-replica-set cluster with 10,000 snapshots
+//! renders in under a millisecond (see docs/benchmarks.md).
 
 use std::fmt::Write as _;
 
