@@ -1,7 +1,8 @@
 //! Benchmark of the console's timeline picture: renders a cluster at production scale
-//! (three shards and a config server with a year of oplog in 5,000 stretches each, 10,000
-//! snapshots, 5,760 checkpoints) at several zooms and prints the median, 90th percentile
-//! and size of N renders of each.
+//! (three shards and a config server with a year of oplog in 5,000 stretches each, one
+//! boundary in twenty a gap, 10,000 snapshots, 5,760 checkpoints) at several zooms, and a
+//! worst case (100,000 stretches a lane, every boundary a gap) over the year, and prints
+//! the median, 90th percentile and size of N renders of each.
 //!
 //! `cargo run --release -p rewind-server --example timeline_render -- [N] [--html FILE]`,
 //! or `bench/timeline_render.sh` for several runs
@@ -30,22 +31,29 @@ fn main() {
     }
     // 2026-12-04T12:00:00Z: fixed, so that runs compare.
     let now = 1_796_385_600;
-    let input = sample::production_cluster(now, 5_000);
+    let input = sample::production_cluster(now, 5_000, 20);
+    let worst = sample::production_cluster(now, 100_000, 1);
+    let year = TimelineView::new(now - 365 * 86_400, now, now);
     let views = [
-        ("year", TimelineView::new(now - 365 * 86_400, now, now)),
-        ("30 days", TimelineView::new(now - 30 * 86_400, now, now)),
-        ("default", TimelineView::default_for(&input)),
-        ("1 hour", TimelineView::new(now - 3_600, now, now)),
-        ("10 minutes", TimelineView::new(now - 600, now, now)),
+        ("year", &input, year),
+        (
+            "30 days",
+            &input,
+            TimelineView::new(now - 30 * 86_400, now, now),
+        ),
+        ("default", &input, TimelineView::default_for(&input)),
+        ("1 hour", &input, TimelineView::new(now - 3_600, now, now)),
+        ("10 minutes", &input, TimelineView::new(now - 600, now, now)),
+        ("worst year", &worst, year),
     ];
     println!("view        median_us  p90_us  bytes");
     let mut page = String::new();
-    for (name, view) in &views {
+    for (name, input, view) in &views {
         let mut times = Vec::with_capacity(renders);
         let mut svg = String::new();
         for _ in 0..renders.max(1) {
             let start = Instant::now();
-            svg = render(&input, view);
+            svg = render(input, view);
             times.push(start.elapsed().as_secs_f64() * 1e6);
         }
         times.sort_by(f64::total_cmp);

@@ -21,6 +21,29 @@
 //! - [`axis_ticks`]`(&view) -> Vec<Tick>`: the axis' ticks and labels.
 //! - [`sample`]: a cluster at production scale, for the benchmark example and tests.
 //!
+//! ```
+//! use rewind_server::console::timeline::{self, Lane, Span, TimelineInput, TimelineView};
+//!
+//! let now = 1_796_385_600;
+//! let input = TimelineInput {
+//!     now,
+//!     window_start: Some(now - 7 * 86_400),
+//!     lanes: vec![Lane {
+//!         name: "rs0".to_owned(),
+//!         stretches: vec![Span { start: now - 10 * 86_400, end: now - 5 }],
+//!     }],
+//!     restore_url: Some("/console/projects/G/clusters/C/restore?method=pit".to_owned()),
+//!     ..TimelineInput::default()
+//! };
+//! // The page's `?from=&to=` values, as given (absent or hostile ones fall back).
+//! let view = TimelineView::from_query(Some("1796299200"), None, &input);
+//! let svg = timeline::render(&input, &view); // embed as is (a template's safe string)
+//! assert!(svg.starts_with("<svg id=\"timeline\""));
+//! for link in view.zoom_links(input.now) {
+//!     let _ = (link.label, link.query(), link.is_current); // <a class="zoom" href="?{query}">
+//! }
+//! ```
+//!
 //! The svg element carries `data-from`, `data-to` (the view, Unix seconds),
 //! `data-plot-x`, `data-plot-width` (the plot's horizontal extent in viewBox units) and,
 //! when the key may restore, `data-restore-url`; `timeline.js` reads them to draw the
@@ -32,8 +55,8 @@
 //! gathered into one mark per column, at least a pixel wide, so a gap is never hidden), and
 //! snapshots and checkpoints are binned per column, each bin's `<title>` telling how many
 //! and the first and last exact times. Each row holds at most about three elements per
-//! column, whatever the data. A year of a four-replica-set cluster with
-//! 10,000 snapshots renders in well under a millisecond (see docs/benchmarks.md).
+//! column, whatever the data. A year of a four-replica-set cluster with 10,000 snapshots
+//! renders in under a millisecond (see docs/benchmarks.md).
 
 use std::fmt::Write as _;
 
@@ -132,8 +155,8 @@ pub struct TimelineView {
 }
 
 /// A zoom or pan link's target: the page renders it as `<a class="zoom">` with
-/// `?from=FROM&to=TO`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `?from=FROM&to=TO` (serializable, for templates).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ZoomLink {
     pub label: &'static str,
     pub from: i64,
@@ -471,7 +494,11 @@ pub fn render(input: &TimelineInput, view: &TimelineView) -> String {
         } else {
             "tl-row tl-row-alt"
         };
-        svg.rect(class, PLOT_X, top, PLOT_WIDTH, ROW_PX, None);
+        let _ = write!(
+            svg.out,
+            "<rect class=\"{class}\" x=\"{PLOT_X}\" y=\"{top}\" width=\"{PLOT_WIDTH}\" \
+             height=\"{ROW_PX}\"/>"
+        );
     }
     if let Some(window_start) = input.window_start {
         svg.window(&scale, window_start, input.now, rows_bottom);
@@ -544,7 +571,7 @@ struct SpanWords<'a> {
     empty: &'static str,
 }
 
-/// Consecutive spans merged because nothing at least a pixel wide separates them.
+/// Consecutive spans drawn as one bar because no gap at least a column wide separates them.
 struct Run {
     first: i64,
     /// Last second covered (inclusive).
@@ -629,22 +656,6 @@ impl Svg {
         self.out.push_str(" (");
         push_duration(&mut self.out, view.span());
         self.out.push_str(", UTC)</text>");
-    }
-
-    fn rect(&mut self, class: &str, x: f64, y: f64, width: f64, height: f64, title: Option<&str>) {
-        let _ = write!(
-            self.out,
-            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" \
-             height=\"{height:.1}\""
-        );
-        match title {
-            Some(title) => {
-                self.out.push_str("><title>");
-                self.out.push_str(title);
-                self.out.push_str("</title></rect>");
-            }
-            None => self.out.push_str("/>"),
-        }
     }
 
     /// Starts a `<title>` holding already escaped text; the caller appends more and
@@ -804,7 +815,7 @@ impl Svg {
         if run.hidden_gaps > 0 {
             let _ = write!(
                 self.out,
-                " with {} gap{} too short to show at this zoom",
+                " with {} short gap{} (the red marks; zoom in to see them apart)",
                 run.hidden_gaps,
                 plural(run.hidden_gaps)
             );
@@ -862,9 +873,9 @@ impl Svg {
         push_iso(&mut self.out, band.first);
         self.out.push_str(" and ");
         push_iso(&mut self.out, band.last);
-        self.out.push_str(", ");
+        self.out.push_str(" (");
         push_duration(&mut self.out, band.missing_secs);
-        self.out.push_str(" missing in all; zoom in to see them");
+        self.out.push_str(" missing)");
         self.close_title("rect");
     }
 
@@ -1211,11 +1222,15 @@ pub mod sample {
     use super::{Lane, SnapshotMark, Span, TimelineInput, DAY_SECS, HOUR_SECS, MINUTE_SECS};
 
     /// Three shards and a config server with a year of oplog in `stretches_per_lane`
-    /// stretches each (one boundary in twenty a gap of up to ten minutes, the others
+    /// stretches each (one boundary in `gap_one_in` a gap of up to ten minutes, the others
     /// abutting), 10,000 snapshots over the
     /// year (one in fifty incomplete), checkpoints every 15 minutes over the last 60 days,
     /// restorable ranges between the gaps, and a 7-day point-in-time window.
-    pub fn production_cluster(now: i64, stretches_per_lane: usize) -> TimelineInput {
+    pub fn production_cluster(
+        now: i64,
+        stretches_per_lane: usize,
+        gap_one_in: i64,
+    ) -> TimelineInput {
         let year_ago = now - 365 * DAY_SECS;
         // A small linear congruential generator: deterministic, no crate for it.
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -1231,10 +1246,13 @@ pub mod sample {
             let mut stretches = Vec::with_capacity(stretches_per_lane);
             let mut start = year_ago;
             for _ in 0..stretches_per_lane {
-                let end = (start + stretch - 1).max(start);
+                if start > now {
+                    break;
+                }
+                let end = (start + stretch - 1).max(start).min(now);
                 stretches.push(Span { start, end });
                 start = end + 1;
-                if next(20) == 0 {
+                if next(gap_one_in) == 0 {
                     start += 1 + next(10 * MINUTE_SECS);
                 }
             }
@@ -1406,7 +1424,7 @@ mod tests {
 
     #[test]
     fn a_year_of_production_data_stays_small() {
-        let input = sample::production_cluster(NOW, 5_000);
+        let input = sample::production_cluster(NOW, 5_000, 20);
         for view in [
             TimelineView::new(NOW - 365 * DAY_SECS, NOW, NOW),
             TimelineView::new(NOW - 30 * DAY_SECS, NOW, NOW),
