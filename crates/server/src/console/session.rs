@@ -150,25 +150,23 @@ pub fn request_ip(state: &AppState, parts: &Parts) -> ConsoleResult<IpAddr> {
 /// Refuses a changing request that a page of another site made the browser send: its
 /// `Origin` (or, without one, its `Sec-Fetch-Site`) must name this very site. A request
 /// with neither comes from no browser, and still needs the CSRF token.
-pub fn check_same_origin(parts: &Parts) -> ConsoleResult<()> {
+pub fn check_same_origin(parts: &Parts, state: &AppState) -> ConsoleResult<()> {
     let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let foreign =
+        || ConsoleError::Forged("This request came from a page of another site, and is refused.");
     if let Some(origin) = parts.headers.get(header::ORIGIN) {
-        let host = text("host").unwrap_or_default();
-        let origin_host = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.split_once("://"))
-            .map(|(_, rest)| rest.trim_end_matches('/'));
-        if origin_host.is_none_or(|h| !h.eq_ignore_ascii_case(host)) {
-            return Err(ConsoleError::Forged(
-                "This request came from a page of another site, and is refused.",
-            ));
+        let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+        let origin_host = origin.split_once("://").map(|(_, host)| host);
+        let own_host = text("host").unwrap_or_default();
+        // Behind a proxy that rewrites `Host`, the browser's origin is the public URL's.
+        let same = origin_host.is_some_and(|h| h.eq_ignore_ascii_case(own_host))
+            || origin.eq_ignore_ascii_case(state.links.base());
+        if !same {
+            return Err(foreign());
         }
     } else if let Some(site) = text("sec-fetch-site") {
         if !matches!(site, "same-origin" | "none") {
-            return Err(ConsoleError::Forged(
-                "This request came from a page of another site, and is refused.",
-            ));
+            return Err(foreign());
         }
     }
     Ok(())
@@ -229,7 +227,7 @@ impl Change {
         body: axum::body::Body,
         state: &AppState,
     ) -> ConsoleResult<Change> {
-        check_same_origin(parts)?;
+        check_same_origin(parts, state)?;
         let session = Viewer::resolve(parts, state).await?;
         let form = Form::read(body).await?;
         let presented = form

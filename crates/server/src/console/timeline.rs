@@ -21,6 +21,29 @@
 //! - [`axis_ticks`]`(&view) -> Vec<Tick>`: the axis' ticks and labels.
 //! - [`sample`]: a cluster at production scale, for the benchmark example and tests.
 //!
+//! ```
+//! use rewind_server::console::timeline::{self, Lane, Span, TimelineInput, TimelineView};
+//!
+//! let now = 1_796_385_600;
+//! let input = TimelineInput {
+//!     now,
+//!     window_start: Some(now - 7 * 86_400),
+//!     lanes: vec![Lane {
+//!         name: "rs0".to_owned(),
+//!         stretches: vec![Span { start: now - 10 * 86_400, end: now - 5 }],
+//!     }],
+//!     restore_url: Some("/console/projects/G/clusters/C/restore?method=pit".to_owned()),
+//!     ..TimelineInput::default()
+//! };
+//! // The page's `?from=&to=` values, as given (absent or hostile ones fall back).
+//! let view = TimelineView::from_query(Some("1796299200"), None, &input);
+//! let svg = timeline::render(&input, &view); // embed as is (a template's safe string)
+//! assert!(svg.starts_with("<svg id=\"timeline\""));
+//! for link in view.zoom_links(input.now) {
+//!     let _ = (link.label, link.query(), link.is_current); // <a class="zoom" href="?{query}">
+//! }
+//! ```
+//!
 //! The svg element carries `data-from`, `data-to` (the view, Unix seconds),
 //! `data-plot-x`, `data-plot-width` (the plot's horizontal extent in viewBox units) and,
 //! when the key may restore, `data-restore-url`; `timeline.js` reads them to draw the
@@ -32,8 +55,8 @@
 //! gathered into one mark per column, at least a pixel wide, so a gap is never hidden), and
 //! snapshots and checkpoints are binned per column, each bin's `<title>` telling how many
 //! and the first and last exact times. Each row holds at most about three elements per
-//! column, whatever the data. A year of a four-replica-set cluster with
-//! 10,000 snapshots renders in well under a millisecond (see docs/benchmarks.md).
+//! column, whatever the data. A year of a four-replica-set cluster with 10,000 snapshots
+//! renders in under a millisecond (see docs/benchmarks.md).
 
 use std::fmt::Write as _;
 
@@ -132,8 +155,8 @@ pub struct TimelineView {
 }
 
 /// A zoom or pan link's target: the page renders it as `<a class="zoom">` with
-/// `?from=FROM&to=TO`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `?from=FROM&to=TO` (serializable, for templates).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ZoomLink {
     pub label: &'static str,
     pub from: i64,
@@ -461,7 +484,7 @@ pub fn render(input: &TimelineInput, view: &TimelineView) -> String {
     let mut svg = Svg::with_capacity(16 * 1024);
     svg.open_root(input, view, height);
     svg.defs();
-    svg.caption(input, view);
+    svg.caption(view);
 
     // Background first: row stripes, the window, the grid; marks on top.
     for row in 0..rows {
@@ -471,7 +494,11 @@ pub fn render(input: &TimelineInput, view: &TimelineView) -> String {
         } else {
             "tl-row tl-row-alt"
         };
-        svg.rect(class, PLOT_X, top, PLOT_WIDTH, ROW_PX, None);
+        let _ = write!(
+            svg.out,
+            "<rect class=\"{class}\" x=\"{PLOT_X}\" y=\"{top}\" width=\"{PLOT_WIDTH}\" \
+             height=\"{ROW_PX}\"/>"
+        );
     }
     if let Some(window_start) = input.window_start {
         svg.window(&scale, window_start, input.now, rows_bottom);
@@ -544,7 +571,7 @@ struct SpanWords<'a> {
     empty: &'static str,
 }
 
-/// Consecutive spans merged because nothing at least a pixel wide separates them.
+/// Consecutive spans drawn as one bar because no gap at least a column wide separates them.
 struct Run {
     first: i64,
     /// Last second covered (inclusive).
@@ -618,7 +645,7 @@ impl Svg {
         );
     }
 
-    fn caption(&mut self, input: &TimelineInput, view: &TimelineView) {
+    fn caption(&mut self, view: &TimelineView) {
         let _ = write!(
             self.out,
             "<text class=\"tl-caption\" x=\"{PLOT_X}\" y=\"15\">"
@@ -629,30 +656,6 @@ impl Svg {
         self.out.push_str(" (");
         push_duration(&mut self.out, view.span());
         self.out.push_str(", UTC)</text>");
-        if input.restore_url.is_some() {
-            let _ = write!(
-                self.out,
-                "<text class=\"tl-caption tl-hint\" x=\"{}\" y=\"15\">Click a moment to \
-                 restore to it</text>",
-                PLOT_X + PLOT_WIDTH
-            );
-        }
-    }
-
-    fn rect(&mut self, class: &str, x: f64, y: f64, width: f64, height: f64, title: Option<&str>) {
-        let _ = write!(
-            self.out,
-            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" \
-             height=\"{height:.1}\""
-        );
-        match title {
-            Some(title) => {
-                self.out.push_str("><title>");
-                self.out.push_str(title);
-                self.out.push_str("</title></rect>");
-            }
-            None => self.out.push_str("/>"),
-        }
     }
 
     /// Starts a `<title>` holding already escaped text; the caller appends more and
@@ -790,7 +793,7 @@ impl Svg {
         let (x, width) = at_least_one_px(x0, x1);
         let _ = write!(
             self.out,
-            "<rect class=\"{}\" x=\"{x:.1}\" y=\"{bar_y:.1}\" width=\"{width:.1}\" \
+            "<rect class=\"{}\" x=\"{x:.1}\" y=\"{bar_y}\" width=\"{width:.1}\" \
              height=\"{BAR_PX}\"",
             words.class
         );
@@ -812,7 +815,7 @@ impl Svg {
         if run.hidden_gaps > 0 {
             let _ = write!(
                 self.out,
-                " with {} gap{} too short to show at this zoom",
+                " with {} short gap{} (the red marks; zoom in to see them apart)",
                 run.hidden_gaps,
                 plural(run.hidden_gaps)
             );
@@ -825,7 +828,7 @@ impl Svg {
         let (x, width) = at_least_one_px(scale.x(after.saturating_add(1)), scale.x(before));
         let _ = write!(
             self.out,
-            "<rect class=\"tl-gap\" x=\"{x:.1}\" y=\"{bar_y:.1}\" width=\"{width:.1}\" \
+            "<rect class=\"tl-gap\" x=\"{x:.1}\" y=\"{bar_y}\" width=\"{width:.1}\" \
              height=\"{BAR_PX}\""
         );
         self.gap_title(after, before, words);
@@ -853,7 +856,7 @@ impl Svg {
         if band.count == 1 {
             let _ = write!(
                 self.out,
-                "<rect class=\"tl-gap tl-gap-narrow\" x=\"{x:.1}\" y=\"{bar_y:.1}\" \
+                "<rect class=\"tl-gap tl-gap-narrow\" x=\"{x:.1}\" y=\"{bar_y}\" \
                  width=\"{width:.1}\" height=\"{BAR_PX}\""
             );
             self.gap_title(band.first, band.last, words);
@@ -861,7 +864,7 @@ impl Svg {
         }
         let _ = write!(
             self.out,
-            "<rect class=\"tl-gap tl-gap-many\" x=\"{x:.1}\" y=\"{bar_y:.1}\" \
+            "<rect class=\"tl-gap tl-gap-many\" x=\"{x:.1}\" y=\"{bar_y}\" \
              width=\"{width:.1}\" height=\"{BAR_PX}\""
         );
         self.open_title();
@@ -870,9 +873,9 @@ impl Svg {
         push_iso(&mut self.out, band.first);
         self.out.push_str(" and ");
         push_iso(&mut self.out, band.last);
-        self.out.push_str(", ");
+        self.out.push_str(" (");
         push_duration(&mut self.out, band.missing_secs);
-        self.out.push_str(" missing in all; zoom in to see them");
+        self.out.push_str(" missing)");
         self.close_title("rect");
     }
 
@@ -895,11 +898,13 @@ impl Svg {
                 let incomplete = bin.iter().filter(|mark| !mark.complete).count();
                 let (first, last) = (bin[0].at, bin[bin.len() - 1].at);
                 let x = (scale.x(first) + scale.x(last)) / 2.0;
-                let class = match (incomplete, bin.len()) {
-                    (0, 1) => "tl-snapshot",
-                    (0, _) => "tl-snapshot tl-many",
-                    (_, 1) => "tl-snapshot tl-incomplete",
-                    _ => "tl-snapshot tl-incomplete tl-many",
+                // Hollow when none of the bin is complete: a bin of a year's view holds
+                // dozens of snapshots, one incomplete among them would hollow them all.
+                let class = match (incomplete == bin.len(), bin.len()) {
+                    (false, 1) => "tl-snapshot",
+                    (false, _) => "tl-snapshot tl-many",
+                    (true, 1) => "tl-snapshot tl-incomplete",
+                    (true, _) => "tl-snapshot tl-incomplete tl-many",
                 };
                 let _ = write!(
                     self.out,
@@ -990,10 +995,18 @@ impl Svg {
     fn axis(&mut self, scale: &Scale, ticks: &[Tick], rows_bottom: f64) {
         for tick in ticks {
             let x = scale.x(tick.at);
+            // Labels on the plot's edges grow inwards, clear of the label column.
+            let class = if x < PLOT_X + MIN_TICK_SPACING_PX / 3.0 {
+                "tl-tick tl-tick-start"
+            } else if x > PLOT_X + PLOT_WIDTH - MIN_TICK_SPACING_PX / 3.0 {
+                "tl-tick tl-tick-end"
+            } else {
+                "tl-tick"
+            };
             let _ = write!(
                 self.out,
                 "<line class=\"tl-grid\" x1=\"{x:.1}\" y1=\"{TOP_PX}\" x2=\"{x:.1}\" \
-                 y2=\"{:.1}\"/><text class=\"tl-tick\" x=\"{x:.1}\" y=\"{:.1}\">",
+                 y2=\"{:.1}\"/><text class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\">",
                 rows_bottom + 4.0,
                 rows_bottom + 16.0
             );
@@ -1078,6 +1091,15 @@ impl Svg {
             );
             // About 6.5 units a character at the legend's font size.
             x += 16.0 + 6.5 * text.len() as f64 + 18.0;
+        }
+        if input.restore_url.is_some() {
+            let _ = write!(
+                self.out,
+                "<text class=\"tl-legend tl-hint\" x=\"{}\" y=\"{:.1}\">Click a moment to \
+                 restore to it</text>",
+                PLOT_X + PLOT_WIDTH,
+                y + 9.0
+            );
         }
     }
 
@@ -1200,11 +1222,15 @@ pub mod sample {
     use super::{Lane, SnapshotMark, Span, TimelineInput, DAY_SECS, HOUR_SECS, MINUTE_SECS};
 
     /// Three shards and a config server with a year of oplog in `stretches_per_lane`
-    /// stretches each (one boundary in twenty a gap of up to ten minutes, the others
+    /// stretches each (one boundary in `gap_one_in` a gap of up to ten minutes, the others
     /// abutting), 10,000 snapshots over the
     /// year (one in fifty incomplete), checkpoints every 15 minutes over the last 60 days,
     /// restorable ranges between the gaps, and a 7-day point-in-time window.
-    pub fn production_cluster(now: i64, stretches_per_lane: usize) -> TimelineInput {
+    pub fn production_cluster(
+        now: i64,
+        stretches_per_lane: usize,
+        gap_one_in: i64,
+    ) -> TimelineInput {
         let year_ago = now - 365 * DAY_SECS;
         // A small linear congruential generator: deterministic, no crate for it.
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -1220,10 +1246,13 @@ pub mod sample {
             let mut stretches = Vec::with_capacity(stretches_per_lane);
             let mut start = year_ago;
             for _ in 0..stretches_per_lane {
-                let end = (start + stretch - 1).max(start);
+                if start > now {
+                    break;
+                }
+                let end = (start + stretch - 1).max(start).min(now);
                 stretches.push(Span { start, end });
                 start = end + 1;
-                if next(20) == 0 {
+                if next(gap_one_in) == 0 {
                     start += 1 + next(10 * MINUTE_SECS);
                 }
             }
@@ -1395,7 +1424,7 @@ mod tests {
 
     #[test]
     fn a_year_of_production_data_stays_small() {
-        let input = sample::production_cluster(NOW, 5_000);
+        let input = sample::production_cluster(NOW, 5_000, 20);
         for view in [
             TimelineView::new(NOW - 365 * DAY_SECS, NOW, NOW),
             TimelineView::new(NOW - 30 * DAY_SECS, NOW, NOW),
@@ -1766,6 +1795,24 @@ mod tests {
     }
 
     #[test]
+    fn tick_labels_on_the_plot_edges_grow_inwards() {
+        let svg = render(
+            &input_with(vec![]),
+            &TimelineView::new(NOW - HOUR_SECS, NOW, NOW),
+        );
+        let first = svg.find("class=\"tl-tick").expect("a tick");
+        assert!(
+            svg[first..].starts_with("class=\"tl-tick tl-tick-start\""),
+            "11:00 at the left edge"
+        );
+        assert!(
+            svg.contains("class=\"tl-tick tl-tick-end\""),
+            "12:00 at the right edge"
+        );
+        assert!(svg.contains("class=\"tl-tick\" "));
+    }
+
+    #[test]
     fn durations_read_naturally() {
         for (secs, text) in [
             (0, "0 s"),
@@ -1836,6 +1883,11 @@ mod tests {
                 let view = TimelineView::from_query(Some(&from.to_string()), Some(&to.to_string()), &input);
                 let svg = render(&input, &view);
                 prop_assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+                // Whatever the times, nothing is drawn outside the plot.
+                for rect in svg.split("<rect ").skip(1).filter(|rect| rect.contains(" x=")) {
+                    let (x, width) = (attr(rect, "x"), attr(rect, "width"));
+                    prop_assert!(x >= PLOT_X - 0.05 && x + width <= PLOT_X + PLOT_WIDTH + 0.15, "{rect}");
+                }
                 let _ = TimelineView::default_for(&input).zoom_links(now);
             }
         }

@@ -23,7 +23,8 @@ use crate::model::{ApiKeyRecord, UnixSeconds};
 
 /// How long a console session lasts unless the server is told otherwise: a working night.
 pub const DEFAULT_SESSION_SECS: u64 = 8 * 3600;
-/// Failed sign-ins from one address before further attempts are refused for a while.
+/// Sign-in attempts from one address that may fail before further ones are refused for a
+/// while.
 const FREE_FAILURES: u32 = 5;
 /// How long the failures of one address are remembered.
 const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
@@ -76,9 +77,7 @@ impl SignInThrottle {
     /// How long `ip` must still wait before it may try again, if at all: after
     /// [`FREE_FAILURES`] failures, 2 s doubling with each further failure up to
     /// [`MAX_LOCKOUT`], counted from the last failure.
-    pub fn wait_for(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let failures = self.failures.lock().ok()?;
-        let entry = failures.get(&ip)?;
+    fn lockout(entry: &Failures, now: Instant) -> Option<Duration> {
         if entry.count < FREE_FAILURES {
             return None;
         }
@@ -88,10 +87,17 @@ impl SignInThrottle {
         lockout.checked_sub(since).filter(|d| !d.is_zero())
     }
 
-    pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+    /// Lets an attempt from `ip` go ahead, counting it as a failure until
+    /// [`SignInThrottle::record_success`] says otherwise, or refuses it with how long to
+    /// wait. Counting before the key is checked means that a burst of concurrent guesses
+    /// is cut off after [`FREE_FAILURES`] like a sequence of them.
+    pub fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let Ok(mut failures) = self.failures.lock() else {
-            return;
+            return Ok(());
         };
+        if let Some(wait) = failures.get(&ip).and_then(|f| Self::lockout(f, now)) {
+            return Err(wait);
+        }
         failures.retain(|_, f| now.saturating_duration_since(f.last) < FAILURE_MEMORY);
         if failures.len() >= MAX_TRACKED_ADDRESSES {
             if let Some(oldest) = failures
@@ -108,8 +114,10 @@ impl SignInThrottle {
         });
         entry.count = entry.count.saturating_add(1);
         entry.last = now;
+        Ok(())
     }
 
+    /// An admitted attempt succeeded: the address starts afresh.
     pub fn record_success(&self, ip: IpAddr) {
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(&ip);
@@ -178,7 +186,7 @@ impl Services {
         ip: IpAddr,
         require_access_list: bool,
     ) -> DomainResult<OpenedSession> {
-        if let Some(wait) = sessions.throttle.wait_for(ip, Instant::now()) {
+        if let Err(wait) = sessions.throttle.admit(ip, Instant::now()) {
             return Err(DomainError::rejected(
                 ErrorCode::RateLimited,
                 format!(
@@ -196,7 +204,6 @@ impl Services {
             )
         });
         let Some(key) = key.filter(|_| matches) else {
-            sessions.throttle.record_failure(ip, Instant::now());
             tokio::time::sleep(FAILED_SIGN_IN_DELAY).await;
             return Err(DomainError::rejected(
                 ErrorCode::UserUnauthorized,
@@ -289,37 +296,45 @@ mod tests {
     }
 
     #[test]
-    fn the_first_failures_are_free_then_the_lockout_doubles() {
+    fn the_first_attempts_are_free_then_the_lockout_doubles() {
         let throttle = SignInThrottle::default();
         let start = Instant::now();
-        for _ in 0..FREE_FAILURES - 1 {
-            throttle.record_failure(ip(), start);
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(throttle.admit(ip(), start), Ok(()));
         }
-        assert_eq!(throttle.wait_for(ip(), start), None);
-        throttle.record_failure(ip(), start);
-        assert_eq!(throttle.wait_for(ip(), start), Some(Duration::from_secs(2)));
-        throttle.record_failure(ip(), start);
-        assert_eq!(throttle.wait_for(ip(), start), Some(Duration::from_secs(4)));
-        let later = start + Duration::from_secs(4);
+        assert_eq!(throttle.admit(ip(), start), Err(Duration::from_secs(2)));
+        let later = start + Duration::from_secs(2);
         assert_eq!(
-            throttle.wait_for(ip(), later),
-            None,
+            throttle.admit(ip(), later),
+            Ok(()),
             "the lockout has passed"
         );
+        assert_eq!(
+            throttle.admit(ip(), later),
+            Err(Duration::from_secs(4)),
+            "one more failure doubles it"
+        );
         let other: IpAddr = "192.0.2.8".parse().unwrap();
-        assert_eq!(throttle.wait_for(other, start), None, "per address");
+        assert_eq!(throttle.admit(other, start), Ok(()), "per address");
     }
 
     #[test]
     fn the_lockout_is_bounded_and_a_success_clears_it() {
         let throttle = SignInThrottle::default();
-        let start = Instant::now();
-        for _ in 0..100 {
-            throttle.record_failure(ip(), start);
+        let mut at = Instant::now();
+        let mut admitted = 0;
+        while admitted < 20 {
+            match throttle.admit(ip(), at) {
+                Ok(()) => admitted += 1,
+                Err(wait) => {
+                    assert!(wait <= MAX_LOCKOUT);
+                    at += wait;
+                }
+            }
         }
-        assert_eq!(throttle.wait_for(ip(), start), Some(MAX_LOCKOUT));
+        assert_eq!(throttle.admit(ip(), at), Err(MAX_LOCKOUT));
         throttle.record_success(ip());
-        assert_eq!(throttle.wait_for(ip(), start), None);
+        assert_eq!(throttle.admit(ip(), at), Ok(()));
     }
 
     #[test]

@@ -10,6 +10,14 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// In the restore wizard, typing into a choice's fields chooses it.
+document.addEventListener("focusin", (event) => {
+  const sub = event.target.closest ? event.target.closest("div.sub") : null;
+  const label = sub ? sub.previousElementSibling : null;
+  const radio = label ? label.querySelector("input[type=radio]") : null;
+  if (radio) radio.checked = true;
+});
+
 function text(id, value) {
   const node = document.getElementById(id);
   if (node) node.textContent = value === null || value === undefined ? "" : String(value);

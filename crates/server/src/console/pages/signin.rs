@@ -89,7 +89,7 @@ pub async fn form(State(state): State<AppState>, req: Request) -> Response {
 /// the form again with why not.
 pub async fn sign_in(State(state): State<AppState>, req: Request) -> ConsoleResult<Response> {
     let (parts, body) = req.into_parts();
-    check_same_origin(&parts)?;
+    check_same_origin(&parts, &state)?;
     let form = Form::read(body).await?;
     let expected = cookie(&parts.headers, SIGN_IN_COOKIE).unwrap_or_default();
     let presented = form.get(CSRF_FIELD).unwrap_or_default();
