@@ -48,7 +48,11 @@ fn environment() -> &'static Environment<'static> {
         // The wire views leave out unset optional fields, as the API does: a page reads them as
         // empty rather than failing.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        env.add_filter("bytes", |n: u64| super::pages::bytes_text(n));
+        // A size not known yet (absent from the JSON the page reuses) reads "?", as the
+        // page's script shows it.
+        env.add_filter("bytes", |n: Option<u64>| {
+            n.map_or_else(|| "?".to_owned(), super::pages::bytes_text)
+        });
         env
     })
 }
@@ -105,5 +109,27 @@ mod tests {
             env.get_template(name)
                 .unwrap_or_else(|err| panic!("{name}: {err:#}"));
         }
+    }
+
+    #[test]
+    fn a_size_not_known_yet_reads_as_a_question_mark() {
+        let env = environment();
+        let shown = |context: minijinja::Value| {
+            env.render_str("{{ p.bytesExpected | bytes }}", context)
+                .unwrap()
+        };
+        assert_eq!(
+            shown(minijinja::context! { p => minijinja::context! {} }),
+            "?"
+        );
+        let none: Option<u64> = None;
+        assert_eq!(
+            shown(minijinja::context! { p => minijinja::context! { bytesExpected => none } }),
+            "?"
+        );
+        assert_eq!(
+            shown(minijinja::context! { p => minijinja::context! { bytesExpected => 1536 } }),
+            "1.5 KiB"
+        );
     }
 }
