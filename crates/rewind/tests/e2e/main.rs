@@ -7,6 +7,8 @@ mod browser;
 mod chaos;
 mod checkpoints;
 mod console_browser;
+mod console_http;
+mod console_restore;
 mod curl;
 mod delivery;
 mod errors;
