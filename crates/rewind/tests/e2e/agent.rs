@@ -267,7 +267,7 @@ pub(crate) fn no_restore_leftovers(member: &Member) -> bool {
 }
 
 /// A three-member target replica set `target` with one agent per member, heartbeating.
-async fn three_member_target(server: &TestServer) -> (Target, Vec<Member>, Vec<Agent>) {
+pub(crate) async fn three_member_target(server: &TestServer) -> (Target, Vec<Member>, Vec<Agent>) {
     let target = Target::register(server, "target", None).await;
     let members: Vec<Member> = (0..3)
         .map(|i| Member::new(target.root.path(), &format!("node{i}:27017"), 900 + i))

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 
@@ -46,7 +47,8 @@ const CHROMIUM_ARGS: &[&str] = &[
 pub struct Browser {
     client: Client,
     driver: Child,
-    /// The browser's profile and home (crash reports, caches): nothing lands in the user's.
+    /// The browser's profile, home and temporary files (crash reports, caches, sockets):
+    /// nothing lands in the user's, nor stays behind.
     _home: tempfile::TempDir,
 }
 
@@ -115,6 +117,81 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no text for {css}: {e}"))
     }
 
+    /// Clicks the element `css` selects.
+    pub async fn click(&self, css: &str) {
+        self.element(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    }
+
+    /// Replaces the text of the input `css` selects with `text`, as typed.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let input = self.element(css).await;
+        input.clear().await.expect("the input clears");
+        input
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+    }
+
+    /// The current value of the form field `css` selects.
+    pub async fn value(&self, css: &str) -> String {
+        self.element(css)
+            .await
+            .prop("value")
+            .await
+            .expect("the browser answers")
+            .unwrap_or_default()
+    }
+
+    /// Clicks at the viewport's pixel `(x, y)` with the left button, as a mouse would.
+    pub async fn click_at(&self, x: i64, y: i64) {
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x,
+                y,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .unwrap_or_else(|e| panic!("cannot click at ({x}, {y}): {e}"));
+    }
+
+    /// Accepts the confirmation dialog the page opens; returns its question.
+    pub async fn accept_dialog(&self) -> String {
+        let deadline = Instant::now() + ELEMENT_WITHIN;
+        loop {
+            if let Ok(question) = self.client.get_alert_text().await {
+                self.client.accept_alert().await.expect("the dialog closes");
+                return question;
+            }
+            assert!(Instant::now() < deadline, "no dialog opened");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page's address contains `part`; returns it.
+    pub async fn wait_for_url(&self, part: &str) -> String {
+        let deadline = Instant::now() + ELEMENT_WITHIN;
+        loop {
+            let url = self.url_now().await;
+            if url.contains(part) {
+                return url;
+            }
+            assert!(Instant::now() < deadline, "still on {url}, not on …{part}…");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Whether the current page has an element `css` selects (no waiting).
     pub async fn has(&self, css: &str) -> bool {
         !self
@@ -147,13 +224,24 @@ impl Browser {
                     }
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "{css} still reads {last:?} after {within:?} on {}",
-                self.url_now().await
-            );
+            if Instant::now() >= deadline {
+                panic!(
+                    "{css} still reads {last:?} after {within:?} on {}; the page shows: {}",
+                    self.url_now().await,
+                    self.page_text().await
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The start of what the page shows, for messages.
+    pub async fn page_text(&self) -> String {
+        let text = match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(e) => format!("(no body: {e})"),
+        };
+        text.chars().take(600).collect()
     }
 
     /// The page's address now, for messages.
@@ -229,6 +317,9 @@ async fn start_driver(driver: &Path, home: &Path) -> Result<(Child, String), Str
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_CACHE_HOME", home.join("cache"))
+        // Chromium's singleton socket and, without /dev/shm, its shared memory files: a
+        // killed Chromium leaves them behind, so they go where the test removes them.
+        .env("TMPDIR", home)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

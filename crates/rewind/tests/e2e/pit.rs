@@ -13,7 +13,7 @@ use crate::support::*;
 
 /// One generated oplog entry: its ts and its bytes.
 #[derive(Clone)]
-struct Entry {
+pub(crate) struct Entry {
     secs: u32,
     inc: u32,
     note: String,
@@ -100,7 +100,7 @@ fn push(server: &TestServer, group: &str, cluster: &str, replica_set: &str, entr
 }
 
 /// The entries a restore from a snapshot at `after` to `upto` (inclusive) replays.
-fn between(entries: &[Entry], after: (u32, u32), upto: (u32, u32)) -> Vec<Entry> {
+pub(crate) fn between(entries: &[Entry], after: (u32, u32), upto: (u32, u32)) -> Vec<Entry> {
     entries
         .iter()
         .filter(|e| (e.secs, e.inc) > after && (e.secs, e.inc) <= upto)
@@ -108,7 +108,7 @@ fn between(entries: &[Entry], after: (u32, u32), upto: (u32, u32)) -> Vec<Entry>
         .collect()
 }
 
-fn bson_ts(secs: u32, inc: u32) -> Value {
+pub(crate) fn bson_ts(secs: u32, inc: u32) -> Value {
     json!({
         "date": chrono::DateTime::from_timestamp(i64::from(secs), 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "increment": inc
@@ -149,7 +149,7 @@ async fn restore_to(
 
 /// Checks a restored directory: the data files of `source`, and an `oplog.bson` holding
 /// exactly `expected`, byte for byte and as pymongo reads it.
-fn assert_restored_with_oplog(source: &Path, restored: &Path, expected: &[Entry]) {
+pub(crate) fn assert_restored_with_oplog(source: &Path, restored: &Path, expected: &[Entry]) {
     let oplog = restored.join("oplog.bson");
     let bytes = std::fs::read(&oplog).expect("the archive holds oplog.bson");
     let want: Vec<u8> = expected.iter().flat_map(|e| e.bytes.clone()).collect();
@@ -180,20 +180,20 @@ fn assert_restored_with_oplog(source: &Path, restored: &Path, expected: &[Entry]
 
 /// A replica set `rs0` with a snapshot taken at `(base + 100, 2)` and an hour of oplog
 /// around it, three 1 KiB entries a second (about 11 MB: several slices).
-struct PitReplicaSet {
-    server: TestServer,
-    client: ApiClient,
-    group: String,
-    cluster: String,
-    jobs: String,
-    source: tempfile::TempDir,
-    snapshot: String,
-    base: u32,
-    oplog: Vec<Entry>,
+pub(crate) struct PitReplicaSet {
+    pub(crate) server: TestServer,
+    pub(crate) client: ApiClient,
+    pub(crate) group: String,
+    pub(crate) cluster: String,
+    pub(crate) jobs: String,
+    pub(crate) source: tempfile::TempDir,
+    pub(crate) snapshot: String,
+    pub(crate) base: u32,
+    pub(crate) oplog: Vec<Entry>,
 }
 
 impl PitReplicaSet {
-    async fn start() -> PitReplicaSet {
+    pub(crate) async fn start() -> PitReplicaSet {
         let (server, client, group, cluster) = registered_replica_set(&[]).await;
         let now = now_secs();
         let base = now - 3700;
