@@ -106,6 +106,13 @@ pub fn start_server_on(
     database_url: Option<&str>,
     serve_args: &[&str],
 ) -> Result<(Server, Bootstrap)> {
+    let boot = init(data_dir, database_url)?;
+    Ok((start_node(data_dir, database_url, serve_args)?, boot))
+}
+
+/// Initialises `data_dir` (and the metadata in the database `database_url` names, if any)
+/// with `rewind init`; returns the bootstrap project and key it printed.
+pub fn init(data_dir: &std::path::Path, database_url: Option<&str>) -> Result<Bootstrap> {
     let dir = data_dir.to_str().context("data dir is not UTF-8")?;
     let mut init = Command::new(rewind_bin());
     init.args(["init", "--data-dir", dir, "--json"]);
@@ -116,8 +123,7 @@ pub fn start_server_on(
     if !init.status.success() {
         bail!("init failed: {}", String::from_utf8_lossy(&init.stderr));
     }
-    let boot: Bootstrap = serde_json::from_slice(&init.stdout)?;
-    Ok((start_node(data_dir, database_url, serve_args)?, boot))
+    Ok(serde_json::from_slice(&init.stdout)?)
 }
 
 /// Serves an initialised deployment (another node of it, when one already runs) on an

@@ -668,4 +668,29 @@ mod tests {
             }
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The bisecting `base_snapshot` picks what the plain definition picks: the first
+        /// snapshot (newest first) taken at or before the target whose oplog spans to it.
+        #[test]
+        fn the_base_snapshot_is_the_newest_one_whose_oplog_spans_to_the_target(
+            sets in proptest::collection::vec(ranges_with_gaps(), 0..4),
+            taken in proptest::collection::vec(small_ts(), 0..6),
+            targets in proptest::collection::vec(small_ts(), 32),
+        ) {
+            let per_set: Vec<&[OplogRange]> = sets.iter().map(Vec::as_slice).collect();
+            let snapshots = taken.iter().map(|t| complete_snapshot_at(*t)).collect();
+            let rule = rule(&per_set, snapshots, (0, 100));
+            for target in targets {
+                let plain = rule
+                    .snapshots
+                    .iter()
+                    .find(|s| s.created <= target && rule.coverage.spans(s.created, target));
+                let found = rule.coverage.base_snapshot(&rule.snapshots, target);
+                prop_assert_eq!(found.map(|s| s.id), plain.map(|s| s.id), "at {:?}", target);
+            }
+        }
+    }
 }

@@ -110,7 +110,8 @@ impl Services {
         cluster: ClusterId,
         at: OplogTs,
     ) -> DomainResult<Vec<SnapshotRecord>> {
-        const PAGE: u64 = 200;
+        // Large pages: the stores page with OFFSET, whose cost grows with each page.
+        const PAGE: u64 = 2_000;
         let mut found = Vec::new();
         let mut offset = 0;
         loop {
@@ -132,6 +133,9 @@ impl Services {
                     .filter(|s| s.complete && s.deleted_at.is_none() && s.created <= at),
             );
             if !full {
+                // The stores list newest first already; the order is made sure of here
+                // because `ClusterCoverage::base_snapshot` bisects it.
+                found.sort_by_key(|s| std::cmp::Reverse(s.created));
                 return Ok(found);
             }
             offset += PAGE;

@@ -8,8 +8,8 @@ use super::SqliteMetaStore;
 use crate::blocks::{ChunkId, PackId};
 use crate::ids::{ClaimToken, ClusterId, GroupId, SnapshotId};
 use crate::meta::rows::{
-    build_insert, chunk_from_row, claim_token, corrupt, new_chunk_flags, page_limit,
-    placement_columns, snapshot_from_row, snapshot_part_from_row, snapshot_part_row, snapshot_row,
+    attach_snapshot_parts, build_insert, chunk_from_row, claim_token, corrupt, new_chunk_flags,
+    page_limit, placement_columns, snapshot_from_row, snapshot_part_row, snapshot_row,
     SNAPSHOT_INSERT, SNAPSHOT_PART_INSERT,
 };
 use crate::meta::snapshots::{ForgottenChunks, PackDeletionRule, PartCommit, SnapshotMeta};
@@ -60,19 +60,9 @@ impl SqliteMetaStore {
         Ok(found)
     }
 
-    async fn with_parts(&self, mut snapshot: SnapshotRecord) -> MetaResult<SnapshotRecord> {
-        let rows =
-            sqlx::query("SELECT * FROM snapshot_parts WHERE snapshot_id = ? ORDER BY cluster_id")
-                .bind(snapshot.id.to_hex())
-                .fetch_all(self.pool())
-                .await?;
-        snapshot.parts = rows
-            .iter()
-            .map(snapshot_part_from_row)
-            .collect::<MetaResult<_>>()?;
-        Ok(snapshot)
-    }
-
+    /// The snapshots `sql` selects (binding `binds` in order), each with its parts: read
+    /// in one query per [`PARTS_PER_QUERY`] snapshots, not one per snapshot, since a
+    /// cluster's whole history is read at once (its restorable ranges).
     async fn snapshots_where(
         &self,
         sql: &str,
@@ -83,13 +73,29 @@ impl SqliteMetaStore {
             query = query.bind(b);
         }
         let rows = query.fetch_all(self.pool()).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(self.with_parts(snapshot_from_row(row)?).await?);
+        let mut found = rows
+            .iter()
+            .map(snapshot_from_row)
+            .collect::<MetaResult<Vec<_>>>()?;
+        for batch in found.chunks_mut(PARTS_PER_QUERY) {
+            let placeholders = vec!["?"; batch.len()].join(", ");
+            let sql = format!(
+                "SELECT * FROM snapshot_parts WHERE snapshot_id IN ({placeholders}) \
+                 ORDER BY snapshot_id, cluster_id, replica_set_name"
+            );
+            let mut parts = sqlx::query(&sql);
+            for snapshot in batch.iter() {
+                parts = parts.bind(snapshot.id.to_hex());
+            }
+            let part_rows = parts.fetch_all(self.pool()).await?;
+            attach_snapshot_parts(batch.iter_mut(), part_rows)?;
         }
-        Ok(out)
+        Ok(found)
     }
 }
+
+/// Snapshots whose parts one query reads: well below SQLite's limit on bound values.
+const PARTS_PER_QUERY: usize = 500;
 
 #[async_trait]
 impl SnapshotMeta for SqliteMetaStore {
