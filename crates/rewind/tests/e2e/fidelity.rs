@@ -805,11 +805,14 @@ async fn retention_gives_imported_snapshots_their_expiry_and_the_sweeper_deletes
         "the others take Cloud Manager's defaults"
     );
     let now = chrono::Utc::now().timestamp();
+    // Both taken on one UTC day (yesterday's first hours): taken an hour apart just after
+    // midnight, they would fall on two days and each be its day's first.
+    let yesterday = now - now.rem_euclid(86_400) - 86_400;
     let mut taken = Vec::new();
-    for (i, offset) in [7200, 3600].into_iter().enumerate() {
+    for (i, hour) in [1, 2].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), 10_000, 150 + i as u64);
-        let at = format!("{}:1", now - offset);
+        let at = format!("{}:1", yesterday + hour * 3600);
         let dir = dir.path().to_str().unwrap().to_owned();
         let summary = import(&server, &group, &rs, &["--from", &dir, "--taken-at", &at]);
         taken.push(summary["snapshotId"].as_str().unwrap().to_owned());
